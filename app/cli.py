@@ -1,0 +1,64 @@
+"""The `affectlab` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from app.config import ConfigError
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--headless", action="store_true", help="no window: log predictions only")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="stop after S seconds (default: the config's, else until Ctrl-C)")
+    p.add_argument("--predictions", type=Path, default=None, metavar="FILE",
+                   help="log predictions to FILE (.csv, .jsonl or .parquet)")
+    p.add_argument("--stats", type=Path, default=None, metavar="FILE",
+                   help="write session statistics as JSON to FILE at the end")
+    p.add_argument("--no-lsl", action="store_true",
+                   help="do not publish predictions as the LSL stream 'affectlab-predictions'")
+    p.add_argument("--quiet", action="store_true", help="no periodic health line on the console")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="affectlab",
+        description="Live multimodal emotion recognition: sensors on one clock, published models, record and replay.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run a session on the built-in simulated participant")
+    _add_run_options(demo)
+    demo.add_argument("--seed", type=int, default=None, help="simulated participant's seed")
+    demo.add_argument("--lighting", choices=("normal", "overexposure", "low_light", "hdr"),
+                      default=None, help="lighting of the virtual eye camera")
+
+    run = sub.add_parser("run", help="run a session from a TOML config")
+    run.add_argument("--config", type=Path, required=True, metavar="FILE.toml")
+    _add_run_options(run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from app.headless import run_session_command  # keeps `affectlab --help` fast
+
+    try:
+        return run_session_command(args)
+    except ConfigError as exc:
+        print(f"affectlab: config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

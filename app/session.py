@@ -1,0 +1,179 @@
+"""A running session: sources -> rings -> aligner -> workers -> bus -> sinks.
+
+The session owns the wiring and the lifecycle, nothing else. The asyncio
+aligner runs on an engine thread of its own so the caller's thread (the
+headless main loop or the Qt event loop) is never blocked by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.config import SessionConfig
+from app.sinks import build_sinks
+from app.sources import build_sources
+from core.bus import Bus
+from core.clock import Clock, RealClock
+from core.health import StreamHealth
+from core.scheduler import Aligner, StreamSource
+from core.window import Window
+from core.worker import InferenceWorker
+from drivers.base import Driver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SessionStats:
+    """What --stats writes: per stream, per model, and the session's span."""
+
+    streams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    started_at: float = 0.0
+    stopped_at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "duration_s": self.stopped_at - self.started_at,
+            "started_at": self.started_at,
+            "stopped_at": self.stopped_at,
+            "streams": self.streams,
+            "models": self.models,
+        }
+
+
+class Session:
+    """Builds everything a config names and runs it until stopped."""
+
+    def __init__(self, config: SessionConfig, clock: Clock | None = None) -> None:
+        from models.runtime import load_runner  # torch loads here, not at app import
+
+        self.config = config
+        self.clock = clock or RealClock()
+        self.drivers: list[Driver] = build_sources(config.sources)
+        self.sources: dict[str, StreamSource] = {}
+        for driver in self.drivers:
+            for spec in driver.specs:
+                if spec.name in self.sources:
+                    raise ValueError(f"two sources publish a stream named {spec.name!r}")
+                self.sources[spec.name] = StreamSource(spec, driver.rings[spec.name])
+        self.runners = [load_runner(m.name, device=m.device) for m in config.models]
+        bindings = {r.name: m.bindings for r, m in zip(self.runners, config.models, strict=True)}
+        self.aligner = Aligner([r.inputs for r in self.runners], self.sources, self.clock, bindings)
+        self.bus = Bus()
+        for sink in build_sinks(config.sinks, self.runners, config):
+            self.bus.add(sink)
+        self.workers = {r.name: InferenceWorker(r, self.bus.publish, self.clock) for r in self.runners}
+        self._engine: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_async: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self.started_at = 0.0
+        self.stopped_at = 0.0
+        self.engine_error: BaseException | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.started_at = self.clock.now()
+        for worker in self.workers.values():
+            worker.start()
+        for driver in self.drivers:
+            driver.start()
+        self._engine = threading.Thread(target=self._engine_main, name="engine", daemon=True)
+        self._engine.start()
+        self._ready.wait(5.0)
+
+    def stop(self) -> None:
+        """Stop in data-flow order so nothing in flight is dropped on the floor."""
+        for driver in self.drivers:
+            driver.stop()
+        if self._loop is not None and self._stop_async is not None:
+            self._loop.call_soon_threadsafe(self._stop_async.set)
+        if self._engine is not None:
+            self._engine.join(10.0)
+            self._engine = None
+        for worker in self.workers.values():
+            worker.stop()
+        self.stopped_at = self.clock.now()
+        self.bus.publish_health(self.health(), self.stopped_at)
+        self.bus.close()
+
+    def run_for(self, duration: float | None) -> None:
+        """Run until ``duration`` seconds have passed (None: until KeyboardInterrupt)."""
+        self.start()
+        try:
+            end = None if not duration else time.monotonic() + duration
+            while end is None or time.monotonic() < end:
+                time.sleep(0.05 if end is None else max(0.0, min(0.05, end - time.monotonic())))
+                failed = [d for d in self.drivers if d.error is not None]
+                if self.engine_error is not None:
+                    raise RuntimeError(f"engine failed: {self.engine_error}") from self.engine_error
+                if failed and len(failed) == len(self.drivers):
+                    raise RuntimeError(f"every source failed; first: {failed[0].name}: {failed[0].error}")
+        finally:
+            self.stop()
+
+    # ------------------------------------------------------------ engine
+    def _engine_main(self) -> None:
+        try:
+            asyncio.run(self._engine_async())
+        except BaseException as exc:  # noqa: BLE001 - surfaced to the caller by run_for
+            self.engine_error = exc
+            log.exception("engine thread failed")
+            self._ready.set()
+
+    async def _engine_async(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_async = asyncio.Event()
+        self._ready.set()
+        health_task = asyncio.create_task(self._health_loop(self._stop_async))
+        await self.aligner.run(self._on_window, self._stop_async)
+        await health_task
+
+    def _on_window(self, window: Window) -> None:
+        self.workers[window.model].submit(window)
+
+    async def _health_loop(self, stop: asyncio.Event) -> None:
+        period = self.config.health_period
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=period)
+            except TimeoutError:
+                self.bus.publish_health(self.health(), self.clock.now())
+
+    # ------------------------------------------------------------ state
+    def health(self) -> dict[str, StreamHealth]:
+        out: dict[str, StreamHealth] = {}
+        for driver in self.drivers:
+            out.update(driver.health())
+        return out
+
+    def stats(self) -> SessionStats:
+        stats = SessionStats(started_at=self.started_at, stopped_at=self.stopped_at or self.clock.now())
+        now = self.clock.now()
+        for name, h in self.health().items():
+            ring = self.sources[name].ring
+            entry = h.to_dict(now)
+            entry["kind"] = str(self.sources[name].spec.kind)
+            entry["ring_written"] = ring.head
+            entry["ring_nonmonotonic"] = ring.nonmonotonic
+            stats.streams[name] = entry
+        for name, worker in self.workers.items():
+            ws = worker.stats
+            stats.models[name] = {
+                "device": self.workers[name].runner.device,
+                "windows": ws.windows,
+                "inferred": ws.inferred,
+                "skipped": ws.skipped,
+                "errors": ws.errors,
+                "latency_s": ws.latency_percentiles(),
+                "aligner": self.aligner.stats[name].to_dict()
+                if hasattr(self.aligner.stats[name], "to_dict")
+                else vars(self.aligner.stats[name]),
+            }
+        return stats
