@@ -1,0 +1,115 @@
+"""The four lighting conditions of the SEE data set as a camera response model.
+
+The eye camera draws scene radiance on a 0-255 scale; a condition turns it
+into what an APS sensor would record:
+
+- normal: unit gain, read noise and a little shot noise.
+- overexposure: gain 1.7 plus offset, so the sclera and the brightest skin
+  clip at 255 and contrast collapses into the highlights.
+- low_light: about an eighth of the light; photon shot noise (variance
+  proportional to the signal) dominates a dark, grainy picture.
+- hdr: a strong left-to-right exposure gradient (e^1.0 to e^-1.4): the left
+  side clips while the right side sinks into the dark.
+
+The pupil also answers the light (smaller when overexposed, wider in the dark).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LIGHTING_CONDITIONS: tuple[str, ...] = ("normal", "overexposure", "low_light", "hdr")
+
+_ALIASES = {
+    "normal": "normal",
+    "overexposure": "overexposure",
+    "overexposed": "overexposure",
+    "low_light": "low_light",
+    "low-light": "low_light",
+    "lowlight": "low_light",
+    "low": "low_light",
+    "hdr": "hdr",
+}
+
+
+def lighting_name(name: str) -> str:
+    """The canonical condition for a name as written in configs or SEE file names."""
+    key = str(name).strip().lower().replace(" ", "_")
+    if key not in _ALIASES:
+        raise ValueError(
+            f"unknown lighting {name!r}; expected one of {', '.join(LIGHTING_CONDITIONS)}"
+        )
+    return _ALIASES[key]
+
+
+@dataclass(frozen=True)
+class Lighting:
+    name: str
+    gain: float
+    offset: float
+    read_noise: float  # DN, standard deviation
+    shot_noise: float  # variance per DN of signal
+    gradient: tuple[float, float] = (0.0, 0.0)  # log gain at the left and right edges
+    pupil_px: float = 0.0  # change of the pupil radius, canonical pixels
+
+
+LIGHTINGS: dict[str, Lighting] = {
+    "normal": Lighting("normal", 1.0, 0.0, 1.2, 0.02),
+    "overexposure": Lighting("overexposure", 1.7, 25.0, 1.2, 0.02, pupil_px=-4.0),
+    "low_light": Lighting("low_light", 0.12, 3.0, 1.5, 1.5, pupil_px=6.0),
+    "hdr": Lighting("hdr", 1.0, 0.0, 1.2, 0.3, gradient=(1.0, -1.4)),
+}
+
+
+class CameraResponse:
+    """Applies one condition to float radiance frames of a fixed size, fast.
+
+    Noise comes from a small bank of precomputed Gaussian fields twice the frame
+    size; each frame reads a window at an offset hashed from its index, so the
+    noise is deterministic per frame and costs a slice instead of a draw.
+    """
+
+    def __init__(self, condition: str, shape: tuple[int, int], seed: int, bank: int = 4):
+        self.lighting = LIGHTINGS[lighting_name(condition)]
+        h, w = shape
+        self.shape = (h, w)
+        self.seed = int(seed)
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0x11647])
+        self._bank = rng.standard_normal((bank, 2 * h, 2 * w), dtype=np.float32)
+        lo, hi = self.lighting.gradient
+        x = (np.arange(w, dtype=np.float32) + 0.5) / w
+        self._gain = (self.lighting.gain * np.exp(lo + (hi - lo) * x)).astype(np.float32)[None, :]
+
+    def _noise(self, k: int) -> np.ndarray:
+        h, w = self.shape
+        mix = (k * 0x9E3779B1 + self.seed * 0x85EBCA77 + 0x165667B1) & 0xFFFFFFFF
+        mix ^= mix >> 15
+        mix = (mix * 0x2C1B3C6D) & 0xFFFFFFFF
+        mix ^= mix >> 12
+        b = mix % len(self._bank)
+        dy = (mix >> 4) % h
+        dx = (mix >> 13) % w
+        return self._bank[b, dy : dy + h, dx : dx + w]
+
+    def apply(
+        self, radiance: np.ndarray, k: int, out: np.ndarray, clean: np.ndarray | None = None
+    ) -> None:
+        """Write frame ``k`` (uint8) into ``out`` from float32 radiance ``(H, W)``.
+
+        ``clean`` (optional) receives the same exposure without sensor noise:
+        what the DVS half of a DAVIS pixel sees, since its own noise is modelled
+        by the event emulator rather than inherited from the APS readout.
+        """
+        li = self.lighting
+        signal = radiance * self._gain
+        signal += li.offset + 0.5  # +0.5: the float -> uint8 cast truncates
+        level = np.clip(signal, 0.0, 255.0)
+        if clean is not None:
+            clean[...] = level
+        # Noise before the clip: a saturated pixel reads full scale, without noise.
+        sigma = np.sqrt(li.read_noise**2 + li.shot_noise * level)
+        signal += sigma * self._noise(k)
+        np.clip(signal, 0.0, 255.0, out=signal)
+        out[...] = signal
