@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a session from a TOML config")
     run.add_argument("--config", type=Path, required=True, metavar="FILE.toml")
     _add_run_options(run)
+
+    train = sub.add_parser(
+        "train-demo",
+        add_help=False,
+        help="retrain the interim demo model on simulated data (see `affectlab train-demo --help`)",
+    )
+    train.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -49,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "train-demo":
+        from app.train_demo import main as train_demo
+
+        return train_demo(args.rest)
     from app.headless import run_session_command  # keeps `affectlab --help` fast
 
     try:

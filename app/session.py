@@ -164,16 +164,7 @@ class Session:
             entry["ring_nonmonotonic"] = ring.nonmonotonic
             stats.streams[name] = entry
         for name, worker in self.workers.items():
-            ws = worker.stats
-            stats.models[name] = {
-                "device": self.workers[name].runner.device,
-                "windows": ws.windows,
-                "inferred": ws.inferred,
-                "skipped": ws.skipped,
-                "errors": ws.errors,
-                "latency_s": ws.latency_percentiles(),
-                "aligner": self.aligner.stats[name].to_dict()
-                if hasattr(self.aligner.stats[name], "to_dict")
-                else vars(self.aligner.stats[name]),
-            }
+            entry = {"device": worker.runner.device, **worker.stats.to_dict()}
+            entry["aligner"] = self.aligner.stats[name].to_dict()
+            stats.models[name] = entry
         return stats

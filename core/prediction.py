@@ -22,6 +22,23 @@ AFFECT_DIMENSIONS: tuple[str, ...] = ("valence", "arousal", "dominance", "liking
 #: Latency stages, in order: window cut, inputs turned into tensors, model, publish.
 STAGES: tuple[str, ...] = ("cut", "inputs", "model", "publish")
 
+#: Every latency a Prediction carries: the stages, the wait in the worker's
+#: hand-off ("queue"), and "total": publish time minus the window's end on the
+#: one clock, i.e. how old the newest data was when its prediction went out.
+LATENCIES: tuple[str, ...] = ("cut", "queue", "inputs", "model", "publish", "total")
+
+#: latencies that rows carry; "publish" is only known after the sinks ran
+ROW_LATENCIES: tuple[str, ...] = tuple(k for k in LATENCIES if k != "publish")
+
+
+@dataclass
+class ModelOutput:
+    """What a model adapter returns for one window; the worker wraps it in a Prediction."""
+
+    affect: dict[str, float] = field(default_factory=dict)
+    expression: dict[str, float] = field(default_factory=dict)
+    routing: dict[str, list[float]] = field(default_factory=dict)
+
 
 @dataclass
 class Prediction:
@@ -67,7 +84,20 @@ class Prediction:
             row["label"] = self.label
         for k, v in self.mask.items():
             row[f"mask_{k}"] = v
-        for k in STAGES:
+        for k in ROW_LATENCIES:
             if k in self.latency:
                 row[f"latency_{k}"] = self.latency[k]
         return row
+
+
+
+def prediction_columns(outputs: list[str], input_keys: list[str]) -> list[str]:
+    """Every column ``Prediction.flat()`` can fill for models with these outputs and inputs,
+    in a stable order: identity, outputs, label, masks, latencies."""
+    columns = ["model", "window", "t_end", "published_at"]
+    columns += [c for c in dict.fromkeys(outputs)]
+    if any(c.startswith("p_") for c in outputs):
+        columns.append("label")
+    columns += [f"mask_{k}" for k in dict.fromkeys(input_keys)]
+    columns += [f"latency_{k}" for k in ROW_LATENCIES]
+    return columns

@@ -1,0 +1,99 @@
+"""End-to-end latency of the headless pipeline on the simulated participant.
+
+Runs a real session (simulated physiology and eye camera -> rings -> aligner
+-> worker -> bus -> predictions log) for a while and prints, per stage, the
+latency percentiles the worker measured. Baselines measured in the same run:
+the model alone on windows cut from the same rings (what inference would cost
+with no engine around it), and the hop (the budget every window must fit in).
+
+    python bench/bench_pipeline.py [--seconds 30] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app.config import parse_config
+from app.session import Session
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def isolated_model_time(session: Session, repeats: int = 30) -> dict[str, float]:
+    """The model alone: prepare + infer on the newest windows, nothing else running."""
+    runner = session.runners[0]
+    now = session.clock.now()
+    hop = runner.inputs.hop_s
+    t_end = (np.floor((now - runner.inputs.allowed_lateness_s) / hop)) * hop
+    window = session.aligner.cut(runner.name, float(t_end))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        runner.infer(runner.prepare(window))
+        times.append(time.perf_counter() - t0)
+    return {"p50": float(np.median(times)), "p90": float(np.percentile(times, 90))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--quick", action="store_true", help="10 s run")
+    ap.add_argument("--model", default="concat-fusion-sim")
+    args = ap.parse_args()
+    seconds = 10.0 if args.quick else args.seconds
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = parse_config(
+            {
+                "session": {"name": "bench"},
+                "sources": [{"kind": "simulated", "seed": 1}],
+                "models": [{"name": args.model}],
+                "sinks": [{"kind": "predictions", "path": str(Path(tmp) / "p.csv")}],
+            }
+        )
+        session = Session(cfg)
+        hop = session.runners[0].inputs.hop_s
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        session.run_for(seconds)
+        cpu = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
+        stats = session.stats().to_dict()
+        baseline = isolated_model_time(session)
+
+    (name, model), = stats["models"].items()
+    lat = model["latency_s"]
+    print(f"pipeline: {name} on {model['device']}, {seconds:.0f} s, hop {hop * 1000:.0f} ms")
+    print(f"windows {model['windows']}  inferred {model['inferred']}  skipped {model['skipped']}"
+          f"  errors {model['errors']}  late hops {model['aligner']['late_hops']}")
+    print(f"process CPU: {cpu * 100:.0f}% of one core (sources, engine, model together)")
+    print(f"{'stage':<8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for stage in ("cut", "queue", "inputs", "model", "publish", "total"):
+        if stage in lat:
+            s = lat[stage]
+            print(f"{stage:<8} {s['p50'] * 1e3:8.2f} {s['p90'] * 1e3:8.2f} {s['p99'] * 1e3:8.2f} {s['max'] * 1e3:8.2f}")
+    compute = sum(lat[s]["p50"] for s in ("cut", "inputs", "model", "publish") if s in lat)
+    iso = baseline["p50"]
+    print(f"baseline, model alone (prepare + infer): p50 {iso * 1e3:.2f} ms")
+    print(f"ratio engine work per window / model alone: {compute / iso:.2f}x")
+    print(f"ratio engine work per window / hop budget:  {compute / hop:.3f}")
+    total = lat["total"]["p50"]
+    lateness = session.runners[0].inputs.allowed_lateness_s
+    print(f"total p50 {total * 1e3:.1f} ms, of which allowed lateness {lateness * 1e3:.0f} ms (by design)")
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_pipeline.json").write_text(
+        json.dumps({"seconds": seconds, "cpu_fraction": cpu, "baseline": baseline, "stats": stats}, indent=2, default=str)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""The aligner: cuts time windows across asynchronous streams, one per hop per model.
+
+Hops fall on multiples of the model's ``hop_s`` on the one clock, so two runs
+over the same data (a replay on a virtual clock) cut the very same windows. A
+window ending at ``t_end`` is cut once the clock passes ``t_end +
+allowed_lateness_s`` (the watermark): samples that arrive a little late, as
+chunked devices and network streams do, still make it in.
+
+Every input of every window is marked:
+- PRESENT: data inside the window and the newest sample is recent enough;
+- STALE: data inside the window, but the newest sample is older than
+  ``stale_after_s`` at the window's end (the stream stalled or dropped out);
+- MISSING: no stream bound, or nothing inside the window. The window still goes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.clock import Clock
+from core.resample import bin_events, resample_numeric, sample_frames, target_grid
+from core.ring import Ring
+from core.streams import RingKind, StreamSpec
+from core.window import (
+    EventInput,
+    FrameInput,
+    InputData,
+    InputSpec,
+    ModelInputs,
+    NumericInput,
+    Presence,
+    Window,
+)
+
+log = logging.getLogger(__name__)
+
+
+class BindingError(ValueError):
+    """A model input cannot be bound to the stream the configuration names."""
+
+
+@dataclass
+class StreamSource:
+    """A stream the aligner may read: its spec and its ring."""
+
+    spec: StreamSpec
+    ring: Ring
+
+
+@dataclass
+class AlignerStats:
+    """Per model: windows cut, presence counts per input, hops lost to stalls."""
+
+    windows: int = 0
+    present: dict[str, int] = field(default_factory=dict)
+    stale: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    late_hops: int = 0  # hops never cut because the loop woke up more than a hop late
+    max_wake_delay_s: float = 0.0  # worst delay between a hop's watermark and its cut
+
+    def count(self, window: Window) -> None:
+        self.windows += 1
+        for key, item in window.inputs.items():
+            bucket = {
+                Presence.PRESENT: self.present,
+                Presence.STALE: self.stale,
+                Presence.MISSING: self.missing,
+            }[item.presence]
+            bucket[key] = bucket.get(key, 0) + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "windows": self.windows,
+            "present": dict(self.present),
+            "stale": dict(self.stale),
+            "missing": dict(self.missing),
+            "late_hops": self.late_hops,
+            "max_wake_delay_s": self.max_wake_delay_s,
+        }
+
+
+def _wants(spec: InputSpec) -> RingKind:
+    if isinstance(spec, NumericInput):
+        return RingKind.NUMERIC
+    if isinstance(spec, FrameInput):
+        return RingKind.FRAMES
+    return RingKind.EVENTS
+
+
+class Aligner:
+    """Serves several models from one set of streams."""
+
+    def __init__(
+        self,
+        models: list[ModelInputs],
+        sources: dict[str, StreamSource],
+        clock: Clock,
+        bindings: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        names = [m.model for m in models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two models share a name: {names}")
+        self.models = {m.model: m for m in models}
+        self.sources = sources
+        self.clock = clock
+        self.bound = {m.model: self._bind(m, (bindings or {}).get(m.model, {})) for m in models}
+        self.stats = {m.model: AlignerStats() for m in models}
+        self._index = dict.fromkeys(names, 0)
+
+    # ------------------------------------------------------------ binding
+    def _bind(self, model: ModelInputs, explicit: dict[str, str]) -> dict[str, str | None]:
+        """Input key -> stream name. Explicit bindings win; otherwise the first stream of the
+        input's modality (in source order); otherwise nothing (the input stays MISSING)."""
+        unknown = set(explicit) - set(model.inputs)
+        if unknown:
+            raise BindingError(
+                f"model {model.model!r} has no input {sorted(unknown)[0]!r}; "
+                f"its inputs are {', '.join(model.inputs)}"
+            )
+        bound: dict[str, str | None] = {}
+        for key, spec in model.inputs.items():
+            if key in explicit:
+                name = explicit[key]
+                if name not in self.sources:
+                    raise BindingError(
+                        f"model {model.model!r} input {key!r} is bound to stream {name!r}, "
+                        f"but no source publishes it (streams: {', '.join(self.sources) or 'none'})"
+                    )
+                src = self.sources[name].spec
+                if src.kind is not _wants(spec):
+                    raise BindingError(
+                        f"model {model.model!r} input {key!r} wants {_wants(spec)} data, "
+                        f"but stream {name!r} carries {src.kind} ({src.modality})"
+                    )
+            else:
+                name = next(
+                    (
+                        n
+                        for n, s in self.sources.items()
+                        if s.spec.modality == spec.modality and s.spec.kind is _wants(spec)
+                    ),
+                    None,
+                )
+            if name is not None and isinstance(spec, NumericInput) and spec.channels:
+                have = self.sources[name].spec.channel_names
+                absent = [c for c in spec.channels if c not in have]
+                if absent:
+                    raise BindingError(
+                        f"model {model.model!r} input {key!r} needs channels {absent} "
+                        f"that stream {name!r} does not have"
+                    )
+            bound[key] = name
+        return bound
+
+    # ------------------------------------------------------------ cutting
+    def cut(self, model: str, t_end: float) -> Window:
+        """The window of ``model`` ending at ``t_end``, from what the rings hold now."""
+        started = time.perf_counter()
+        spec = self.models[model]
+        inputs: dict[str, InputData] = {}
+        for key, want in spec.inputs.items():
+            stream = self.bound[model][key]
+            if stream is None:
+                inputs[key] = InputData(key, Presence.MISSING, None, math.inf)
+                continue
+            inputs[key] = self._cut_input(key, want, self.sources[stream], t_end, spec.stale_after_s)
+        window = Window(model, self._index[model], t_end, inputs)
+        self._index[model] += 1
+        window.stamps["due"] = started
+        window.stamps["cut"] = time.perf_counter()
+        self.stats[model].count(window)
+        return window
+
+    def _cut_input(
+        self, key: str, want: InputSpec, source: StreamSource, t_end: float, stale_after: float
+    ) -> InputData:
+        t_start = t_end - want.window_s
+        ring = source.ring
+        if isinstance(want, NumericInput):
+            chunk = ring.range(t_start - 1.0 / want.rate, t_end, pad_before=1, pad_after=1)
+        elif isinstance(want, FrameInput):
+            chunk = ring.range(t_start - stale_after, t_end, pad_before=1, pad_after=1)
+        else:
+            chunk = ring.range(t_start - want.slice_s, t_end)
+        # A frame shortly before the window still shows the scene at its start.
+        first = t_start - stale_after if isinstance(want, FrameInput) else t_start
+        inside = chunk.ts[(chunk.ts >= first) & (chunk.ts <= t_end)]
+        if len(inside) == 0:
+            return InputData(key, Presence.MISSING, None, math.inf, source.spec.name)
+        newest = float(inside[-1])
+        staleness = max(0.0, t_end - newest)
+        presence = Presence.STALE if staleness > stale_after else Presence.PRESENT
+        data = self._shape(want, source.spec, chunk.ts, chunk.data, t_end)
+        return InputData(key, presence, data, staleness, source.spec.name)
+
+    @staticmethod
+    def _shape(
+        want: InputSpec, spec: StreamSpec, ts: np.ndarray, data: np.ndarray, t_end: float
+    ) -> np.ndarray:
+        if isinstance(want, NumericInput):
+            if want.channels:
+                idx = [spec.channel_names.index(c) for c in want.channels]
+                data = data[:, idx]
+            grid = target_grid(t_end, want.window_s, want.rate)
+            return resample_numeric(ts, data, grid, spec.nominal_rate, want.rate)
+        if isinstance(want, FrameInput):
+            instants = target_grid(t_end, want.window_s, want.count / want.window_s)
+            return sample_frames(ts, data, instants, want.size)
+        assert isinstance(want, EventInput)
+        ends = target_grid(t_end, want.window_s, want.count / want.window_s)
+        sensor = spec.frame_shape or (
+            int(spec.metadata.get("height", 0)),
+            int(spec.metadata.get("width", 0)),
+        )
+        if not sensor[0] or not sensor[1]:
+            raise BindingError(f"event stream {spec.name!r} does not say its sensor size")
+        return bin_events(
+            ts, data, ends, want.slice_s, tuple(sensor[:2]), want.size, want.representation
+        )
+
+    # ------------------------------------------------------------ scheduling
+    def _due(self, model: str, hop: int) -> float:
+        m = self.models[model]
+        return hop * m.hop_s + m.allowed_lateness_s
+
+    def _latest_hop(self, model: str, now: float) -> int:
+        m = self.models[model]
+        return math.floor((now - m.allowed_lateness_s) / m.hop_s + 1e-9)
+
+    async def run(self, on_window: Callable[[Window], None], stop: asyncio.Event) -> None:
+        """Cut every model's windows at their hops until ``stop`` is set (or a virtual clock
+        closes). When the loop wakes more than one hop late, only the newest hop is cut and
+        the others are counted as ``late_hops``: the present matters more than a backlog."""
+        if not self.models:
+            await stop.wait()
+            return
+        now = self.clock.now()
+        next_hop = {name: self._latest_hop(name, now) + 1 for name in self.models}
+        stop_wait = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                due = min(self._due(n, k) for n, k in next_hop.items())
+                sleeper = asyncio.ensure_future(self.clock.sleep_until(due))
+                await asyncio.wait({sleeper, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if not sleeper.done():
+                    sleeper.cancel()
+                    break
+                now = self.clock.now()
+                if now < due:  # a virtual clock closed: the data has ended
+                    break
+                for name, k in next_hop.items():
+                    if self._due(name, k) > now:
+                        continue
+                    latest = self._latest_hop(name, now)
+                    stats = self.stats[name]
+                    stats.late_hops += latest - k
+                    stats.max_wake_delay_s = max(stats.max_wake_delay_s, now - self._due(name, latest))
+                    on_window(self.cut(name, latest * self.models[name].hop_s))
+                    next_hop[name] = latest + 1
+        finally:
+            stop_wait.cancel()

@@ -1,0 +1,1 @@
+"""Sinks: where predictions and health go (files, LSL, the console)."""

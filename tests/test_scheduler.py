@@ -1,0 +1,268 @@
+"""The aligner: exact windows from known timestamps, masks, lateness, scheduling."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from core.clock import VirtualClock
+from core.resample import bin_events, resample_numeric, resize_bilinear, target_grid
+from core.ring import ring_for
+from core.scheduler import Aligner, BindingError, StreamSource
+from core.streams import EVENT_DTYPE, Modality, StreamSpec
+from core.window import (
+    EventInput,
+    EventRepresentation,
+    FrameInput,
+    ModelInputs,
+    NumericInput,
+    Presence,
+    Window,
+)
+
+
+def numeric_source(name: str, modality: Modality, rate: float, channels: int = 2) -> StreamSource:
+    spec = StreamSpec(name, modality, rate, tuple(f"c{i}" for i in range(channels)))
+    return StreamSource(spec, ring_for(spec, 60))
+
+
+def write_ramp(src: StreamSource, t0: float, t1: float, rate: float) -> None:
+    """Channel c holds (c + 1) * t: any resampling error shows as a wrong time."""
+    ts = np.arange(round(t0 * rate), round(t1 * rate)) / rate
+    data = np.stack([(c + 1) * ts for c in range(src.spec.n_channels)], axis=1)
+    src.ring.write(data.astype(np.float32), ts)
+
+
+def model(**inputs) -> ModelInputs:
+    return ModelInputs("m", inputs, hop_s=0.5, allowed_lateness_s=0.1, stale_after_s=0.5)
+
+
+# ---------------------------------------------------------------- numeric
+def test_known_timestamps_give_exact_windows():
+    src = numeric_source("eeg", Modality.EEG, 100.0)
+    write_ramp(src, 0.0, 10.0, 100.0)
+    aligner = Aligner([model(eeg=NumericInput(Modality.EEG, 2.0, 100.0))], {"eeg": src}, VirtualClock())
+    w = aligner.cut("m", 5.0)
+    x = w.inputs["eeg"].data
+    assert x.shape == (2, 200)
+    expected = target_grid(5.0, 2.0, 100.0)
+    assert expected[-1] == pytest.approx(5.0) and expected[0] == pytest.approx(3.01)
+    np.testing.assert_allclose(x[0], expected, atol=1e-5)
+    np.testing.assert_allclose(x[1], 2 * expected, atol=1e-5)
+    assert w.inputs["eeg"].presence is Presence.PRESENT
+    assert w.inputs["eeg"].staleness_s == pytest.approx(0.0, abs=1e-9)
+    assert w.inputs["eeg"].stream == "eeg"
+
+
+def test_upsampling_interpolates_between_samples():
+    src = numeric_source("eda", Modality.EDA, 4.0, channels=1)
+    write_ramp(src, 0.0, 10.0, 4.0)
+    aligner = Aligner([model(eda=NumericInput(Modality.EDA, 1.0, 16.0))], {"eda": src}, VirtualClock())
+    x = aligner.cut("m", 6.0).inputs["eda"].data
+    np.testing.assert_allclose(x[0], target_grid(6.0, 1.0, 16.0), atol=1e-5)
+
+
+def test_downsampling_averages_away_frequencies_above_nyquist():
+    """A 40 Hz sine sampled at 256 Hz, handed to a 32 Hz model (Nyquist 16 Hz), must not alias."""
+    rate = 256.0
+    spec = StreamSpec("eeg", Modality.EEG, rate, ("c0",))
+    src = StreamSource(spec, ring_for(spec, 30))
+    ts = np.arange(0, int(10 * rate)) / rate
+    src.ring.write(np.sin(2 * np.pi * 40 * ts)[:, None].astype(np.float32), ts)
+    aligner = Aligner([model(eeg=NumericInput(Modality.EEG, 4.0, 32.0))], {"eeg": src}, VirtualClock())
+    boxcar = aligner.cut("m", 8.0).inputs["eeg"].data[0]
+    grid = target_grid(8.0, 4.0, 32.0)
+    naive = np.sin(2 * np.pi * 40 * grid)  # what point sampling would give: an 8 Hz alias
+    assert np.std(naive) > 0.5
+    assert np.std(boxcar) < 0.5 * np.std(naive)
+
+
+def test_resample_numeric_edges_hold_and_empty_is_nan():
+    ts = np.array([1.0, 2.0])
+    data = np.array([[1.0], [2.0]])
+    out = resample_numeric(ts, data, np.array([0.0, 1.5, 3.0]), 1.0, 1.0)
+    np.testing.assert_allclose(out[0], [1.0, 1.5, 2.0])
+    assert np.isnan(resample_numeric(np.empty(0), np.empty((0, 1)), np.array([0.0]), 1, 1)).all()
+
+
+def test_channel_selection_and_unknown_channel():
+    src = numeric_source("eeg", Modality.EEG, 100.0, channels=3)
+    write_ramp(src, 0.0, 3.0, 100.0)
+    want = NumericInput(Modality.EEG, 1.0, 100.0, channels=("c2", "c0"))
+    x = Aligner([model(eeg=want)], {"eeg": src}, VirtualClock()).cut("m", 2.0).inputs["eeg"].data
+    np.testing.assert_allclose(x[0], 3 * x[1], rtol=1e-5)
+    bad = NumericInput(Modality.EEG, 1.0, 100.0, channels=("Fz",))
+    with pytest.raises(BindingError, match="Fz"):
+        Aligner([model(eeg=bad)], {"eeg": src}, VirtualClock())
+
+
+# ---------------------------------------------------------------- masks
+def test_masks_when_a_stream_stops():
+    eeg = numeric_source("eeg", Modality.EEG, 100.0)
+    ecg = numeric_source("ecg", Modality.ECG, 100.0)
+    write_ramp(eeg, 0.0, 10.0, 100.0)
+    write_ramp(ecg, 0.0, 4.0, 100.0)  # ECG stops at t = 4 s
+    m = model(
+        eeg=NumericInput(Modality.EEG, 2.0, 50.0),
+        ecg=NumericInput(Modality.ECG, 2.0, 50.0),
+        eda=NumericInput(Modality.EDA, 2.0, 50.0),  # no EDA stream at all
+    )
+    aligner = Aligner([m], {"eeg": eeg, "ecg": ecg}, VirtualClock())
+    assert aligner.bound["m"] == {"eeg": "eeg", "ecg": "ecg", "eda": None}
+
+    w = aligner.cut("m", 4.0)
+    assert w.mask() == {"eeg": "present", "ecg": "present", "eda": "missing"}
+    assert w.inputs["eda"].data is None and math.isinf(w.inputs["eda"].staleness_s)
+
+    w = aligner.cut("m", 5.0)  # newest ECG sample is 3.99: 1.01 s old at the window end
+    assert w.inputs["ecg"].presence is Presence.STALE
+    assert w.inputs["ecg"].staleness_s == pytest.approx(1.01, abs=1e-6)
+    assert w.inputs["ecg"].data.shape == (2, 100)
+
+    w = aligner.cut("m", 7.0)  # nothing inside [5, 7]
+    assert w.inputs["ecg"].presence is Presence.MISSING and w.inputs["ecg"].data is None
+    assert w.inputs["eeg"].presence is Presence.PRESENT
+    st = aligner.stats["m"]
+    assert st.windows == 3 and st.missing["eda"] == 3 and st.stale["ecg"] == 1
+    assert st.missing["ecg"] == 1 and st.present["eeg"] == 3
+    assert [w.index for w in (w,)] == [2]
+
+
+def test_explicit_bindings_and_their_errors():
+    a = numeric_source("eeg-a", Modality.EEG, 100.0)
+    b = numeric_source("eeg-b", Modality.EEG, 100.0)
+    write_ramp(b, 0.0, 3.0, 100.0)
+    sources = {"eeg-a": a, "eeg-b": b}
+    m = model(eeg=NumericInput(Modality.EEG, 1.0, 100.0))
+    assert Aligner([m], sources, VirtualClock()).bound["m"]["eeg"] == "eeg-a"  # first by default
+    aligner = Aligner([m], sources, VirtualClock(), {"m": {"eeg": "eeg-b"}})
+    assert aligner.cut("m", 2.0).inputs["eeg"].presence is Presence.PRESENT
+    with pytest.raises(BindingError, match="no source publishes"):
+        Aligner([m], sources, VirtualClock(), {"m": {"eeg": "eeg-c"}})
+    with pytest.raises(BindingError, match="has no input 'ecg'"):
+        Aligner([m], sources, VirtualClock(), {"m": {"ecg": "eeg-a"}})
+    frames = StreamSpec("cam", Modality.FRAMES, 30.0, frame_shape=(4, 4), dtype="uint8")
+    with pytest.raises(BindingError, match="wants numeric"):
+        Aligner([m], {"cam": StreamSource(frames, ring_for(frames))}, VirtualClock(), {"m": {"eeg": "cam"}})
+
+
+# ---------------------------------------------------------------- frames and events
+def test_frames_are_the_newest_before_each_instant_and_scaled():
+    spec = StreamSpec("cam", Modality.FRAMES, 10.0, frame_shape=(8, 8), dtype="uint8")
+    src = StreamSource(spec, ring_for(spec, 10))
+    ts = np.arange(0, 30) / 10.0
+    frames = np.stack([np.full((8, 8), i, np.uint8) for i in range(30)])  # frame i is all i
+    src.ring.write(frames, ts)
+    want = FrameInput(Modality.FRAMES, window_s=1.0, count=4, size=(4, 4))
+    w = Aligner([model(cam=want)], {"cam": src}, VirtualClock()).cut("m", 2.0)
+    x = w.inputs["cam"].data
+    assert x.shape == (4, 4, 4)
+    # instants 1.25, 1.5, 1.75, 2.0 -> frames 12, 15, 17, 20 (newest at or before)
+    np.testing.assert_allclose(x[:, 0, 0], np.array([12, 15, 17, 20]) / 255.0, rtol=1e-6)
+
+
+def test_resize_bilinear_preserves_a_gradient_and_block_means():
+    img = np.tile(np.arange(16, dtype=np.float32), (16, 1))[None]
+    half = resize_bilinear(img, (8, 8))[0]
+    np.testing.assert_allclose(half[0], np.arange(8) * 2 + 0.5)
+    up = resize_bilinear(img[:, :4, :4], (4, 8))[0]
+    assert up.shape == (4, 8) and up[0, 0] == 0 and up[0, -1] == 3
+
+
+def test_events_bin_per_slice_polarity_and_pixel():
+    spec = StreamSpec("dvs", Modality.EVENTS, 0.0, frame_shape=(20, 40), dtype=str(EVENT_DTYPE))
+    src = StreamSource(spec, ring_for(spec, capacity=1000))
+    ev = np.zeros(6, EVENT_DTYPE)
+    ev["x"] = [0, 39, 39, 20, 10, 0]
+    ev["y"] = [0, 19, 19, 10, 5, 0]
+    ev["polarity"] = [1, 0, 0, 1, 1, 1]
+    ts = np.array([0.55, 0.70, 0.74, 0.80, 0.99, 1.0])  # the last one lies outside [.., 1.0)
+    src.ring.write(ev, ts)
+    want = EventInput(Modality.EVENTS, window_s=0.5, count=2, slice_s=0.25, size=(10, 20))
+    w = Aligner([model(dvs=want)], {"dvs": src}, VirtualClock()).cut("m", 1.0)
+    x = w.inputs["dvs"].data
+    assert x.shape == (2, 2, 10, 20)
+    # slice 0 = [0.5, 0.75): ON at (0,0); two OFF at (9,19)
+    assert x[0, 1, 0, 0] == 1 and x[0, 0, 9, 19] == 2 and x[0].sum() == 3
+    # slice 1 = [0.75, 1.0): ON at (5,10) and (2,5)
+    assert x[1, 1, 5, 10] == 1 and x[1, 1, 2, 5] == 1 and x[1].sum() == 2
+    signed = bin_events(ts, ev, np.array([0.75]), 0.25, (20, 40), (10, 20), EventRepresentation.SIGNED)
+    assert signed.shape == (1, 1, 10, 20) and signed[0, 0, 9, 19] == -2 and signed[0, 0, 0, 0] == 1
+    binary = bin_events(ts, ev, np.array([0.75]), 0.25, (20, 40), (10, 20), EventRepresentation.BINARY)
+    assert binary.max() == 1 and binary[0, 0, 9, 19] == 1
+
+
+# ---------------------------------------------------------------- scheduling
+def run_aligner(aligner: Aligner, clock: VirtualClock, feed) -> list[Window]:
+    """Run the aligner on an event loop in a thread while ``feed`` advances the clock."""
+    windows: list[Window] = []
+    stop_holder: dict = {}
+
+    async def main():
+        stop_holder["stop"] = asyncio.Event()
+        stop_holder["loop"] = asyncio.get_running_loop()
+        await aligner.run(windows.append, stop_holder["stop"])
+
+    t = threading.Thread(target=asyncio.run, args=(main(),))
+    t.start()
+    feed()
+    clock.close()
+    t.join(10)
+    assert not t.is_alive()
+    return windows
+
+
+def test_hops_fall_on_multiples_and_wait_for_the_watermark():
+    src = numeric_source("eeg", Modality.EEG, 100.0)
+    write_ramp(src, 0.0, 1.0, 100.0)
+    clock = VirtualClock(start=0.95)
+    aligner = Aligner([model(eeg=NumericInput(Modality.EEG, 0.5, 100.0))], {"eeg": src}, clock)
+    seen_at: list[float] = []
+
+    def feed():
+        # Data arrives in 0.05 s chunks; the clock follows the data.
+        for k in range(20, 80):
+            t0, t1 = k * 0.05, (k + 1) * 0.05
+            write_ramp(src, t0, t1, 100.0)
+            clock.advance_to(t1)
+            seen_at.append(t1)
+            import time
+
+            time.sleep(0.002)
+
+    windows = run_aligner(aligner, clock, feed)
+    ends = [w.t_end for w in windows]
+    # Started at 0.95 with lateness 0.1: first hop is 1.0, cut once the clock passes 1.1.
+    assert ends[0] == pytest.approx(1.0)
+    assert np.allclose(np.diff(ends), 0.5)
+    assert ends[-1] <= 4.0 - 0.1 + 1e-9
+    # every window was cut after its watermark, so its data is complete up to t_end
+    for w in windows:
+        x = w.inputs["eeg"].data[0]
+        np.testing.assert_allclose(x, target_grid(w.t_end, 0.5, 100.0), atol=1e-5)
+        assert w.inputs["eeg"].presence is Presence.PRESENT
+    assert [w.index for w in windows] == list(range(len(windows)))
+
+
+def test_a_stalled_loop_cuts_only_the_newest_hop():
+    src = numeric_source("eeg", Modality.EEG, 100.0)
+    write_ramp(src, 0.0, 10.0, 100.0)
+    clock = VirtualClock(start=0.0)
+    aligner = Aligner([model(eeg=NumericInput(Modality.EEG, 0.5, 100.0))], {"eeg": src}, clock)
+
+    def feed():
+        import time
+
+        time.sleep(0.05)
+        clock.advance_to(3.2)  # 6 hops due at once (0.5 .. 3.0)
+        time.sleep(0.1)
+
+    windows = run_aligner(aligner, clock, feed)
+    # started at 0: hops 0.0, 0.5, ..., 2.5 were due and never cut; only 3.0 was
+    assert [w.t_end for w in windows] == [pytest.approx(3.0)]
+    assert aligner.stats["m"].late_hops == 6
+    assert aligner.stats["m"].max_wake_delay_s == pytest.approx(0.1)
