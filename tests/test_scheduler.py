@@ -202,13 +202,17 @@ def run_aligner(aligner: Aligner, clock: VirtualClock, feed) -> list[Window]:
     windows: list[Window] = []
     stop_holder: dict = {}
 
+    running = threading.Event()
+
     async def main():
         stop_holder["stop"] = asyncio.Event()
         stop_holder["loop"] = asyncio.get_running_loop()
+        asyncio.get_running_loop().call_soon(running.set)  # after run() read the clock
         await aligner.run(windows.append, stop_holder["stop"])
 
     t = threading.Thread(target=asyncio.run, args=(main(),))
     t.start()
+    assert running.wait(5)
     feed()
     clock.close()
     t.join(10)
@@ -266,3 +270,40 @@ def test_a_stalled_loop_cuts_only_the_newest_hop():
     assert [w.t_end for w in windows] == [pytest.approx(3.0)]
     assert aligner.stats["m"].late_hops == 6
     assert aligner.stats["m"].max_wake_delay_s == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("lateness", [0.0, 0.15])
+def test_late_samples_make_it_only_within_the_allowed_lateness(lateness):
+    """Samples reach the ring 0.1 s after their time (a chunked device): with 0.15 s of
+    allowed lateness every window is complete; with none, each window's tail is missing."""
+    src = numeric_source("eeg", Modality.EEG, 100.0, channels=1)
+    write_ramp(src, 0.0, 1.0, 100.0)
+    m = ModelInputs("m", {"eeg": NumericInput(Modality.EEG, 0.5, 100.0)}, hop_s=0.5,
+                    allowed_lateness_s=lateness, stale_after_s=0.05)
+    clock = VirtualClock(start=1.0)
+    aligner = Aligner([m], {"eeg": src}, clock)
+
+    def feed():
+        import time
+
+        for k in range(100, 300):  # one sample per 10 ms, delivered 100 ms late
+            t = k / 100.0
+            before = aligner.stats["m"].windows
+            clock.advance_to(t)
+            if round(t * 100 - lateness * 100) % 50 == 0 and t - lateness >= 1.5:
+                # a hop is due: let the aligner cut it before more data arrives
+                deadline = time.monotonic() + 5
+                while aligner.stats["m"].windows == before and time.monotonic() < deadline:
+                    time.sleep(0.0005)
+            if k >= 110:
+                write_ramp(src, (k - 10) / 100.0, (k - 9) / 100.0, 100.0)
+
+    windows = run_aligner(aligner, clock, feed)
+    assert len(windows) >= 3
+    for w in windows:
+        item = w.inputs["eeg"]
+        if lateness > 0.1:
+            assert item.presence is Presence.PRESENT and item.staleness_s < 0.011
+            np.testing.assert_allclose(item.data[0], target_grid(w.t_end, 0.5, 100.0), atol=1e-5)
+        else:
+            assert item.presence is Presence.STALE and item.staleness_s >= 0.09
