@@ -41,25 +41,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, required=True, metavar="FILE.toml")
     _add_run_options(run)
 
-    train = sub.add_parser(
-        "train-demo",
-        add_help=False,
-        help="retrain the interim demo model on simulated data (see `affectlab train-demo --help`)",
-    )
-    train.add_argument("rest", nargs=argparse.REMAINDER)
+    for name, text in PASS_THROUGH_HELP.items():
+        sub.add_parser(name, add_help=False, help=text)
     return parser
 
 
+#: commands with parsers of their own; everything after the command name goes to them
+PASS_THROUGH_HELP = {
+    "train-demo": "retrain the interim demo model on simulated data (train-demo --help)",
+    "simulate": "write DEAP, DREAMER or SEE data sets from the virtual participant (simulate --help)",
+}
+
+
+def _pass_through(command: str, rest: list[str]) -> int:
+    if command == "train-demo":
+        from app.train_demo import main as train_demo
+
+        return train_demo(rest)
+    from app.simulate import main as simulate
+
+    return simulate(rest)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is not None and argv[first] in PASS_THROUGH_HELP:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return _pass_through(argv[first], argv[first + 1 :])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.command == "train-demo":
-        from app.train_demo import main as train_demo
-
-        return train_demo(args.rest)
     from app.headless import run_session_command  # keeps `affectlab --help` fast
 
     try:

@@ -51,7 +51,8 @@ class Session:
     """Builds everything a config names and runs it until stopped."""
 
     def __init__(self, config: SessionConfig, clock: Clock | None = None) -> None:
-        from models.runtime import load_runner  # torch loads here, not at app import
+        from models.runtime import load_runner, set_inference_threads  # torch loads here
+
 
         self.config = config
         self.clock = clock or RealClock()
@@ -62,6 +63,7 @@ class Session:
                 if spec.name in self.sources:
                     raise ValueError(f"two sources publish a stream named {spec.name!r}")
                 self.sources[spec.name] = StreamSource(spec, driver.rings[spec.name])
+        self.inference_threads = set_inference_threads()
         self.runners = [load_runner(m.name, device=m.device) for m in config.models]
         bindings = {r.name: m.bindings for r, m in zip(self.runners, config.models, strict=True)}
         self.aligner = Aligner([r.inputs for r in self.runners], self.sources, self.clock, bindings)

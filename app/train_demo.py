@@ -1,0 +1,719 @@
+"""Train the interim demo model (concat-fusion-sim) on simulated sessions.
+
+    affectlab train-demo            # or: python -m app.train_demo
+
+Train/serve parity is the point of how the data is made: every session is
+rendered offline by the same sensors and camera the live drivers use
+(``render_session``), written into the same rings with stamps on a session
+clock, and cut by the same ``Aligner`` that serves live windows, at every hop.
+The model sees exactly the arrays the inference worker will hand it, and
+normalises them inside ``forward``. Labels are the participant's truth at each
+window's end.
+
+Sessions vary what the live demo may vary: the four lighting conditions, the
+camera at the DAVIS346 resolution or half of it, EEG at 128 or 256 Hz. Splits
+are by person, not by window: the last ``--val-seeds`` participants validate
+every epoch, and participants 0 .. ``--test-seeds``-1 (the demo's default is 0)
+are scored once, at the end, and never used to choose anything. Cut windows are
+cached under ``runs/`` as ``.npz`` so reruns skip rendering.
+
+Training: AdamW, cosine learning rate, random modality dropout (missing inputs
+are normal live), the ABAW paper's multi-objective (MSE + Pearson for the four
+dimensions, label-smoothed cross-entropy for the expression), and an
+exponential moving average of the weights, which is what gets saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.clock import VirtualClock
+from core.prediction import AFFECT_DIMENSIONS, EXPRESSIONS
+from core.ring import ring_for
+from core.scheduler import Aligner, StreamSource
+from core.window import ModelInputs, Window
+from models.registry import WEIGHTS_DIR, concat_fusion_sim_inputs
+
+TRAINED_ON = "simulated data (affectlab virtual participant)"
+CACHE_VERSION = 1
+HALF_DAVIS = (130, 173)
+LIGHTINGS = ("normal", "overexposure", "low_light", "hdr")
+PHYSIOLOGY = ("eeg", "ecg", "eda", "ppg", "resp", "temp")
+VISION = ("frames", "events")
+
+
+def say(*parts: Any) -> None:
+    """Progress lines go out at once, also when stdout is a file or a pipe."""
+    print(*parts, flush=True)
+
+
+# --------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class SessionPlan:
+    """One simulated participant's session and how it is seen."""
+
+    seed: int
+    minutes: float
+    lighting: str
+    frame_size: tuple[int, int]
+    eeg_rate: float
+
+    @staticmethod
+    def for_seed(seed: int, minutes: float) -> SessionPlan:
+        """Lighting cycles every 4 seeds, resolution every 3, EEG rate every 8: all mixes occur."""
+        from drivers.simulated.eye_camera import DAVIS346_SIZE
+
+        return SessionPlan(
+            seed=seed,
+            minutes=float(minutes),
+            lighting=LIGHTINGS[seed % 4],
+            frame_size=DAVIS346_SIZE if seed % 3 == 0 else HALF_DAVIS,
+            eeg_rate=256.0 if (seed // 4) % 2 else 128.0,
+        )
+
+
+@dataclass
+class WindowSet:
+    """Stacked windows: inputs as the aligner cut them (zeros where missing) and labels."""
+
+    keys: tuple[str, ...]
+    x: dict[str, np.ndarray]  # key -> (N, *shape); events kept as uint16 counts
+    present: np.ndarray  # (N, n_inputs) bool
+    affect: np.ndarray  # (N, 4) float32, 1-9
+    expression: np.ndarray  # (N,) int64
+    seed: np.ndarray  # (N,) int64
+    t_end: np.ndarray  # (N,) float64
+
+    def __len__(self) -> int:
+        return len(self.expression)
+
+    def subset(self, idx: np.ndarray) -> WindowSet:
+        return WindowSet(
+            self.keys,
+            {k: v[idx] for k, v in self.x.items()},
+            self.present[idx],
+            self.affect[idx],
+            self.expression[idx],
+            self.seed[idx],
+            self.t_end[idx],
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[WindowSet]) -> WindowSet:
+        keys = parts[0].keys
+        return WindowSet(
+            keys,
+            {k: np.concatenate([p.x[k] for p in parts]) for k in keys},
+            np.concatenate([p.present for p in parts]),
+            np.concatenate([p.affect for p in parts]),
+            np.concatenate([p.expression for p in parts]),
+            np.concatenate([p.seed for p in parts]),
+            np.concatenate([p.t_end for p in parts]),
+        )
+
+    def save(self, path: Path) -> None:
+        arrays = {f"x_{k}": v for k, v in self.x.items()}
+        np.savez(
+            path,
+            keys=np.array(self.keys),
+            present=self.present,
+            affect=self.affect,
+            expression=self.expression,
+            seed=self.seed,
+            t_end=self.t_end,
+            **arrays,
+        )
+
+    @staticmethod
+    def load(path: Path) -> WindowSet:
+        with np.load(path, allow_pickle=False) as f:
+            keys = tuple(str(k) for k in f["keys"])
+            return WindowSet(
+                keys,
+                {k: f[f"x_{k}"] for k in keys},
+                f["present"],
+                f["affect"],
+                f["expression"],
+                f["seed"],
+                f["t_end"],
+            )
+
+
+def stack_windows(
+    windows: Sequence[Window], inputs: ModelInputs, shapes: dict[str, tuple[int, ...]]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Windows -> per-key arrays and the presence mask, by the runner's rule (STALE is data)."""
+    from models.runtime import present_for_model
+
+    keys = tuple(inputs.inputs)
+    n = len(windows)
+    x = {
+        k: np.zeros((n, *shapes[k]), dtype=np.uint16 if k == "events" else np.float32) for k in keys
+    }
+    present = np.zeros((n, len(keys)), dtype=bool)
+    for i, w in enumerate(windows):
+        for j, k in enumerate(keys):
+            item = w.inputs[k]
+            if present_for_model(item.presence, item.data):
+                data = item.data
+                if k == "events":  # counts: exact in uint16
+                    data = np.clip(np.rint(data), 0, np.iinfo(np.uint16).max)
+                x[k][i] = data
+                present[i, j] = True
+    return x, present
+
+
+def session_windows(plan: SessionPlan, inputs: ModelInputs, t0: float | None = None) -> WindowSet:
+    """Render one session, fill rings on a session clock, cut a window at every hop."""
+    from drivers.simulated.offline import render_session
+    from models.runtime import layouts_for
+
+    duration = plan.minutes * 60.0
+    hop = inputs.hop_s
+    if t0 is None:  # vary the phase of the hop grid against the sample grid
+        t0 = 1000.0 + (plan.seed * 0.137) % hop
+    session = render_session(
+        plan.seed,
+        duration,
+        lighting=plan.lighting,
+        eeg_rate=plan.eeg_rate,
+        frame_size=plan.frame_size,
+    )
+    sources: dict[str, StreamSource] = {}
+    for stream in session.streams.values():
+        ring = ring_for(stream.spec, capacity=len(stream.ts) + 16)
+        ring.write(stream.data, stream.ts + t0)
+        sources[stream.spec.name] = StreamSource(stream.spec, ring)
+    participant = session.participant
+    session.streams.clear()  # the rings hold the data now
+    aligner = Aligner([inputs], sources, VirtualClock(t0))
+
+    longest = max(spec.window_s for spec in inputs.inputs.values())
+    first = math.ceil((t0 + longest) / hop)
+    last = math.floor((t0 + duration) / hop + 1e-9)
+    t_ends = np.arange(first, last + 1) * hop
+    windows = [aligner.cut(inputs.model, float(t)) for t in t_ends]
+    shapes = {lay.key: lay.shape for lay in layouts_for(inputs, {"eeg": 32})}
+    x, present = stack_windows(windows, inputs, shapes)
+    truth = participant.states(t_ends - t0)
+    affect = np.stack([truth[k] for k in AFFECT_DIMENSIONS], axis=1).astype(np.float32)
+    return WindowSet(
+        tuple(inputs.inputs),
+        x,
+        present,
+        affect,
+        truth["expression_index"].astype(np.int64),
+        np.full(len(t_ends), plan.seed, dtype=np.int64),
+        t_ends - t0,
+    )
+
+
+def _cache_key(plan: SessionPlan, inputs: ModelInputs) -> str:
+    from models.runtime import inputs_to_json
+
+    text = json.dumps([CACHE_VERSION, asdict(plan), inputs_to_json(inputs)], sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _build_one(plan: SessionPlan, inputs_json: str, path: str) -> str:
+    """Worker-process entry: render, cut and cache one session."""
+    from models.runtime import inputs_from_json
+
+    session_windows(plan, inputs_from_json(inputs_json)).save(Path(path))
+    return path
+
+
+def _tmp(path: Path) -> Path:
+    """Where a cache file is written before it is complete (np.savez wants the .npz suffix)."""
+    return path.with_name(path.stem + ".partial.npz")
+
+
+def build_dataset(
+    plans: Sequence[SessionPlan],
+    inputs: ModelInputs,
+    cache_dir: Path,
+    workers: int = 2,
+    progress: bool = True,
+) -> WindowSet:
+    """Every planned session's windows, from the cache or rendered (in ``workers`` processes)."""
+    from tqdm import tqdm
+
+    from models.runtime import inputs_to_json
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        p.seed: cache_dir / f"seed{p.seed}_{p.minutes:g}min_{_cache_key(p, inputs)}.npz"
+        for p in plans
+    }
+    todo = [p for p in plans if not paths[p.seed].is_file()]
+    if todo:
+        bar = tqdm(
+            total=len(todo), desc="render+cut sessions", unit="session", disable=not progress
+        )
+        if workers > 1 and len(todo) > 1:
+            ctx = get_context("spawn")  # no fork after torch has started threads
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+                futures = {
+                    p.seed: pool.submit(
+                        _build_one, p, inputs_to_json(inputs), str(_tmp(paths[p.seed]))
+                    )
+                    for p in todo
+                }
+                for seed, fut in futures.items():
+                    Path(fut.result()).rename(paths[seed])
+                    bar.update()
+        else:
+            for p in todo:
+                _build_one(p, inputs_to_json(inputs), str(_tmp(paths[p.seed])))
+                _tmp(paths[p.seed]).rename(paths[p.seed])
+                bar.update()
+        bar.close()
+    return WindowSet.concat([WindowSet.load(paths[p.seed]) for p in plans])
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-2
+    dropout: float = 0.3  # in the fusion trunk
+    warmup_steps: int = 100
+    ema_decay: float = 0.998
+    input_dropout: float = 0.15  # each input dropped independently
+    group_dropout: float = 0.1  # all physiology, or both eye-camera inputs, dropped together
+    label_smoothing: float = 0.1
+    pearson_weight: float = 1.0
+    class_weight: float = 1.0
+    seed: int = 0
+
+
+def to_batch(data: WindowSet, idx: np.ndarray, device: str = "cpu"):
+    """Tensors for windows ``idx``: inputs dict, presence (B, n), affect (B, 4), expression (B,)."""
+    import torch
+
+    x = {k: torch.from_numpy(data.x[k][idx].astype(np.float32)).to(device) for k in data.keys}
+    present = torch.from_numpy(data.present[idx].astype(np.float32)).to(device)
+    affect = torch.from_numpy(data.affect[idx]).to(device)
+    expr = torch.from_numpy(data.expression[idx]).to(device)
+    return x, present, affect, expr
+
+
+def modality_dropout(
+    present, keys: Sequence[str], cfg: TrainConfig, generator
+):  # (B, n) tensor -> (B, n) tensor
+    """Randomly hide inputs so the model learns to predict from whatever is there."""
+    import torch
+
+    b, n = present.shape
+    keep = torch.rand(b, n, generator=generator) >= cfg.input_dropout
+    groups = [[i for i, k in enumerate(keys) if k in g] for g in (PHYSIOLOGY, VISION)]
+    for cols in groups:
+        if cols:
+            gone = torch.rand(b, generator=generator) < cfg.group_dropout
+            keep[gone.nonzero(as_tuple=True)[0][:, None], torch.tensor(cols)] = False
+    return present * keep.to(present.dtype)
+
+
+def loss_terms(model, x, present, affect, expr, cfg: TrainConfig):
+    """The multi-objective: (total, regression part, classification part)."""
+    from models.losses import mse_pearson_loss, smoothed_cross_entropy
+
+    out = model(x, present)
+    reg = mse_pearson_loss(out.affect, affect, pearson_weight=cfg.pearson_weight, scale=4.0)
+    cls = smoothed_cross_entropy(out.logits, expr, cfg.label_smoothing)
+    return reg + cfg.class_weight * cls, reg, cls
+
+
+class EMA:
+    """Exponential moving average of parameters; buffers are copied (they are not learned)."""
+
+    def __init__(self, model, decay: float) -> None:
+        import copy
+
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def update(self, model, step: int) -> None:
+        import torch
+
+        d = min(self.decay, (1.0 + step) / (10.0 + step))  # warm start
+        with torch.no_grad():
+            for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
+                e.lerp_(p.detach(), 1.0 - d)
+            for e, b in zip(self.model.buffers(), model.buffers(), strict=True):
+                e.copy_(b)
+
+
+def predict(
+    model, data: WindowSet, batch_size: int = 256, present=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Affect (N, 4) and class probabilities (N, 7) in eval mode."""
+    import torch
+
+    model.eval()
+    affects, probs = [], []
+    with torch.inference_mode():
+        for s in range(0, len(data), batch_size):
+            idx = np.arange(s, min(s + batch_size, len(data)))
+            x, p, _, _ = to_batch(data, idx)
+            if present is not None:
+                p = p * torch.as_tensor(present, dtype=p.dtype)
+            out = model(x, p)
+            affects.append(out.affect.numpy())
+            probs.append(torch.softmax(out.logits, -1).numpy())
+    return np.concatenate(affects), np.concatenate(probs)
+
+
+def evaluate(model, data: WindowSet, present=None) -> dict[str, Any]:
+    """Per-dimension CCC/r/RMSE/MAE and expression accuracy, UAR, macro-F1, confusion."""
+    from models.metrics import classification_report, regression_report
+
+    affect, probs = predict(model, data, present=present)
+    out: dict[str, Any] = {
+        k: regression_report(data.affect[:, i], affect[:, i])
+        for i, k in enumerate(AFFECT_DIMENSIONS)
+    }
+    out["expression"] = classification_report(data.expression, probs.argmax(1), len(EXPRESSIONS))
+    out["n_windows"] = len(data)
+    return out
+
+
+def baseline_figures(train: WindowSet, val: WindowSet) -> dict[str, Any]:
+    """What predicting the training mean / majority class scores on validation."""
+    from models.metrics import accuracy, macro_f1, rmse
+
+    mean = train.affect.mean(0)
+    major = int(np.bincount(train.expression, minlength=len(EXPRESSIONS)).argmax())
+    return {
+        "constant_mean_rmse": {
+            k: rmse(val.affect[:, i], np.full(len(val), mean[i]))
+            for i, k in enumerate(AFFECT_DIMENSIONS)
+        },
+        "constant_mean_ccc": 0.0,
+        "majority_class": EXPRESSIONS[major],
+        "majority_accuracy": accuracy(val.expression, np.full(len(val), major)),
+        "majority_macro_f1": macro_f1(val.expression, np.full(len(val), major), len(EXPRESSIONS)),
+    }
+
+
+def summary_line(m: dict[str, Any]) -> str:
+    cccs = " ".join(f"{k[:3]} {m[k]['ccc']:+.3f}" for k in AFFECT_DIMENSIONS)
+    e = m["expression"]
+    return (
+        f"CCC {cccs} | expr acc {e['accuracy']:.3f} macro-F1 {e['macro_f1']:.3f} UAR {e['uar']:.3f}"
+    )
+
+
+def train_model(
+    train: WindowSet,
+    val: WindowSet | None,
+    inputs: ModelInputs,
+    cfg: TrainConfig,
+    progress: bool = True,
+    log=None,
+):
+    """Fit a ConcatFusion; returns the EMA model and the per-epoch history."""
+    import torch
+    from tqdm import tqdm
+
+    from models.baselines import ConcatFusion, FusionConfig
+    from models.runtime import layouts_for
+
+    log = log or say
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    channels = {k: v.shape[1] for k, v in train.x.items() if v.ndim == 3}
+    model = ConcatFusion(FusionConfig(layouts_for(inputs, channels), dropout=cfg.dropout))
+    sample = rng.choice(len(train), size=min(len(train), 2048), replace=False)
+    model.fit_input_stats(to_batch(train, np.sort(sample))[0])
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or name == "missing" else decay).append(p)
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+    steps_per_epoch = max(1, len(train) // cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        frac = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    ema = EMA(model, cfg.ema_decay)
+    history: list[dict[str, Any]] = []
+    step = 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(len(train))
+        run_loss = run_reg = run_cls = 0.0
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for b in bar:
+            idx = np.sort(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+            x, present, affect, expr = to_batch(train, idx)
+            present = modality_dropout(present, train.keys, cfg, gen)
+            loss, reg, cls = loss_terms(model, x, present, affect, expr, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
+            opt.step()
+            sched.step()
+            ema.update(model, step)
+            step += 1
+            run_loss += float(loss.detach())
+            run_reg += float(reg.detach())
+            run_cls += float(cls.detach())
+            if b % 10 == 0:
+                bar.set_postfix(loss=f"{run_loss / (b + 1):.3f}")
+        entry: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": run_loss / steps_per_epoch,
+            "regression_loss": run_reg / steps_per_epoch,
+            "class_loss": run_cls / steps_per_epoch,
+        }
+        if val is not None and len(val):
+            entry["val"] = evaluate(ema.model, val)
+            val_line = summary_line(entry["val"])
+            log(f"epoch {epoch + 1:2d} loss {entry['loss']:.3f} | val (EMA) {val_line}")
+        else:
+            log(f"epoch {epoch + 1:2d} loss {entry['loss']:.3f}")
+        history.append(entry)
+    return ema.model, history
+
+
+# --------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="affectlab train-demo",
+        description="Train the interim demo model (concatenation fusion) on simulated sessions. "
+        "Simulated data only: not a model of real people.",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=WEIGHTS_DIR / "concat_fusion_sim.safetensors",
+        help="weights file to write (a .json of figures goes beside it)",
+    )
+    p.add_argument("--minutes", type=float, default=4.0, help="minutes per simulated session")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=40,
+        help="simulated participants (sessions); the last --val-seeds are held out",
+    )
+    p.add_argument("--val-seeds", type=int, default=4, help="participants held out for validation")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=100,
+        help="training and validation participants are first-seed, first-seed+1, ...",
+    )
+    p.add_argument(
+        "--test-seeds",
+        type=int,
+        default=4,
+        help="participants 0 .. N-1 (the demo's is 0) are a test set, scored once at the end",
+    )
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    p.add_argument("--dropout", type=float, default=TrainConfig.dropout)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of initialisation, shuffling and dropout"
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("runs") / "train_demo_cache",
+        help="where cut windows are cached as .npz",
+    )
+    p.add_argument("--workers", type=int, default=2, help="processes rendering sessions")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (this model's small convs gain nothing from a second one, "
+        "and OpenMP spin-waits crawl when another process holds the other core)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def evaluate_split(model, data: WindowSet) -> dict[str, Any]:
+    """All inputs, and the subsets that happen live when a device is absent."""
+    keys = data.keys
+    subsets = {
+        "physiology_only": [k in PHYSIOLOGY for k in keys],
+        "eye_camera_only": [k in VISION for k in keys],
+        "frames_only": [k == "frames" for k in keys],
+    }
+    out = {"all_inputs": evaluate(model, data)}
+    for name, mask in subsets.items():
+        out[name] = evaluate(model, data, present=np.asarray(mask, dtype=np.float32)[None])
+    return out
+
+
+def _short(m: dict[str, Any]) -> dict[str, float]:
+    return {f"{k}_ccc": m[k]["ccc"] for k in AFFECT_DIMENSIONS} | {
+        "expression_accuracy": m["expression"]["accuracy"],
+        "expression_macro_f1": m["expression"]["macro_f1"],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    args = build_parser().parse_args(argv)
+    if args.seeds < 2 or not 1 <= args.val_seeds < args.seeds:
+        print("train-demo: need --seeds >= 2 and 1 <= --val-seeds < --seeds", file=sys.stderr)
+        return 2
+    if args.test_seeds < 0 or args.test_seeds > args.first_seed:
+        print(
+            "train-demo: test participants are seeds 0 .. --test-seeds - 1 and must stay "
+            "below --first-seed",
+            file=sys.stderr,
+        )
+        return 2
+    if args.minutes * 60.0 < 10.0:
+        print("train-demo: --minutes must give sessions of at least 10 s", file=sys.stderr)
+        return 2
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import torch
+
+    from models.baselines import count_parameters
+    from models.runtime import save_model
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    inputs = concat_fusion_sim_inputs()
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    val_seeds = seeds[-args.val_seeds :]
+    train_seeds = seeds[: -args.val_seeds]
+    test_seeds = list(range(args.test_seeds))
+    plans = [SessionPlan.for_seed(s, args.minutes) for s in seeds + test_seeds]
+    say(
+        f"data: {len(plans)} simulated sessions x {args.minutes:g} min; participants "
+        f"{train_seeds[0]}-{train_seeds[-1]} train, {val_seeds} validation, "
+        f"{test_seeds} test; cache {args.cache_dir}"
+    )
+    data = build_dataset(plans, inputs, args.cache_dir, args.workers, not args.no_progress)
+    t_data = time.perf_counter() - started
+    split = np.where(
+        np.isin(data.seed, val_seeds), 1, np.where(np.isin(data.seed, test_seeds), 2, 0)
+    )
+    train, val, test = (data.subset(np.flatnonzero(split == k)) for k in range(3))
+    del data
+    say(
+        f"windows: {len(train)} train, {len(val)} validation, {len(test)} test "
+        f"({t_data:.0f} s to render, cut and load)"
+    )
+
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        dropout=args.dropout,
+        seed=args.seed,
+    )
+    model, history = train_model(train, val, inputs, cfg, progress=not args.no_progress)
+    t_train = time.perf_counter() - started - t_data
+
+    results = {"validation": evaluate_split(model, val)}
+    if len(test):
+        results["test"] = evaluate_split(model, test)
+    for split_name, res in results.items():
+        for subset, m in res.items():
+            say(f"{split_name}, {subset.replace('_', ' ')}: {summary_line(m)}")
+    baselines = {
+        name: baseline_figures(train, d)
+        for name, d in (("validation", val), ("test", test))
+        if len(d)
+    }
+    for name, b in baselines.items():
+        say(
+            f"{name}, constant predictor: CCC 0, majority class ({b['majority_class']}) "
+            f"accuracy {b['majority_accuracy']:.3f}"
+        )
+
+    trained_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    command = ("affectlab train-demo " + shlex.join(argv)).strip()
+    provenance = {
+        "trained_on": TRAINED_ON,
+        "training_command": command,
+        "trained_at": trained_at,
+        "train_seeds": train_seeds,
+        "validation_seeds": val_seeds,
+        "test_seeds": test_seeds,
+        "minutes_per_session": args.minutes,
+        "figures": {k: _short(v["all_inputs"]) for k, v in results.items()},
+        "torch": torch.__version__,
+        "intended_use": "demo of the pipeline on simulated data only; not for real participants",
+    }
+    out = save_model(args.out, model, inputs, provenance)
+    figures = {
+        "model": inputs.model,
+        "weights": out.name,
+        "weights_bytes": out.stat().st_size,
+        "parameters": count_parameters(model),
+        "trained_on": TRAINED_ON,
+        "training_command": command,
+        "trained_at": trained_at,
+        "train_seeds": train_seeds,
+        "validation_seeds": val_seeds,
+        "test_seeds": test_seeds,
+        "sessions": [asdict(p) for p in plans],
+        "windows": {"train": len(train), "validation": len(val), "test": len(test)},
+        "config": asdict(cfg),
+        "runtime_s": {"data": t_data, "train": t_train, "total": time.perf_counter() - started},
+        **results,
+        "constant_baseline": baselines,
+        "history": [
+            {k: v for k, v in h.items() if k != "val"}
+            | ({"validation": _short(h["val"])} if "val" in h else {})
+            for h in history
+        ],
+    }
+    json_path = out.with_suffix(".json")
+    json_path.write_text(json.dumps(figures, indent=2) + "\n")
+    say(
+        f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {json_path}; "
+        f"total {time.perf_counter() - started:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
