@@ -1,0 +1,806 @@
+"""Hi-MoE: a hierarchical mixture of experts for continuous emotion under missing modalities.
+
+Follows ``papers/hi-moe_paper.txt`` (Zhu et al.), equations 1-8; every choice
+the paper leaves open is ours and is listed in ``models/cards/hi_moe.md``.
+
+    raw window per modality (B, C, T)  or frame stack (B, F, H, W)
+      -> modality-specific encoder (no shared parameters)   Z_m: (B, S, d), S sub-windows
+      -> modality expert bank: K experts per modality, soft gate softmax(W x + b)   (eq. 2-3)
+         a missing modality enters as x = 0, so its gate is softmax(b), its default weights
+      -> attention fusion over modalities, missing ones masked out                  (eq. 4)
+      -> emotion expert bank: L experts, attention or differential-attention router (eq. 5-6)
+      -> mean over the S sub-windows -> one regression head (and one binary head) per dimension
+    training: L_emo (masked MSE [+ BCE]) + lambda * cross-modal NT-Xent on Z_m  (eq. 7-8)
+
+Missing data never reaches the network: a missing modality's raw input is
+replaced by zeros before its encoder and its encoder output is replaced by the
+zero vector of eq. 2, both with ``torch.where``, so whatever values (NaN
+included) sit in a missing slot cannot change any output or gradient.
+
+Nothing here mixes samples of a batch (no batch norm), so a sample's outputs
+do not depend on what else is in the batch; only NT-Xent does, by design.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core.prediction import AFFECT_DIMENSIONS
+from core.streams import Modality
+from core.window import FrameInput, ModelInputs, NumericInput
+from models.contrastive import cross_modal_nt_xent
+
+SIGNAL, FRAMES = "signal", "frames"
+ROUTERS = ("attention", "diff-attention")
+FORMAT = "affectlab-hi-moe/1"
+
+
+# --------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class ModalitySpec:
+    """One input of the model, as it arrives per sample (no batch axis).
+
+    ``signal``: ``(channels, samples)`` of a sampled stream at ``rate`` Hz.
+    ``frames``: ``(samples, H, W)``, a grayscale frame stack (``channels`` = 1),
+    ``samples`` frames spread over ``window_s`` seconds.
+    ``modality`` is the core ``Modality`` the aligner binds the input to.
+    """
+
+    name: str
+    channels: int
+    samples: int
+    rate: float = 0.0
+    kind: str = SIGNAL
+    frame_shape: tuple[int, int] | None = None
+    modality: str = ""
+    window_s: float = 0.0  # 0: samples / rate
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"modality name {self.name!r} must be a Python identifier")
+        if self.kind not in (SIGNAL, FRAMES):
+            raise ValueError(f"modality {self.name!r}: kind {self.kind!r} is not signal|frames")
+        if self.channels < 1 or self.samples < 1:
+            raise ValueError(f"modality {self.name!r}: channels and samples must be >= 1")
+        if self.kind == FRAMES:
+            if self.frame_shape is None or len(self.frame_shape) != 2:
+                raise ValueError(f"modality {self.name!r}: frames need frame_shape (H, W)")
+            object.__setattr__(self, "frame_shape", tuple(int(s) for s in self.frame_shape))
+        modality = self.modality or (Modality.FRAMES if self.kind == FRAMES else self.name.upper())
+        if modality not in Modality.__members__.values():
+            if self.modality:
+                raise ValueError(
+                    f"modality {self.name!r}: {self.modality!r} is not a core Modality"
+                )
+            modality = ""  # not bound to a stream type; model_inputs() will ask for one
+        object.__setattr__(self, "modality", str(modality))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        if self.kind == FRAMES:
+            assert self.frame_shape is not None
+            return (self.samples, *self.frame_shape)
+        return (self.channels, self.samples)
+
+    @property
+    def duration_s(self) -> float:
+        if self.window_s > 0:
+            return self.window_s
+        return self.samples / self.rate if self.rate > 0 else 0.0
+
+
+def _signal(
+    name: str, channels: int, rate: float, window_s: float, modality: str = ""
+) -> ModalitySpec:
+    return ModalitySpec(name, channels, round(rate * window_s), rate, SIGNAL, None, modality)
+
+
+def _face(frames: int = 4, size: tuple[int, int] = (48, 64), window_s: float = 0.5) -> ModalitySpec:
+    return ModalitySpec("face", 1, frames, frames / window_s, FRAMES, size, "FRAMES", window_s)
+
+
+@dataclass(frozen=True)
+class HiMoEConfig:
+    """Architecture and loss hyperparameters: with the weights, enough to rebuild the model.
+
+    ``modalities`` may be given as ``{name: (channels, samples)}`` or as
+    ``ModalitySpec``s; it is stored as a tuple of ``ModalitySpec``.
+    """
+
+    modalities: tuple[ModalitySpec, ...]
+    d_model: int = 64
+    n_steps: int = 8  # sub-windows per window: the time steps t of the paper
+    conv_width: int = 32
+    encoder_layers: int = 1
+    n_modality_experts: int = 4  # K
+    n_emotion_experts: int = 6  # L
+    expert_hidden: int = 128
+    heads: int = 4
+    router_dim: int = 16
+    router: str = "attention"  # "attention" | "diff-attention"
+    diff_lambda_init: float = 0.2  # Diff Transformer's lambda_init for a first layer
+    diff_lambda_max: float = 0.8
+    mask_missing_in_fusion: bool = True
+    proj_dim: int = 0  # 0: NT-Xent on the encoder features themselves (the paper); >0: a projection
+    dropout: float = 0.1
+    temperature: float = 0.1
+    lambda_ntxent: float = 0.1
+    outputs: tuple[str, ...] = AFFECT_DIMENSIONS
+    output_range: tuple[float, float] = (1.0, 9.0)
+    binary_heads: bool = True
+
+    def __post_init__(self) -> None:
+        mods = self.modalities
+        if isinstance(mods, dict):
+            mods = tuple(
+                v if isinstance(v, ModalitySpec) else ModalitySpec(k, int(v[0]), int(v[1]))
+                for k, v in mods.items()
+            )
+        mods = tuple(m if isinstance(m, ModalitySpec) else ModalitySpec(**m) for m in mods)
+        if not mods:
+            raise ValueError("HiMoEConfig needs at least one modality")
+        names = [m.name for m in mods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"modality names must be unique, got {names}")
+        object.__setattr__(self, "modalities", mods)
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "output_range", tuple(float(v) for v in self.output_range))
+        if not self.outputs:
+            raise ValueError("HiMoEConfig needs at least one output")
+        if self.router not in ROUTERS:
+            raise ValueError(f"router {self.router!r} is not one of {ROUTERS}")
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
+        low, high = self.output_range
+        if not high > low:
+            raise ValueError(f"output_range {self.output_range} must be (low, high), low < high")
+        if not 0.0 < self.diff_lambda_init < self.diff_lambda_max < 1.0:
+            raise ValueError("need 0 < diff_lambda_init < diff_lambda_max < 1")
+
+    # ----------------------------------------------------------------- presets
+    @classmethod
+    def deap(cls, window_s: float = 4.0, with_face: bool = False, **overrides: Any) -> HiMoEConfig:
+        """DEAP ``data_preprocessed_python``: 40 channels at 128 Hz, labels V/A/D/L on 1-9."""
+        rate = 128.0
+        mods = [
+            _signal("eeg", 32, rate, window_s),
+            _signal("eog", 2, rate, window_s),
+            _signal("emg", 2, rate, window_s),
+            _signal("gsr", 1, rate, window_s, "EDA"),
+            _signal("resp", 1, rate, window_s),
+            _signal("ppg", 1, rate, window_s),
+            _signal("temp", 1, rate, window_s),
+        ]
+        if with_face:
+            mods.append(_face())
+        return cls(tuple(mods), **overrides)
+
+    @classmethod
+    def dreamer(cls, window_s: float = 4.0, **overrides: Any) -> HiMoEConfig:
+        """DREAMER: EEG 14 channels at 128 Hz, ECG 2 leads at 256 Hz, labels V/A/D on 1-5."""
+        mods = (_signal("eeg", 14, 128.0, window_s), _signal("ecg", 2, 256.0, window_s))
+        kw: dict[str, Any] = {
+            "outputs": ("valence", "arousal", "dominance"),
+            "output_range": (1.0, 5.0),
+        }
+        kw.update(overrides)
+        return cls(mods, **kw)
+
+    @classmethod
+    def simulated(
+        cls, window_s: float = 4.0, with_face: bool = False, **overrides: Any
+    ) -> HiMoEConfig:
+        """The affectlab virtual participant at the demo model's rates (registry)."""
+        mods = [
+            _signal("eeg", 32, 64.0, window_s),
+            _signal("ecg", 1, 64.0, window_s),
+            _signal("ppg", 1, 32.0, window_s),
+            _signal("eda", 1, 8.0, window_s),
+            _signal("resp", 1, 8.0, window_s),
+            _signal("temp", 1, 2.0, window_s),
+        ]
+        if with_face:
+            mods.append(_face())
+        return cls(tuple(mods), **overrides)
+
+    # ----------------------------------------------------------------- derived
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.modalities)
+
+    def model_inputs(
+        self,
+        model: str,
+        hop_s: float = 0.5,
+        allowed_lateness_s: float = 0.2,
+        stale_after_s: float = 1.0,
+    ) -> ModelInputs:
+        """What the aligner must cut for this model, per modality."""
+        inputs: dict[str, NumericInput | FrameInput] = {}
+        for m in self.modalities:
+            if not m.modality:
+                raise ValueError(f"modality {m.name!r} names no core Modality to bind to")
+            if m.kind == FRAMES:
+                assert m.frame_shape is not None
+                inputs[m.name] = FrameInput(
+                    Modality(m.modality), m.duration_s, m.samples, m.frame_shape
+                )
+            else:
+                inputs[m.name] = NumericInput(Modality(m.modality), m.duration_s, m.rate)
+        return ModelInputs(model, inputs, hop_s, allowed_lateness_s, stale_after_s)
+
+    # ----------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["modalities"] = [asdict(m) for m in self.modalities]
+        return json.loads(json.dumps(d))  # tuples -> lists, so it round-trips through JSON
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HiMoEConfig:
+        d = dict(d)
+        mods = []
+        for m in d.pop("modalities"):
+            m = dict(m)
+            if m.get("frame_shape") is not None:
+                m["frame_shape"] = tuple(m["frame_shape"])
+            mods.append(ModalitySpec(**m))
+        return cls(tuple(mods), **d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> HiMoEConfig:
+        return cls.from_dict(json.loads(text))
+
+
+# --------------------------------------------------------------------------- encoders
+def _sliding_tokens(h: torch.Tensor, n: int) -> torch.Tensor:
+    """(B, W, L) -> (B, n, 2W): mean and log-energy over n sub-windows with 50 % overlap.
+
+    The window is cut into n + 1 equal bins; sub-window i spans bins i and i + 1,
+    the paper's sliding window at hop = half a sub-window. Log-energy keeps band
+    power (what EEG affect features are made of), the mean keeps slow trends.
+    """
+    mean = F.adaptive_avg_pool1d(h, n + 1)
+    power = F.adaptive_avg_pool1d(h * h, n + 1)
+    mean = 0.5 * (mean[..., :-1] + mean[..., 1:])
+    power = 0.5 * (power[..., :-1] + power[..., 1:])
+    return torch.cat([mean, torch.log(power + 1e-4)], dim=1).transpose(1, 2)
+
+
+def _normalise_signal(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C, T) -> (shape, stats): centred per channel and scaled by the channel-pooled std.
+
+    One scale for all channels keeps their relative power (frontal asymmetry);
+    the per-channel mean and log-std go out as ``stats`` so tonic levels (EDA,
+    temperature) are not lost.
+    """
+    mu = x.mean(dim=-1, keepdim=True)
+    centred = x - mu
+    var = centred.pow(2).mean(dim=-1)
+    pooled = var.mean(dim=-1, keepdim=True).sqrt().unsqueeze(-1)
+    shape = (centred / (pooled + 1e-6)).clamp(-8.0, 8.0)
+    stats = torch.cat([mu.squeeze(-1), 0.5 * torch.log(var + 1e-8)], dim=-1)
+    return shape, stats
+
+
+class Block(nn.Module):
+    """A pre-norm transformer layer over the sub-window tokens."""
+
+    def __init__(self, d: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.ff = nn.Sequential(
+            nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * d, d)
+        )
+        self.drop = nn.Dropout(dropout)
+        self.p = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = (
+            self.qkv(self.norm1(x))
+            .view(b, t, 3, self.heads, d // self.heads)
+            .permute(2, 0, 3, 1, 4)
+        )
+        a = F.scaled_dot_product_attention(q, k, v, dropout_p=self.p if self.training else 0.0)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class SignalEncoder(nn.Module):
+    """Temporal conv stack -> sliding sub-window tokens -> transformer over the tokens.
+
+    The number of stride-2 stages grows with the window length (none for a
+    2 Hz temperature trace, four for 512 EEG samples) so every modality lands
+    on the same ``n_steps`` tokens, temporally aligned as the paper requires.
+    """
+
+    def __init__(self, spec: ModalitySpec, cfg: HiMoEConfig) -> None:
+        super().__init__()
+        w, d = cfg.conv_width, cfg.d_model
+        stages = max(0, min(4, int(math.log2(max(1, spec.samples // (2 * cfg.n_steps))))))
+        layers: list[nn.Module] = [nn.Conv1d(spec.channels, w, 7, padding=3), nn.GELU()]
+        for _ in range(stages):
+            layers += [nn.Conv1d(w, w, 5, stride=2, padding=2), nn.GELU()]
+        self.convs = nn.Sequential(*layers)
+        self.token = nn.Linear(2 * w, d)
+        self.stats = nn.Linear(2 * spec.channels, d)
+        self.pos = nn.Parameter(torch.randn(cfg.n_steps, d) * 0.02)
+        self.blocks = nn.Sequential(
+            *(Block(d, cfg.heads, cfg.dropout) for _ in range(cfg.encoder_layers))
+        )
+        self.norm = nn.LayerNorm(d)
+        self.n_steps = cfg.n_steps
+        # standardisation of the per-channel stats, fitted on training windows (fit_stats)
+        self.register_buffer("stat_mean", torch.zeros(2 * spec.channels))
+        self.register_buffer("stat_std", torch.ones(2 * spec.channels))
+
+    @torch.no_grad()
+    def fit_stats(self, x: torch.Tensor) -> None:
+        _, stats = _normalise_signal(x.float())
+        self.stat_mean.copy_(stats.mean(0))
+        self.stat_std.copy_(stats.std(0, unbiased=False).clamp_min(1e-3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape, stats = _normalise_signal(x)
+        tokens = _sliding_tokens(self.convs(shape), self.n_steps)  # (B, S, 2w)
+        z = ((stats - self.stat_mean) / self.stat_std).clamp(-6.0, 6.0)
+        h = F.gelu(self.token(tokens)) + self.stats(z).unsqueeze(1) + self.pos
+        return self.norm(self.blocks(h))
+
+
+class FrameEncoder(nn.Module):
+    """A small conv net per frame (shared over the frames), then tokens over the frame axis."""
+
+    widths = (8, 16, 32)
+
+    def __init__(self, spec: ModalitySpec, cfg: HiMoEConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = 1
+        for out in self.widths:
+            layers += [nn.Conv2d(c, out, 3, stride=2, padding=1), nn.GELU()]
+            c = out
+        self.convs = nn.Sequential(*layers)
+        self.token = nn.Linear(2 * c, cfg.d_model)
+        self.pos = nn.Parameter(torch.randn(cfg.n_steps, cfg.d_model) * 0.02)
+        self.blocks = nn.Sequential(
+            *(Block(cfg.d_model, cfg.heads, cfg.dropout) for _ in range(cfg.encoder_layers))
+        )
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.n_steps = cfg.n_steps
+
+    @torch.no_grad()
+    def fit_stats(self, x: torch.Tensor) -> None:
+        """Frames are standardised per window; nothing to fit."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, f, hh, ww = x.shape
+        mu = x.mean(dim=(1, 2, 3), keepdim=True)
+        sd = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        x = (x - mu) / (sd + 0.02)  # lighting-robust
+        maps = self.convs(x.reshape(b * f, 1, hh, ww)).flatten(2)  # (B F, c, hw)
+        per_frame = torch.cat([maps.mean(-1), maps.pow(2).mean(-1)], dim=-1).view(b, f, -1)
+        c = per_frame.shape[-1] // 2
+        # the frame axis plays the time axis: mean of means, log of mean energies
+        mean = F.adaptive_avg_pool1d(per_frame[..., :c].transpose(1, 2), self.n_steps + 1)
+        power = F.adaptive_avg_pool1d(per_frame[..., c:].transpose(1, 2), self.n_steps + 1)
+        mean = 0.5 * (mean[..., :-1] + mean[..., 1:])
+        power = 0.5 * (power[..., :-1] + power[..., 1:])
+        tokens = torch.cat([mean, torch.log(power + 1e-4)], dim=1).transpose(1, 2)
+        return self.norm(self.blocks(F.gelu(self.token(tokens)) + self.pos))
+
+
+# --------------------------------------------------------------------------- expert banks
+def _uniform(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
+    bound = 1.0 / math.sqrt(fan_in)
+    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
+
+
+class ModalityExpertBank(nn.Module):
+    """K two-layer experts per modality and the soft gate of eq. 2-3, all modalities at once.
+
+    Weights are stacked (M, K, ...) and applied with einsum; expert k of
+    modality m never sees another modality's features.
+    """
+
+    def __init__(self, m: int, k: int, d: int, hidden: int) -> None:
+        super().__init__()
+        self.gate_w = _uniform((m, d, k), d)
+        self.gate_b = _uniform((m, k), d)
+        self.w1, self.b1 = _uniform((m, k, d, hidden), d), _uniform((m, k, hidden), d)
+        self.w2, self.b2 = _uniform((m, k, hidden, d), hidden), _uniform((m, k, d), hidden)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, S, M, d) -> z (B, S, M, d), alpha (B, S, M, K)."""
+        alpha = torch.softmax(torch.einsum("bsmd,mdk->bsmk", x, self.gate_w) + self.gate_b, dim=-1)
+        h = F.gelu(torch.einsum("bsmd,mkdh->bsmkh", x, self.w1) + self.b1)
+        y = torch.einsum("bsmkh,mkhd->bsmkd", h, self.w2) + self.b2
+        return torch.einsum("bsmk,bsmkd->bsmd", alpha, y), alpha
+
+
+class AttentionFusion(nn.Module):
+    """Eq. 4: multi-head attention pooling over the modality tokens of each sub-window.
+
+    The query is a learned vector plus a projection of the mean of the present
+    modalities, so the weighting depends on what is available. Missing
+    modalities are masked out; when a sample has none, it attends over all the
+    modalities' default embeddings (eq. 2 with x = 0), a learned prior.
+    """
+
+    def __init__(self, m: int, d: int, heads: int, dropout: float, mask_missing: bool) -> None:
+        super().__init__()
+        self.heads, self.mask_missing = heads, mask_missing
+        self.embed = nn.Parameter(torch.randn(m, d) * 0.02)
+        self.norm = nn.LayerNorm(d)
+        self.query = nn.Parameter(torch.randn(heads, d // heads) * 0.02)
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.proj = nn.Linear(d, d)
+        self.drop = nn.Dropout(dropout)
+        self.out_norm = nn.LayerNorm(d)
+
+    def forward(self, z: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (B, S, M, d), present (B, M) bool -> fused (B, S, d), attention (B, S, M)."""
+        b, s, m, d = z.shape
+        h = self.heads
+        mask = present if self.mask_missing else torch.ones_like(present)
+        mask = mask | ~mask.any(dim=1, keepdim=True)  # nothing present: fall back to the priors
+        u = self.norm(z) + self.embed
+        w = mask.to(u.dtype)[:, None, :, None]
+        ctx = (u * w).sum(2) / w.sum(2)  # (B, S, d)
+        q = self.query + self.q(ctx).view(b, s, h, d // h)
+        k, v = self.kv(u).view(b, s, m, 2, h, d // h).unbind(3)
+        scores = torch.einsum("bshe,bsmhe->bshm", q, k) / math.sqrt(d // h)
+        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+        attn = torch.softmax(scores, dim=-1)
+        out = torch.einsum("bshm,bsmhe->bshe", attn, v).reshape(b, s, d)
+        return self.out_norm(ctx + self.drop(self.proj(out))), attn.mean(2)
+
+
+class EmotionExpertBank(nn.Module):
+    """L emotion experts and the router of eq. 5-6.
+
+    ``attention``: beta = softmax_l(phi(z, F_l(z))), phi a scaled dot product
+    between a query from z and a key from each expert's output, averaged over
+    heads. ``diff-attention`` (Diff Transformer): two such maps per head,
+    beta = (A1 - lambda A2) / (1 - lambda), lambda learned with the Diff
+    Transformer's re-parameterisation squashed into (0, lambda_max); dividing by
+    1 - lambda keeps the weights summing to 1 (they may go negative: that is how
+    common-mode "noise" between experts is cancelled).
+    """
+
+    def __init__(self, cfg: HiMoEConfig) -> None:
+        super().__init__()
+        d, hid, n = cfg.d_model, cfg.expert_hidden, cfg.n_emotion_experts
+        self.diff = cfg.router == "diff-attention"
+        self.heads, self.dim = cfg.heads, cfg.router_dim
+        maps = 2 if self.diff else 1
+        self.w1, self.b1 = _uniform((n, d, hid), d), _uniform((n, hid), d)
+        self.w2, self.b2 = _uniform((n, hid, d), hid), _uniform((n, d), hid)
+        self.q = nn.Linear(d, maps * self.heads * self.dim)
+        self.k = nn.Linear(d, maps * self.heads * self.dim)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.norm = nn.LayerNorm(d)
+        if self.diff:
+            self.lambda_max = cfg.diff_lambda_max
+            r = cfg.diff_lambda_init / cfg.diff_lambda_max
+            self.lambda_offset = math.log(r / (1.0 - r))
+            self.lambda_q1 = nn.Parameter(torch.randn(self.dim) * 0.1)
+            self.lambda_k1 = nn.Parameter(torch.randn(self.dim) * 0.1)
+            self.lambda_q2 = nn.Parameter(torch.randn(self.dim) * 0.1)
+            self.lambda_k2 = nn.Parameter(torch.randn(self.dim) * 0.1)
+
+    def diff_lambda(self) -> torch.Tensor:
+        raw = torch.exp((self.lambda_q1 * self.lambda_k1).sum()) - torch.exp(
+            (self.lambda_q2 * self.lambda_k2).sum()
+        )
+        return self.lambda_max * torch.sigmoid(raw + self.lambda_offset)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (B, S, d) -> e (B, S, d), beta (B, S, L)."""
+        b, s, _ = z.shape
+        hid = F.gelu(torch.einsum("bsd,ldh->bslh", z, self.w1) + self.b1)
+        f = torch.einsum("bslh,lhd->bsld", hid, self.w2) + self.b2  # F_l(z_t)
+        maps = 2 if self.diff else 1
+        q = self.q(z).view(b, s, maps, self.heads, self.dim)
+        k = self.k(f).view(b, s, f.shape[2], maps, self.heads, self.dim)
+        scores = torch.einsum("bsahr,bslahr->bsahl", q, k) / math.sqrt(self.dim)
+        a = torch.softmax(scores, dim=-1)  # (B, S, maps, heads, L)
+        if self.diff:
+            lam = self.diff_lambda()
+            beta = ((a[:, :, 0] - lam * a[:, :, 1]) / (1.0 - lam)).mean(2)
+        else:
+            beta = a[:, :, 0].mean(2)
+        e = torch.einsum("bsl,bsld->bsd", beta, f)
+        return self.norm(z + self.drop(e)), beta
+
+
+# --------------------------------------------------------------------------- the model
+@dataclass
+class HiMoEOutput:
+    """What one forward pass gives; weights are averaged over the sub-windows."""
+
+    regression: torch.Tensor  # (B, D) within output_range
+    binary_logits: torch.Tensor | None  # (B, D): high (> midpoint) vs low
+    embeddings: dict[str, torch.Tensor]  # name -> (B, d'): per-modality features for NT-Xent
+    present: dict[str, torch.Tensor]  # name -> (B,) bool, as the model saw it
+    gate_weights: torch.Tensor  # (B, M, K): modality expert gates, eq. 2
+    router_weights: torch.Tensor  # (B, L): emotion expert weights, eq. 5
+    modality_attention: torch.Tensor  # (B, M): fusion weights, eq. 4 (0 where missing)
+    output_names: tuple[str, ...] = ()
+    modality_names: tuple[str, ...] = ()
+    output_range: tuple[float, float] = (1.0, 9.0)
+
+
+class HiMoE(nn.Module):
+    """Encoders -> modality expert bank -> attention fusion -> emotion expert bank -> heads."""
+
+    def __init__(self, config: HiMoEConfig) -> None:
+        super().__init__()
+        self.config = config
+        cfg, d = config, config.d_model
+        self.encoders = nn.ModuleDict(
+            {
+                m.name: (FrameEncoder(m, cfg) if m.kind == FRAMES else SignalEncoder(m, cfg))
+                for m in cfg.modalities
+            }
+        )
+        self.projections = (
+            nn.ModuleDict({m.name: nn.Linear(d, cfg.proj_dim) for m in cfg.modalities})
+            if cfg.proj_dim > 0
+            else None
+        )
+        m = len(cfg.modalities)
+        self.modality_bank = ModalityExpertBank(m, cfg.n_modality_experts, d, cfg.expert_hidden)
+        self.fusion = AttentionFusion(m, d, cfg.heads, cfg.dropout, cfg.mask_missing_in_fusion)
+        self.emotion_bank = EmotionExpertBank(cfg)
+        self.regression_heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, 1))
+            for _ in cfg.outputs
+        )
+        self.binary_heads = (
+            nn.ModuleList(nn.Linear(d, 1) for _ in cfg.outputs) if cfg.binary_heads else None
+        )
+
+    @torch.no_grad()
+    def fit_input_stats(
+        self, inputs: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        """Fit each encoder's input standardisation on training windows where it is present."""
+        for name, x in inputs.items():
+            if name not in self.encoders:
+                continue
+            p = None if present is None else present.get(name)
+            x = x if p is None else x[p.to(torch.bool)]
+            if x.shape[0] > 0:
+                self.encoders[name].fit_stats(torch.nan_to_num(x.float()))
+
+    def _batch_size(
+        self, inputs: dict[str, torch.Tensor | None], present: dict[str, torch.Tensor]
+    ) -> int:
+        for t in (*present.values(), *inputs.values()):
+            if t is not None:
+                return int(t.shape[0])
+        raise ValueError(
+            "HiMoE.forward needs at least one input or presence mask to know the batch"
+        )
+
+    def forward(
+        self,
+        inputs: dict[str, torch.Tensor | None],
+        present: dict[str, torch.Tensor] | None = None,
+    ) -> HiMoEOutput:
+        """``inputs[name]`` (B, C, T) or frames (B, F, H, W); ``present[name]`` (B,) bool.
+
+        A modality absent from ``inputs`` (or None) is missing for the whole
+        batch; one given without a ``present`` entry is present everywhere.
+        """
+        cfg = self.config
+        present = dict(present or {})
+        unknown = set(inputs) - set(self.encoders)
+        if unknown:
+            raise ValueError(
+                f"unknown modalities {sorted(unknown)}; this model has {list(cfg.names)}"
+            )
+        b = self._batch_size(inputs, present)
+        dev = self.modality_bank.w1.device
+        dtype = self.modality_bank.w1.dtype
+        feats, masks, embeds = [], {}, {}
+        for spec in cfg.modalities:
+            x = inputs.get(spec.name)
+            p = present.get(spec.name)
+            if x is None:
+                p = torch.zeros(b, dtype=torch.bool, device=dev)
+            elif p is None:
+                p = torch.ones(b, dtype=torch.bool, device=dev)
+            p = p.to(device=dev, dtype=torch.bool).reshape(b)
+            if x is not None and tuple(x.shape[1:]) != spec.input_shape:
+                raise ValueError(
+                    f"modality {spec.name!r}: expected (B, {', '.join(map(str, spec.input_shape))}),"
+                    f" got {tuple(x.shape)}"
+                )
+            if x is None or not bool(p.any()):
+                z = torch.zeros(b, cfg.n_steps, cfg.d_model, device=dev, dtype=dtype)
+            else:
+                keep = p.view(b, *([1] * (x.dim() - 1)))
+                x = torch.where(keep, torch.nan_to_num(x.to(device=dev, dtype=dtype)), 0.0)
+                z = torch.where(p[:, None, None], self.encoders[spec.name](x), 0.0)
+            feats.append(z)
+            masks[spec.name] = p
+            pooled = z.mean(1)
+            if self.projections is not None:
+                pooled = torch.where(p[:, None], self.projections[spec.name](pooled), 0.0)
+            embeds[spec.name] = pooled
+        x = torch.stack(feats, dim=2)  # (B, S, M, d): missing modalities are exactly 0 (eq. 2)
+        pmat = torch.stack([masks[n] for n in cfg.names], dim=1)  # (B, M)
+        z, alpha = self.modality_bank(x)
+        fused, attn = self.fusion(z, pmat)
+        e, beta = self.emotion_bank(fused)
+        pooled = e.mean(1)
+        low, high = cfg.output_range
+        raw = torch.cat([head(pooled) for head in self.regression_heads], dim=-1)
+        regression = low + (high - low) * torch.sigmoid(raw)
+        logits = (
+            torch.cat([head(pooled) for head in self.binary_heads], dim=-1)
+            if self.binary_heads is not None
+            else None
+        )
+        return HiMoEOutput(
+            regression=regression,
+            binary_logits=logits,
+            embeddings=embeds,
+            present=masks,
+            gate_weights=alpha.mean(1),
+            router_weights=beta.mean(1),
+            modality_attention=attn.mean(1),
+            output_names=cfg.outputs,
+            modality_names=cfg.names,
+            output_range=cfg.output_range,
+        )
+
+    def loss(
+        self,
+        output: HiMoEOutput,
+        targets: torch.Tensor,
+        label_mask: torch.Tensor | None = None,
+        binary_targets: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``hi_moe_loss`` with this model's lambda and temperature."""
+        return hi_moe_loss(
+            output,
+            targets,
+            label_mask,
+            binary_targets,
+            lambda_ntxent=self.config.lambda_ntxent,
+            temperature=self.config.temperature,
+        )
+
+
+# --------------------------------------------------------------------------- loss (eq. 8)
+def binarise(targets: torch.Tensor, output_range: tuple[float, float]) -> torch.Tensor:
+    """High (1) / low (0) at the scale's midpoint: 5 on DEAP's 1-9, 3 on DREAMER's 1-5."""
+    return (targets > 0.5 * (output_range[0] + output_range[1])).to(targets.dtype)
+
+
+def hi_moe_loss(
+    output: HiMoEOutput,
+    targets: torch.Tensor,
+    label_mask: torch.Tensor | None = None,
+    binary_targets: torch.Tensor | None = None,
+    lambda_ntxent: float = 0.1,
+    temperature: float = 0.1,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 8: ``L_emo + lambda * L_NT-Xent``, with L_emo = MSE (+ BCE for the binary heads).
+
+    MSE is taken in units of half the label range ((y - y_hat) / 4 on 1-9), so
+    one lambda means the same on DEAP and DREAMER. ``label_mask`` (B, D) bool
+    drops unlabeled entries (their targets may be NaN); non-finite targets are
+    dropped too. Binary targets default to ``binarise(targets)``.
+    Returns the total and its parts (``mse``, ``bce``, ``emo``, ``ntxent``).
+    """
+    pred = output.regression
+    targets = targets.to(pred)
+    if targets.shape != pred.shape:
+        raise ValueError(f"targets {tuple(targets.shape)} do not match outputs {tuple(pred.shape)}")
+    finite = torch.isfinite(targets)
+    mask = finite if label_mask is None else label_mask.to(torch.bool) & finite
+    w = mask.to(pred.dtype)
+    count = w.sum().clamp_min(1.0)
+    low, high = output.output_range
+    half = 0.5 * (high - low)
+    safe = torch.where(mask, targets, pred.detach())
+    mse = (w * ((pred - safe) / half) ** 2).sum() / count
+    parts: dict[str, torch.Tensor] = {"mse": mse}
+    emo = mse
+    if output.binary_logits is not None:
+        bt = (
+            binarise(safe, output.output_range)
+            if binary_targets is None
+            else binary_targets.to(pred)
+        )
+        bmask = mask & torch.isfinite(bt)
+        bt = torch.where(bmask, bt, 0.0)
+        bce = F.binary_cross_entropy_with_logits(output.binary_logits, bt, reduction="none")
+        bce = (bmask.to(pred.dtype) * bce).sum() / bmask.to(pred.dtype).sum().clamp_min(1.0)
+        parts["bce"] = bce
+        emo = emo + bce
+    ntx = cross_modal_nt_xent(output.embeddings, output.present, temperature)
+    parts["emo"], parts["ntxent"] = emo, ntx
+    return emo + lambda_ntxent * ntx, parts
+
+
+# --------------------------------------------------------------------------- missing modalities
+def sample_missing(
+    present: dict[str, torch.Tensor],
+    rate: float,
+    generator: torch.Generator | None = None,
+    keep_one: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Drop each (sample, modality) independently with probability ``rate`` (the paper's r).
+
+    Only modalities already present can be dropped. With ``keep_one`` a sample
+    that would lose every modality keeps one, chosen at random among those it had.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"missing rate must lie in [0, 1], got {rate}")
+    names = list(present)
+    orig = torch.stack([present[n].to(torch.bool).cpu() for n in names], dim=1)  # (B, M)
+    drop = torch.rand(orig.shape, generator=generator) < rate
+    new = orig & ~drop
+    if keep_one:
+        empty = ~new.any(1) & orig.any(1)
+        if bool(empty.any()):
+            scores = torch.rand(orig.shape, generator=generator).masked_fill(~orig, -1.0)
+            pick = F.one_hot(scores.argmax(1), len(names)).to(torch.bool)
+            new = new | (pick & empty[:, None])
+    return {n: new[:, i].to(present[n].device) for i, n in enumerate(names)}
+
+
+# --------------------------------------------------------------------------- files
+def save_hi_moe(
+    model: HiMoE,
+    path: str | Path,
+    config_path: str | Path | None = None,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Weights as safetensors with the config JSON in the metadata (and beside it if asked)."""
+    meta = {"format": FORMAT, "architecture": "HiMoE", "config": model.config.to_json()}
+    meta.update(metadata or {})
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata=meta)
+    if config_path is not None:
+        Path(config_path).write_text(model.config.to_json())
+
+
+def load_hi_moe(
+    path: str | Path, config_path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> HiMoE:
+    """Rebuild a model from safetensors (never unpickles); config from JSON or the metadata."""
+    if config_path is not None:
+        config = HiMoEConfig.from_json(Path(config_path).read_text())
+    else:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "config" not in meta:
+            raise ValueError(f"{path}: no Hi-MoE config in the metadata; pass config_path")
+        config = HiMoEConfig.from_json(meta["config"])
+    model = HiMoE(config)
+    model.load_state_dict(load_file(str(path), device=str(device)), strict=True)
+    return model.to(device).eval()
