@@ -171,7 +171,7 @@ class Aligner:
             if stream is None:
                 inputs[key] = InputData(key, Presence.MISSING, None, math.inf)
                 continue
-            inputs[key] = self._cut_input(key, want, self.sources[stream], t_end, spec.stale_after_s)
+            inputs[key] = self._cut_input(key, want, self.sources[stream], t_end, spec)
         window = Window(model, self._index[model], t_end, inputs)
         self._index[model] += 1
         window.stamps["due"] = started
@@ -180,8 +180,9 @@ class Aligner:
         return window
 
     def _cut_input(
-        self, key: str, want: InputSpec, source: StreamSource, t_end: float, stale_after: float
+        self, key: str, want: InputSpec, source: StreamSource, t_end: float, model: ModelInputs
     ) -> InputData:
+        stale_after = model.stale_after_s
         t_start = t_end - want.window_s
         ring = source.ring
         if isinstance(want, NumericInput):
@@ -197,9 +198,17 @@ class Aligner:
             return InputData(key, Presence.MISSING, None, math.inf, source.spec.name)
         newest = float(inside[-1])
         staleness = max(0.0, t_end - newest)
+        # Frames and events are sparse by nature (one frame may stand for its whole
+        # window); only sampled streams must actually span the window.
+        coverage = 1.0
+        if isinstance(want, NumericInput):
+            span = t_end - max(t_start, float(chunk.ts[0]))
+            coverage = min(1.0, max(0.0, span / want.window_s))
+            if coverage < model.min_coverage:
+                return InputData(key, Presence.MISSING, None, staleness, source.spec.name, coverage)
         presence = Presence.STALE if staleness > stale_after else Presence.PRESENT
         data = self._shape(want, source.spec, chunk.ts, chunk.data, t_end)
-        return InputData(key, presence, data, staleness, source.spec.name)
+        return InputData(key, presence, data, staleness, source.spec.name, coverage)
 
     @staticmethod
     def _shape(

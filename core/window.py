@@ -20,7 +20,7 @@ from core.streams import Modality
 class Presence(StrEnum):
     PRESENT = "present"
     STALE = "stale"  # data exists but the newest sample is older than allowed
-    MISSING = "missing"  # no stream bound, or nothing inside the window
+    MISSING = "missing"  # no stream bound, nothing inside the window, or too little of it
 
 
 class EventRepresentation(StrEnum):
@@ -83,6 +83,9 @@ class ModelInputs:
     hop_s: float  # a window every hop
     allowed_lateness_s: float = 0.1  # cut at now - lateness so late samples still make it
     stale_after_s: float = 0.5  # newest sample older than this at the window end -> STALE
+    #: an input whose data spans less than this fraction of its window (a stream that just
+    #: started or came back) is MISSING rather than padded with its edge value
+    min_coverage: float = 0.5
 
 
 @dataclass
@@ -94,6 +97,7 @@ class InputData:
     data: np.ndarray | None  # None when missing
     staleness_s: float  # window end minus newest sample time (inf when missing)
     stream: str | None = None  # the stream it came from
+    coverage: float = 0.0  # fraction of the window between its first sample and the end
 
 
 @dataclass

@@ -307,3 +307,16 @@ def test_late_samples_make_it_only_within_the_allowed_lateness(lateness):
             np.testing.assert_allclose(item.data[0], target_grid(w.t_end, 0.5, 100.0), atol=1e-5)
         else:
             assert item.presence is Presence.STALE and item.staleness_s >= 0.09
+
+
+def test_a_stream_that_just_started_is_missing_until_it_covers_enough_of_the_window():
+    src = numeric_source("eeg", Modality.EEG, 100.0)
+    write_ramp(src, 9.0, 12.0, 100.0)  # starts at 9 s
+    aligner = Aligner([model(eeg=NumericInput(Modality.EEG, 4.0, 50.0))], {"eeg": src}, VirtualClock())
+    early = aligner.cut("m", 10.0).inputs["eeg"]  # 1 s of 4: 25 % < min_coverage 50 %
+    assert early.presence is Presence.MISSING and early.data is None
+    assert early.coverage == pytest.approx(0.25)
+    later = aligner.cut("m", 11.5).inputs["eeg"]
+    assert later.presence is Presence.PRESENT and later.coverage == pytest.approx(0.625)
+    full = aligner.cut("m", 11.99).inputs["eeg"]
+    assert full.coverage == pytest.approx(0.7475)
