@@ -25,6 +25,16 @@ class DriverError(RuntimeError):
     """A source could not be opened or failed; the message is meant for a person."""
 
 
+class OptionError(ValueError):
+    """A source option in the session config is wrong. ``key`` names it; the app prefixes
+    the source's place in the config (``sources[1].port: ...``)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
 class Driver(ABC):
     """Base class of every source (live, simulated or replay)."""
 
