@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -63,7 +64,14 @@ def _pass_through(command: str, rest: list[str]) -> int:
     return simulate(rest)
 
 
+def quiet_liblsl() -> None:
+    """liblsl logs INFO lines to the console by default; keep them to warnings and errors
+    (before pylsl loads, and only when the user has not chosen a config of their own)."""
+    os.environ.setdefault("LSLAPICFG", str(Path(__file__).parent / "configs" / "lsl_api.cfg"))
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_liblsl()
     argv = sys.argv[1:] if argv is None else list(argv)
     first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
     if first is not None and argv[first] in PASS_THROUGH_HELP:
