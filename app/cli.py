@@ -49,19 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: commands with parsers of their own; everything after the command name goes to them
 PASS_THROUGH_HELP = {
+    "train": "train a model on DEAP, DREAMER or SEE (train --help)",
+    "evaluate": "evaluate checkpoints: the papers' tables and plots (evaluate --help)",
     "train-demo": "retrain the interim demo model on simulated data (train-demo --help)",
     "simulate": "write DEAP, DREAMER or SEE data sets from the virtual participant (simulate --help)",
 }
 
 
 def _pass_through(command: str, rest: list[str]) -> int:
-    if command == "train-demo":
-        from app.train_demo import main as train_demo
+    """Commands that own their argument parsing; imported only when asked for."""
+    import importlib
 
-        return train_demo(rest)
-    from app.simulate import main as simulate
-
-    return simulate(rest)
+    module = {
+        "train": "app.train",
+        "evaluate": "app.evaluate",
+        "train-demo": "app.train_demo",
+        "simulate": "app.simulate",
+    }[command]
+    return importlib.import_module(module).main(rest)
 
 
 def quiet_liblsl() -> None:

@@ -123,3 +123,45 @@ def classification_report(
         "macro_f1": macro_f1(y_true, y_pred, n_classes),
         "confusion": confusion_matrix(y_true, y_pred, n_classes).tolist(),
     }
+
+
+def war(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Weighted average recall: recalls weighted by class support, which is plain accuracy.
+
+    The SEE and MCO-E Net papers report WAR beside UAR; the name says how it
+    relates to UAR (support-weighted vs unweighted mean of per-class recalls).
+    """
+    return accuracy(y_true, y_pred)
+
+
+def binary_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """F1 of the positive ("high") class of a 0/1 labelling, as DEAP's high/low tables report.
+
+    0 when the positive class is neither true nor predicted anywhere (no
+    positive to find, none found: precision and recall are undefined).
+    """
+    t, p = _labels(y_true, y_pred)
+    if t.min() < 0 or p.min() < 0 or t.max() > 1 or p.max() > 1:
+        raise ValueError("binary_f1 needs labels 0 and 1")
+    tp = float(np.sum((t == 1) & (p == 1)))
+    denom = float(np.sum(t == 1) + np.sum(p == 1))
+    return 0.0 if denom == 0.0 else 2.0 * tp / denom
+
+
+def grouped_classification(
+    y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, n_classes: int
+) -> dict[str, dict[str, float]]:
+    """WAR, UAR and count per group (e.g. SEE's lighting condition), plus ``"all"``."""
+    t, p = _labels(y_true, y_pred)
+    g = np.asarray(groups).reshape(-1)
+    if g.shape != t.shape:
+        raise ValueError(f"groups has {g.size} entries, labels {t.size}")
+    out: dict[str, dict[str, float]] = {}
+    for name in [*sorted({str(x) for x in g}), "all"]:
+        sel = np.ones_like(t, dtype=bool) if name == "all" else g.astype(str) == name
+        out[name] = {
+            "n": float(sel.sum()),
+            "war": war(t[sel], p[sel]),
+            "uar": uar(t[sel], p[sel], n_classes),
+        }
+    return out

@@ -1,0 +1,391 @@
+"""Evaluate trained checkpoints the way the papers report them: tables (CSV, Markdown) and plots.
+
+    affectlab evaluate CHECKPOINT [CHECKPOINT ...] --data KIND:PATH --out DIR
+                       [--missing-rates 0:0.4:0.05] [--seeds 5] [--passes 1]
+    python -m app.evaluate ...
+
+CHECKPOINT is a run folder of ``affectlab train`` (every fold's test split is
+evaluated and the figures averaged over folds), one fold's folder, or one
+``.safetensors`` file (with its ``.json`` beside it; without a recorded split
+every window of --data is used). Several checkpoints give one row each in
+every table, so baselines and published models compare on the same windows
+and, for the missing-rate sweep, under the same missing-modality masks.
+
+DEAP / DREAMER: ``metrics`` (per dimension CCC, PCC, MAE, RMSE, high/low ACC
+and F1), ``missing_rate`` (CCC against r, mean and std over seeds) and
+``missing_rate_summary`` (CCC at the ends, drop, slope), plots
+``missing_rate.png``, ``confusion_<model>.png`` (high/low per dimension),
+``trajectories_<model>.png``. SEE: ``lighting`` (WAR, UAR per lighting
+condition), ``confusion_<model>.png``. Everything also goes to ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Checkpoint:
+    """One evaluated model: its fold checkpoints (weights paths) and what they record."""
+
+    label: str
+    model: str
+    paths: list[Path]
+    infos: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="affectlab evaluate",
+        description="Write the papers' evaluation tables and plots for trained checkpoints.",
+    )
+    p.add_argument(
+        "checkpoints",
+        nargs="+",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="run folder, fold folder or .safetensors file (several: one row each)",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="KIND:PATH",
+        help="the data set the checkpoints were trained on",
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="where tables and plots go"
+    )
+    p.add_argument(
+        "--missing-rates",
+        default="0:0.4:0.05",
+        metavar="A:B:STEP",
+        help="missing-rate sweep, stop included, or a comma list (default 0:0.4:0.05)",
+    )
+    p.add_argument(
+        "--seeds", type=int, default=5, metavar="N", help="mask seeds per missing rate (default 5)"
+    )
+    p.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="see: average N randomly sampled clips per sequence (released test: 20; default 1, centred)",
+    )
+    p.add_argument("--labels", default=None, metavar="A,B", help="row labels, one per CHECKPOINT")
+    p.add_argument(
+        "--trajectories", type=int, default=4, metavar="N", help="trials in the trajectory plot"
+    )
+    p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p  # fmt: skip
+
+
+def fold_paths(path: Path) -> list[Path]:
+    """The weights files a CHECKPOINT argument stands for."""
+    from models.datasets import UsageError
+
+    if path.is_file():
+        return [path.with_suffix(".safetensors") if path.suffix == ".json" else path]
+    if not path.exists():
+        raise UsageError(f"{path}: no such checkpoint file or folder")
+    if (path / "model.safetensors").is_file():
+        return [path / "model.safetensors"]
+    found = sorted(
+        p / "model.safetensors" for p in path.iterdir() if (p / "model.safetensors").is_file()
+    )
+    if not found:
+        raise UsageError(f"{path}: no model.safetensors in it or in its fold folders")
+    return found
+
+
+def _label(info: dict[str, Any]) -> str:
+    cfg = info.get("config", {})
+    label = info["model"]
+    if isinstance(cfg, dict) and cfg.get("frames_only"):
+        label += " (frames only)"
+    return label
+
+
+def resolve(paths: list[Path], labels: str | None) -> list[Checkpoint]:
+    from models.datasets import UsageError
+    from models.zoo import read_info
+
+    names = [s.strip() for s in labels.split(",")] if labels else None
+    if names is not None and len(names) != len(paths):
+        raise UsageError(f"--labels has {len(names)} names for {len(paths)} checkpoints")
+    out: list[Checkpoint] = []
+    for i, p in enumerate(paths):
+        files = fold_paths(p)
+        infos = [read_info(f) for f in files]
+        models = {x["model"] for x in infos}
+        if len(models) != 1:
+            raise UsageError(f"{p}: folds of different models {sorted(models)}")
+        label = names[i] if names else _label(infos[0])
+        out.append(Checkpoint(label, infos[0]["model"], files, infos))
+    seen: dict[str, int] = {}
+    for c in out:  # unique labels: the file names depend on them
+        seen[c.label] = seen.get(c.label, 0) + 1
+        if seen[c.label] > 1:
+            c.label = f"{c.label} #{seen[c.label]}"
+    return out
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower()
+
+
+# --------------------------------------------------------------------------- signals
+def evaluate_signals(
+    cks: list[Checkpoint],
+    ref: Any,
+    rates: list[float],
+    seeds: int,
+    out: Path,
+    n_traj: int,
+    quiet: bool,
+) -> dict[str, Any]:
+    import torch
+    from tqdm import tqdm
+
+    from models.datasets import UsageError, load_signals
+    from models.evaluation import (
+        binary_confusions,
+        fold_mean,
+        plot_confusions,
+        plot_missing_rate,
+        plot_trajectories,
+        regression_metrics,
+        rows_from_nested,
+        summarise_curve,
+        write_table,
+    )
+    from models.tasks import mean_ccc, predict_signals
+    from models.zoo import load_checkpoint
+
+    loaded: dict[tuple[float, float], Any] = {}
+    summary: dict[str, Any] = {"rates": rates, "seeds": seeds, "models": {}}
+    metric_rows, curve_rows, curve_summary = [], [], []
+    curves: dict[str, tuple[list[float], np.ndarray]] = {}
+    total = sum(len(c.paths) for c in cks) * (1 + sum(seeds for r in rates if r > 0))
+    bar = tqdm(total=total, desc="evaluate", disable=quiet, unit="pass")
+    names: tuple[str, ...] = ()
+    for ck in cks:
+        per_fold, values = [], np.zeros((len(rates), seeds))
+        pooled_y, pooled_p, pooled_prob = [], [], []
+        traj: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        data = None
+        for path, info in zip(ck.paths, ck.infos, strict=True):
+            d = info.get("data", {})
+            kind = d.get("kind")
+            if kind is not None and kind != ref.kind:
+                raise UsageError(f"{path}: trained on {kind} data, evaluated on {ref.kind}")
+            key = (float(d.get("window_s", 4.0)), float(d.get("hop_s", 2.0)))
+            if key not in loaded:
+                loaded[key] = load_signals(ref, *key)
+            data = loaded[key]
+            names = data.label_names
+            model, _ = load_checkpoint(path)
+            fold = info.get("fold") or {}
+            keys = fold.get("test_keys")
+            idx = data.select(keys) if keys else np.arange(len(data))
+            if idx.size == 0:
+                raise UsageError(f"{path}: its test trials (subject, trial) are not in {ref}")
+            y = data.y[idx]
+            reg, prob = predict_signals(model, data, idx)
+            bar.update(1)
+            per_fold.append(regression_metrics(y, reg, names, data.threshold, prob))
+            pooled_y.append(y)
+            pooled_p.append(reg)
+            pooled_prob.append(prob)
+            for ri, r in enumerate(rates):
+                for s in range(seeds):
+                    if r == 0:
+                        values[ri, s] += mean_ccc(y, reg)
+                        continue
+                    gen = torch.Generator().manual_seed(
+                        1_000_003 * (s + 1) + 7919 * ri + int(fold.get("index", 0))
+                    )
+                    pr, _ = predict_signals(model, data, idx, r, gen)
+                    values[ri, s] += mean_ccc(y, pr)
+                    bar.update(1)
+            if len(traj) < n_traj:
+                subj, trial = data.windows.subject[idx], data.windows.trial[idx]
+                for st in sorted({(int(a), int(b)) for a, b in zip(subj, trial, strict=True)}):
+                    if len(traj) >= n_traj:
+                        break
+                    sel = np.flatnonzero((subj == st[0]) & (trial == st[1]))
+                    order = np.argsort(data.windows.start_s[idx][sel])
+                    sel = sel[order]
+                    traj.append(
+                        (f"s{st[0]} t{st[1]}", data.windows.start_s[idx][sel], y[sel], reg[sel])
+                    )
+        assert data is not None
+        values /= len(ck.paths)
+        agg = fold_mean(per_fold)
+        metric_rows += [
+            {**r, "folds": len(ck.paths)} for r in rows_from_nested(ck.label, agg, [*names, "mean"])
+        ]
+        curves[ck.label] = (rates, values)
+        for ri, r in enumerate(rates):
+            row = {"model": ck.label, "rate": r, "ccc_mean": float(values[ri].mean()),
+                   "ccc_std": float(values[ri].std(ddof=1)) if seeds > 1 else 0.0, "seeds": seeds}  # fmt: skip
+            curve_rows.append(row)
+        cs = {"model": ck.label, **summarise_curve(rates, values)}
+        curve_summary.append(cs)
+        y_all, p_all = np.concatenate(pooled_y), np.concatenate(pooled_p)
+        prob_all = None if pooled_prob[0] is None else np.concatenate(pooled_prob)
+        cms = binary_confusions(y_all, p_all, names, data.threshold, prob_all)
+        plot_confusions({f"{n} (high/low)": cm for n, cm in cms.items()}, ("low", "high"),
+                        out / f"confusion_{_slug(ck.label)}.png", f"{ck.label}: high/low, pooled over folds")  # fmt: skip
+        if traj:
+            plot_trajectories(traj, names, out / f"trajectories_{_slug(ck.label)}.png", data.output_range,
+                              f"{ck.label}: predicted vs true ratings (test trials)")  # fmt: skip
+        summary["models"][ck.label] = {
+            "model": ck.model, "checkpoints": [str(p) for p in ck.paths], "metrics": agg,
+            "per_fold": per_fold, "missing_rate": values.tolist(), "missing_rate_summary": cs,
+            "binary_confusion": {n: cm.tolist() for n, cm in cms.items()},
+        }  # fmt: skip
+    bar.close()
+    cols = ["model", "dimension", "ccc", "ccc_std", "pcc", "mae", "rmse", "acc", "f1", "folds"]
+    write_table(metric_rows, out / "metrics", "Regression and high/low metrics (test folds, mean over folds)",
+                "CCC / PCC / MAE / RMSE on the rating scale; ACC / F1: rating above the scale's midpoint "
+                "(F1 of 'high'); ccc_std over folds.", cols)  # fmt: skip
+    write_table(curve_rows, out / "missing_rate", "CCC (mean over dimensions) against missing rate",
+                f"Each modality of each test window dropped with probability r (at least one kept); "
+                f"mean and std over {seeds} mask seeds of the fold-averaged CCC; same masks for every model.",
+                ["model", "rate", "ccc_mean", "ccc_std", "seeds"])  # fmt: skip
+    write_table(curve_summary, out / "missing_rate_summary", "How fast CCC falls with the missing rate",
+                "ccc_first / ccc_last: at the lowest / highest rate; drop = first - last; "
+                "slope: least-squares CCC change per 0.1 of missing rate.",
+                ["model", "ccc_first", "ccc_last", "drop", "relative_drop", "slope_per_0.1"])  # fmt: skip
+    plot_missing_rate(curves, out / "missing_rate.png", f"CCC against missing rate ({ref.kind})")
+    return summary
+
+
+# --------------------------------------------------------------------------- SEE
+def evaluate_see(
+    cks: list[Checkpoint], ref: Any, passes: int, out: Path, quiet: bool
+) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from models.datasets import UsageError, load_see
+    from models.evaluation import classification_metrics, plot_confusions, write_table
+    from models.tasks import predict_see
+    from models.zoo import load_checkpoint
+
+    summary: dict[str, Any] = {"passes": passes, "models": {}}
+    loaded: dict[tuple[Any, ...], Any] = {}
+    rows = []
+    bar = tqdm(total=sum(len(c.paths) for c in cks), desc="evaluate", disable=quiet, unit="fold")
+    for ck in cks:
+        ys, ps, gs = [], [], []
+        data = None
+        for path, info in zip(ck.paths, ck.infos, strict=True):
+            kind = info.get("data", {}).get("kind")
+            if kind is not None and kind != "see":
+                raise UsageError(f"{path}: trained on {kind} data, evaluated on see")
+            model, _ = load_checkpoint(path)
+            cfg = model.config
+            key = (cfg.frame_channels, tuple(cfg.image_size), cfg.frames, cfg.frame_stride)
+            if key not in loaded:
+                loaded[key] = load_see(ref, *key)
+            data = loaded[key]
+            keys = (info.get("fold") or {}).get("test_keys")
+            idx = data.select(keys) if keys else np.arange(len(data))
+            if idx.size == 0:
+                raise UsageError(f"{path}: its test sequences are not in {ref}")
+            probs = predict_see(model, data, idx, passes)
+            ys.append(data.labels[idx])
+            ps.append(probs.argmax(1))
+            gs.append(data.lightings[idx])
+            bar.update(1)
+        assert data is not None
+        classes = data.class_names
+        res = classification_metrics(
+            np.concatenate(ys), np.concatenate(ps), np.concatenate(gs), len(classes)
+        )
+        for g, m in res["groups"].items():
+            rows.append(
+                {
+                    "model": ck.label,
+                    "lighting": g,
+                    "n": int(m["n"]),
+                    "war": m["war"],
+                    "uar": m["uar"],
+                }
+            )
+        plot_confusions({ck.label: res["confusion"]}, classes, out / f"confusion_{_slug(ck.label)}.png",
+                        "expressions, pooled over test folds")  # fmt: skip
+        summary["models"][ck.label] = {
+            "model": ck.model, "checkpoints": [str(p) for p in ck.paths],
+            "lighting": res["groups"], "confusion": res["confusion"].tolist(), "classes": list(classes),
+        }  # fmt: skip
+    bar.close()
+    write_table(rows, out / "lighting", "WAR and UAR per lighting condition (test sequences)",
+                "WAR = accuracy (support-weighted recall), UAR = mean per-class recall; "
+                "pooled over test folds (each sequence is tested once).",
+                ["model", "lighting", "n", "war", "uar"])  # fmt: skip
+    return summary
+
+
+# --------------------------------------------------------------------------- main
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from models.datasets import UsageError, parse_data_ref
+    from models.evaluation import parse_rates
+
+    ref = parse_data_ref(args.data)
+    try:
+        rates = parse_rates(args.missing_rates)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.seeds < 1 or args.passes < 1:
+        raise UsageError("--seeds and --passes must be >= 1")
+    cks = resolve(args.checkpoints, args.labels)
+    from models.zoo import data_kinds
+
+    for ck in cks:
+        if ref.kind not in data_kinds(ck.model):
+            raise UsageError(f"{ck.paths[0]}: {ck.model} is evaluated on {' or '.join(data_kinds(ck.model))}, "
+                             f"not {ref.kind}")  # fmt: skip
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if ref.kind == "see":
+        summary = evaluate_see(cks, ref, args.passes, args.out, args.quiet)
+    else:
+        summary = evaluate_signals(
+            cks, ref, rates, args.seeds, args.out, args.trajectories, args.quiet
+        )
+    summary["data"] = str(ref)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    for md in sorted(args.out.glob("*.md")):
+        if not args.quiet:
+            print(md.read_text())
+    print(f"wrote tables and plots to {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from models.data.windows import DataSetError
+    from models.datasets import UsageError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (UsageError, DataSetError) as exc:
+        print(f"affectlab evaluate: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""Every trainable model by name: which data it takes, its recipe, how to build, save and load it.
+
+Names (the ``affectlab train`` MODEL argument):
+
+- ``mco-e-net`` / ``mco-e-net-lite``: SEE clips -> 7 expression logits (``models.mco_e_net``).
+- ``hi-moe``: DEAP / DREAMER windows -> ratings and high/low (``models.hi_moe``).
+- ``late-fusion``: one regressor per modality, averaged over those present (``models.late_fusion``).
+- ``concat-fusion``: concatenation fusion with branch heads (``models.concat_regressor``).
+- ``ensemble``: validation-weighted average of independently trained models (``models.ensemble``).
+
+The signal models share one call, ``model(inputs, present) -> output`` with
+``output.regression`` (B, D) and ``output.binary_logits`` (B, D) or None, so
+training, evaluation and the ensemble treat them alike.
+
+A checkpoint is ``NAME.safetensors`` (weights; metadata: format, model name,
+config JSON) and ``NAME.json`` beside it (the same plus data kind, protocol,
+fold, seed, recipe and metrics). Loading rebuilds from the config and never
+unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from models.baselines import FusionConfig, InputLayout
+from models.concat_regressor import ConcatRegressor, ConcatRegressorConfig, concat_regressor_loss
+from models.datasets import SignalData, UsageError
+from models.ensemble import Ensemble
+from models.hi_moe import HiMoE, HiMoEConfig
+from models.late_fusion import LateFusion, LateFusionConfig, late_fusion_loss
+from models.mco_e_net import MCOENet, MCOENetConfig
+
+FORMAT = "affectlab-checkpoint/1"
+SEE_MODELS: tuple[str, ...] = ("mco-e-net", "mco-e-net-lite")
+SIGNAL_MODELS: tuple[str, ...] = ("hi-moe", "late-fusion", "concat-fusion", "ensemble")
+MODELS: tuple[str, ...] = SEE_MODELS + SIGNAL_MODELS
+DEFAULT_MEMBERS: tuple[str, ...] = ("late-fusion", "concat-fusion")
+
+
+def data_kinds(model: str) -> tuple[str, ...]:
+    return ("see",) if model in SEE_MODELS else ("deap", "dreamer")
+
+
+def check_model(model: str, kind: str | None = None) -> None:
+    """Refuse unknown models and model / data-kind pairs that do not go together."""
+    if model not in MODELS:
+        raise UsageError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+    if kind is not None and kind not in data_kinds(model):
+        raise UsageError(
+            f"model {model!r} trains on {' or '.join(data_kinds(model))} data, not {kind!r} "
+            f"(SEE is eye frames and events; DEAP and DREAMER are physiological signals)"
+        )
+
+
+# --------------------------------------------------------------------------- recipes
+@dataclass(frozen=True)
+class Recipe:
+    """Optimiser, schedule and stopping: the papers' where they say, ours where they do not."""
+
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = (
+        "cosine"  # cosine (over the run, per epoch) | step (StepLR(1, gamma)) | constant
+    )
+    step_gamma: float = 0.94
+    batch_size: int = 32
+    epochs: int = 75
+    patience: int = 10  # epochs without a better validation score before stopping
+    ema_decay: float = 0.0  # > 0: exponential moving average of the weights (what is kept)
+    aux_weight: float = 0.0  # concat-fusion: weight of the branch losses
+    grad_clip: float = 0.0  # > 0: clip the gradient norm
+    source: str = ""
+
+    def with_(self, **changes: Any) -> Recipe:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+_HI_MOE = Recipe(
+    "adam", 1e-3, 0.0, "cosine", batch_size=32, epochs=75, patience=10,
+    source="Hi-MoE paper: Adam, cosine annealing, 75 epochs, batch 32, early stopping (models/cards/hi_moe.md)",
+)  # fmt: skip
+_MCO = Recipe(
+    "adamw", 3e-4, 1e-3, "step", 0.94, batch_size=64, epochs=100, patience=15,
+    source="MCO-E Net release: AdamW lr 3e-4 wd 1e-3, StepLR(1, 0.94), 100 epochs, batch 64 (REFERENCE 1)",
+)  # fmt: skip
+RECIPES: dict[str, Recipe] = {
+    "hi-moe": _HI_MOE,
+    "late-fusion": replace(
+        _HI_MOE, source="as Hi-MoE's, so the comparison differs only in the model"
+    ),
+    "concat-fusion": Recipe(
+        "adamw",
+        1e-3,
+        0.05,
+        "cosine",
+        batch_size=32,
+        epochs=75,
+        patience=10,
+        ema_decay=0.998,
+        aux_weight=0.3,
+        source="ABAW EMI concat fusion: MSE + (1 - Pearson), auxiliary branch losses, EMA of "
+        "weights; AdamW / cosine / decay 0.05 and EMA 0.998 as the demo model (models/cards/concat_fusion_sim.md)",
+    ),  # fmt: skip
+    "mco-e-net": _MCO,
+    "mco-e-net-lite": _MCO,
+}
+
+
+# --------------------------------------------------------------------------- configs
+def _apply_overrides(d: dict[str, Any], overrides: dict[str, Any], model: str) -> dict[str, Any]:
+    d = dict(d)
+    for key, value in overrides.items():
+        if key in d:
+            d[key] = value
+        elif isinstance(d.get("fusion"), dict) and key in d["fusion"]:
+            d["fusion"] = {**d["fusion"], key: value}
+        else:
+            keys = sorted(k for k in d if k != "fusion") + sorted(d.get("fusion", {}))
+            raise UsageError(f"{model}: no config field {key!r}; fields: {', '.join(keys)}")
+    return d
+
+
+def default_config(
+    model: str, data: Any, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The model's config (JSON-ready) for this data set, with ``overrides`` applied."""
+    overrides = dict(overrides or {})
+    if model in SEE_MODELS:
+        if model == "mco-e-net":  # as released: RGB-read JPEGs, 3-channel event frames
+            cfg = MCOENetConfig.paper(event_input="intensity", event_channels=3)
+        else:  # grey frames and grey SEE event frames, 1 channel each
+            cfg = MCOENetConfig.lite(event_input="intensity", event_channels=1)
+        d = _apply_overrides(asdict(cfg), overrides, model)
+        return json.loads(MCOENetConfig(**d).to_json())
+    if not isinstance(data, SignalData):
+        raise UsageError(f"{model} needs DEAP or DREAMER windows")
+    names, shapes, rng = data.label_names, data.shapes(), data.output_range
+    if model == "hi-moe":
+        preset = HiMoEConfig.deap if data.kind == "deap" else HiMoEConfig.dreamer
+        cfg = preset(window_s=data.window_s, outputs=names, output_range=rng)
+        got = {m.name: m.input_shape for m in cfg.modalities}
+        if got != shapes:
+            raise UsageError(f"hi-moe preset {data.kind} expects {got}, the data gives {shapes}")
+        d = _apply_overrides(cfg.to_dict(), overrides, model)
+        return HiMoEConfig.from_dict(d).to_dict()
+    layouts = tuple(InputLayout(m, "numeric", s) for m, s in shapes.items())
+    if model == "late-fusion":
+        d = LateFusionConfig(layouts, outputs=names, output_range=rng).to_dict()
+        return LateFusionConfig.from_dict(_apply_overrides(d, overrides, model)).to_dict()
+    if model == "concat-fusion":
+        fusion = FusionConfig(layouts, n_affect=len(names), n_classes=0)
+        d = ConcatRegressorConfig(fusion, names, rng).to_dict()
+        return ConcatRegressorConfig.from_dict(_apply_overrides(d, overrides, model)).to_dict()
+    raise UsageError(f"{model}: no single config (an ensemble is built from its members)")
+
+
+def build_model(model: str, config: dict[str, Any]) -> nn.Module:
+    """A fresh model (random initialisation from torch's global generator) from its config."""
+    if model in SEE_MODELS:
+        return MCOENet(MCOENetConfig.from_json(json.dumps(config)))
+    if model == "hi-moe":
+        return HiMoE(HiMoEConfig.from_dict(config))
+    if model == "late-fusion":
+        return LateFusion(LateFusionConfig.from_dict(config))
+    if model == "concat-fusion":
+        return ConcatRegressor(ConcatRegressorConfig.from_dict(config))
+    if model == "ensemble":
+        members = [build_model(m["model"], m["config"]) for m in config["members"]]
+        return Ensemble(
+            members,
+            [m["weight"] for m in config["members"]],
+            [m.get("name", m["model"]) for m in config["members"]],
+            tuple(config["output_range"]),
+        )
+    raise UsageError(f"unknown model {model!r}")
+
+
+# --------------------------------------------------------------------------- losses
+def signal_loss(
+    model_name: str, model: nn.Module, output: Any, targets: torch.Tensor, recipe: Recipe
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training loss of each signal model, as its paper (or its card) defines it."""
+    if model_name == "hi-moe":
+        assert isinstance(model, HiMoE)
+        return model.loss(output, targets)
+    if model_name == "late-fusion":
+        return late_fusion_loss(output, targets)
+    if model_name == "concat-fusion":
+        return concat_regressor_loss(output, targets, recipe.aux_weight)
+    raise UsageError(f"{model_name}: no training loss (ensembles train their members)")
+
+
+def see_loss(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Plain cross-entropy, as released (no load-balancing term)."""
+    ce = F.cross_entropy(logits, labels)
+    return ce, {"ce": ce}
+
+
+# --------------------------------------------------------------------------- files
+def save_checkpoint(
+    path: str | Path,
+    model_name: str,
+    model: nn.Module,
+    config: dict[str, Any],
+    info: dict[str, Any],
+) -> Path:
+    """``path`` (.safetensors) and its ``.json`` sibling; returns the JSON path."""
+    path = Path(path)
+    meta = {"format": FORMAT, "model": model_name, "config": json.dumps(config, sort_keys=True)}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata=meta)
+    doc = {"format": FORMAT, "model": model_name, "config": config, **info}
+    jpath = path.with_suffix(".json")
+    jpath.write_text(json.dumps(doc, indent=2, sort_keys=True, default=_json_default))
+    return jpath
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def read_info(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's JSON (or, without it, what the safetensors metadata says)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    jpath = path.with_suffix(".json")
+    if jpath.is_file():
+        doc = json.loads(jpath.read_text())
+        if doc.get("format") != FORMAT:
+            raise UsageError(f"{jpath}: not an affectlab checkpoint (format {doc.get('format')!r})")
+        return doc
+    if not path.is_file():
+        raise UsageError(f"{path}: no such checkpoint")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != FORMAT:
+        raise UsageError(f"{path}: not an affectlab checkpoint (format {meta.get('format')!r})")
+    return {"format": FORMAT, "model": meta["model"], "config": json.loads(meta["config"])}
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a checkpoint and load its weights (safetensors only); eval mode."""
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    info = read_info(path)
+    model = build_model(info["model"], info["config"])
+    if not path.is_file():
+        raise UsageError(f"{path}: weights missing beside {path.with_suffix('.json')}")
+    model.load_state_dict(load_file(str(path), device=device), strict=True)
+    return model.to(device).eval(), info

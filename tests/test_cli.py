@@ -1,0 +1,29 @@
+"""The `affectlab` command routes every command to its own parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.cli import PASS_THROUGH_HELP, build_parser, main
+
+
+@pytest.mark.parametrize("command", sorted(PASS_THROUGH_HELP))
+def test_pass_through_commands_get_their_own_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert f"affectlab {command}" in capsys.readouterr().out
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    for command in ("demo", "run", *PASS_THROUGH_HELP):
+        assert command in out
+
+
+def test_unknown_command_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fly"])
+    assert exc.value.code == 2

@@ -1,0 +1,299 @@
+"""Training: every model on tiny simulated data sets, determinism, resume, folds, errors.
+
+The data sets are written once per session by ``app.simulate`` in the real
+file formats (3 DEAP subjects x 4 trials of 10 s, 3 DREAMER subjects, 2 SEE
+subjects) and read by the real loaders; runs are 1-2 epochs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from app.simulate import main as simulate
+from app.train import main as train
+from models.baselines import InputLayout
+from models.datasets import SignalData, load_signals, make_folds, parse_data_ref
+from models.ensemble import Ensemble, validation_weights
+from models.late_fusion import LateFusion, LateFusionConfig, late_fusion_loss
+from models.tasks import batch_order, count_batches
+from models.training import EMA, flatten_optimizer, unflatten_optimizer
+from models.zoo import load_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def sim(tmp_path_factory) -> dict[str, Path]:
+    """Tiny DEAP, DREAMER and SEE data sets in their own formats (written once)."""
+    root = tmp_path_factory.mktemp("sim_train")
+    common = ["--subjects", "3", "--trials", "4", "--trial-seconds", "10", "--quiet"]
+    assert simulate(["deap", "--out", str(root / "deap"), *common]) == 0
+    assert (
+        simulate(["dreamer", "--out", str(root / "dreamer"), *common, "--baseline-seconds", "2"])
+        == 0
+    )
+    assert simulate(["see", "--out", str(root / "see"), "--subjects", "2", "--trials", "1",
+                     "--trial-seconds", "0.6", "--frame-size", "100x100", "--quiet"]) == 0  # fmt: skip
+    return {"deap": root / "deap", "dreamer": root / "dreamer" / "DREAMER.mat", "see": root / "see"}
+
+
+def _run(model: str, data: str, out: Path, *extra: str) -> int:
+    return train([model, "--data", data, "--out", str(out), "--quiet", "--threads", "1", *extra])
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+# --------------------------------------------------------------------------- every model
+@pytest.mark.parametrize("model", ["hi-moe", "late-fusion", "concat-fusion", "ensemble"])
+def test_each_signal_model_trains_on_deap(sim, tmp_path, model):
+    out = tmp_path / model
+    rc = _run(model, f"deap:{sim['deap']}", out, "--protocol", "holdout", "--epochs", "2",
+              "--missing-rate", "0.2", "--seed", "3")  # fmt: skip
+    assert rc == 0
+    info = json.loads((out / "fold_00" / "model.json").read_text())
+    assert info["model"] == model
+    assert info["data"]["kind"] == "deap" and info["protocol"] == "holdout" and info["seed"] == 3
+    assert info["missing_rate"] == 0.2
+    assert info["fold"]["n_test"] > 0 and info["fold"]["test_keys"]
+    test = info["metrics"]["test"]
+    assert set(test) == {"valence", "arousal", "dominance", "liking", "mean"}
+    for k in ("ccc", "pcc", "mae", "acc", "f1"):
+        assert np.isfinite(test["mean"][k])
+    assert -1.0 <= test["mean"]["ccc"] <= 1.0 and 0.0 <= test["mean"]["acc"] <= 1.0
+    if model == "ensemble":
+        members = info["config"]["members"]
+        assert [m["model"] for m in members] == ["late-fusion", "concat-fusion"]
+        assert sum(m["weight"] for m in members) == pytest.approx(1.0)
+        for m in members:  # each member is a run of its own, resumable
+            assert (out / "fold_00" / "members" / m["model"] / "state.json").exists()
+    else:
+        assert info["training"]["epochs_run"] == 2
+        assert len(info["training"]["history"]) == 2
+    run = json.loads((out / "run.json").read_text())
+    assert run["finished"] and "fold_00" in run["test"]
+    # the saved file rebuilds and predicts on the rating scale
+    net, meta = load_checkpoint(out / "fold_00" / "model.safetensors")
+    data = load_signals(parse_data_ref(f"deap:{sim['deap']}"))
+    x = {m: torch.from_numpy(v[:5]) for m, v in data.x.items()}
+    with torch.no_grad():
+        reg = net(x, None).regression
+    assert reg.shape == (5, 4) and bool(((reg >= 1) & (reg <= 9)).all())
+    assert meta["config"] == info["config"]
+
+
+def test_dreamer_loso_with_late_fusion(sim, tmp_path):
+    out = tmp_path / "dr"
+    assert (
+        _run("late-fusion", f"dreamer:{sim['dreamer']}", out, "--protocol", "loso", "--epochs", "1")
+        == 0
+    )
+    folds = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folds == ["subject_01", "subject_02", "subject_03"]
+    for f in folds:
+        info = json.loads((out / f / "model.json").read_text())
+        assert info["fold"]["held_out"] == int(f[-2:])
+        assert {k[0] for k in info["fold"]["test_keys"]} == {int(f[-2:])}
+        assert info["config"]["output_range"] == [1.0, 5.0]
+        assert set(info["metrics"]["test"]) == {"valence", "arousal", "dominance", "mean"}
+
+
+def test_mco_e_net_lite_on_see(sim, tmp_path):
+    out = tmp_path / "see"
+    rc = _run("mco-e-net-lite", f"see:{sim['see']}", out, "--epochs", "2", "--batch-size", "16")
+    assert rc == 0
+    info = json.loads((out / "fold_00" / "model.json").read_text())
+    assert info["protocol"] == "holdout"
+    assert info["config"]["name"] == "lite" and info["config"]["event_input"] == "intensity"
+    light = info["metrics"]["test"]["lighting"]
+    assert set(light) == {"normal", "overexposure", "low_light", "hdr", "all"}
+    assert light["all"]["n"] == info["fold"]["n_test"]
+    assert 0.0 <= light["all"]["war"] <= 1.0
+    assert np.asarray(info["metrics"]["test"]["confusion"]).sum() == info["fold"]["n_test"]
+    assert info["recipe"]["optimizer"] == "adamw" and info["recipe"]["schedule"] == "step"
+
+
+# --------------------------------------------------------------------------- determinism, resume
+def test_same_seed_same_weights_other_seed_other_weights(sim, tmp_path):
+    args = ("--protocol", "holdout", "--epochs", "2", "--missing-rate", "0.3")
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        assert _run("hi-moe", f"deap:{sim['deap']}", tmp_path / name, *args, "--seed", seed) == 0
+    a, b, c = (_weights(tmp_path / n / "fold_00" / "model.safetensors") for n in "abc")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("model", ["concat-fusion", "hi-moe"])
+def test_resume_gives_the_uninterrupted_weights(sim, tmp_path, model):
+    """concat-fusion also carries EMA weights and counters through the checkpoint."""
+    data = f"deap:{sim['deap']}"
+    args = (
+        "--protocol",
+        "holdout",
+        "--epochs",
+        "3",
+        "--patience",
+        "10",
+        "--missing-rate",
+        "0.2",
+        "--seed",
+        "1",
+    )
+    assert _run(model, data, tmp_path / "full", *args) == 0
+    assert _run(model, data, tmp_path / "cut", *args, "--stop-after", "1") == 0
+    state = json.loads((tmp_path / "cut" / "fold_00" / "state.json").read_text())
+    assert state["epoch"] == 1 and not state["finished"]
+    assert not (tmp_path / "cut" / "fold_00" / "model.safetensors").exists()
+    assert not json.loads((tmp_path / "cut" / "run.json").read_text())["finished"]
+    assert _run(model, data, tmp_path / "cut", *args, "--resume") == 0
+    full = _weights(tmp_path / "full" / "fold_00" / "model.safetensors")
+    cut = _weights(tmp_path / "cut" / "fold_00" / "model.safetensors")
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    last_full = _weights(tmp_path / "full" / "fold_00" / "last.safetensors")
+    last_cut = _weights(tmp_path / "cut" / "fold_00" / "last.safetensors")
+    assert last_full.keys() == last_cut.keys() and any(k.startswith("optim.") for k in last_full)
+    assert all(torch.equal(last_full[k], last_cut[k]) for k in last_full)
+    # resuming a finished run changes nothing; resuming with another seed is refused
+    assert _run(model, data, tmp_path / "cut", *args, "--resume") == 0
+    assert _run(model, data, tmp_path / "cut", *args[:-1], "2", "--resume") == 2
+
+
+def test_optimizer_state_round_trips_through_flat_tensors():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(5, 3)).pow(2).sum().backward()
+        opt.step()
+    tensors, rest = flatten_optimizer(opt)
+    rest = json.loads(json.dumps(rest))  # as stored in state.json
+    opt2 = torch.optim.AdamW(net.parameters(), lr=1.0)
+    unflatten_optimizer(opt2, tensors, rest)
+    a, b = opt.state_dict(), opt2.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    for pid in a["state"]:
+        for k, v in a["state"][pid].items():
+            assert torch.equal(v, b["state"][pid][k])
+
+
+def test_ema_warms_up_then_follows_slowly():
+    net = torch.nn.Linear(2, 1)
+    ema = EMA(net, 0.99)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    ema.update(net)  # decay min(0.99, 2/11): mostly the new weights
+    assert torch.allclose(ema.model.weight, net.weight - 1.0 * 2 / 11)
+    assert not ema.model.weight.requires_grad
+
+
+# --------------------------------------------------------------------------- folds, batches
+def test_folds_never_split_a_trial_or_a_subject(sim):
+    data = load_signals(parse_data_ref(f"deap:{sim['deap']}"))
+    assert isinstance(data, SignalData) and len(data) == 3 * 4 * 4
+    w = data.windows
+
+    def pairs(idx: np.ndarray) -> set[tuple[int, int]]:
+        return {(int(s), int(t)) for s, t in zip(w.subject[idx], w.trial[idx], strict=True)}
+
+    for protocol, k in (("kfold", 2), ("holdout", 0), ("loso", 0)):
+        folds = make_folds(data, protocol, max(k, 2), seed=0)
+        for f in folds:
+            assert pairs(f.train).isdisjoint(pairs(f.test)) and pairs(f.val).isdisjoint(
+                pairs(f.test)
+            )
+            assert pairs(f.train).isdisjoint(pairs(f.val))
+            assert sorted(map(tuple, f.test_keys)) == sorted(pairs(f.test))
+            assert np.array_equal(np.sort(data.select(f.test_keys)), np.sort(f.test))
+            if protocol == "loso":
+                assert set(w.subject[f.test]) == {f.held_out}
+                assert f.held_out not in set(w.subject[f.train])
+        if protocol == "kfold":  # every window is tested exactly once
+            tested = np.concatenate([f.test for f in folds])
+            assert np.array_equal(np.sort(tested), np.arange(len(data)))
+
+
+def test_batch_order_covers_everything_once():
+    rng = np.random.default_rng(0)
+    for n, b in ((33, 32), (64, 32), (5, 32), (65, 32)):
+        parts = batch_order(n, b, rng)
+        assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(n))
+        assert all(len(p) >= 2 for p in parts)
+        assert len(parts) == count_batches(n, b)
+
+
+# --------------------------------------------------------------------------- the baselines' mechanics
+def test_late_fusion_averages_present_modalities_only():
+    torch.manual_seed(0)
+    cfg = LateFusionConfig((InputLayout("a", "numeric", (2, 32)), InputLayout("b", "numeric", (1, 16))),
+                           outputs=("valence", "arousal"))  # fmt: skip
+    net = LateFusion(cfg).eval()
+    x = {"a": torch.randn(4, 2, 32), "b": torch.randn(4, 1, 16)}
+    present = {
+        "a": torch.tensor([True, True, False, False]),
+        "b": torch.tensor([True, False, True, False]),
+    }
+    with torch.no_grad():
+        out = net(x, present)
+        both = net(x, None)
+        x_nan = {"a": x["a"].clone(), "b": x["b"]}
+        x_nan["a"][2:] = float("nan")  # missing slots may hold anything
+        out_nan = net(x_nan, present)
+    br = both.branch_regression
+    assert torch.allclose(out.regression[0], br[0].mean(0), atol=1e-6)
+    assert torch.allclose(out.regression[1], br[1, 0], atol=1e-6)
+    assert torch.allclose(out.regression[2], br[2, 1], atol=1e-6)
+    assert torch.allclose(out.regression[3], torch.full((2,), 5.0))  # nothing present: the midpoint
+    assert torch.equal(out_nan.regression, out.regression)
+    loss, parts = late_fusion_loss(out, torch.full((4, 2), 7.0))
+    assert torch.isfinite(loss) and set(parts) == {"mse", "bce"}
+
+
+def test_ensemble_is_the_validation_weighted_mean():
+    assert validation_weights([0.6, 0.2, -0.3]) == pytest.approx([0.75, 0.25, 0.0])
+    assert validation_weights([-0.1, 0.0]) == pytest.approx([0.5, 0.5])
+    torch.manual_seed(0)
+    cfg = LateFusionConfig((InputLayout("a", "numeric", (2, 32)),), outputs=("valence",))
+    m1, m2 = LateFusion(cfg).eval(), LateFusion(cfg).eval()
+    ens = Ensemble([m1, m2], [0.75, 0.25]).eval()
+    x = {"a": torch.randn(3, 2, 32)}
+    with torch.no_grad():
+        want = 0.75 * m1(x).regression + 0.25 * m2(x).regression
+        got = ens(x)
+    assert torch.allclose(got.regression, want, atol=1e-6)
+    assert got.binary_logits is not None and got.member_regression.shape == (3, 2, 1)
+
+
+# --------------------------------------------------------------------------- errors
+def test_clear_errors(sim, tmp_path, capsys):
+    assert _run("resnet", f"deap:{sim['deap']}", tmp_path / "x") == 2
+    assert "unknown model 'resnet'" in capsys.readouterr().err
+    assert _run("mco-e-net", f"deap:{sim['deap']}", tmp_path / "x") == 2
+    err = capsys.readouterr().err
+    assert "mco-e-net" in err and "see data, not 'deap'" in err
+    assert _run("hi-moe", f"see:{sim['see']}", tmp_path / "x") == 2
+    assert "not 'see'" in capsys.readouterr().err
+    assert _run("hi-moe", f"deap:{tmp_path / 'nowhere'}", tmp_path / "x") == 2
+    assert "nowhere does not exist" in capsys.readouterr().err
+    assert _run("hi-moe", "eeglab:/tmp", tmp_path / "x") == 2
+    assert "unknown data kind 'eeglab'" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "something").write_text("x")
+    assert _run("hi-moe", f"deap:{sim['deap']}", tmp_path / "full") == 2
+    assert "--resume" in capsys.readouterr().err
+    assert _run("hi-moe", f"deap:{sim['deap']}", tmp_path / "y", "--set", "no_such_field=1") == 2
+    assert "no config field 'no_such_field'" in capsys.readouterr().err
