@@ -17,7 +17,7 @@ class ConfigError(ValueError):
     """A config problem, phrased for the person who wrote the file."""
 
 
-SOURCE_KINDS = ("simulated",)  # grows with drivers/: lsl, brainflow, webcam, davis
+SOURCE_KINDS = ("simulated", "brainflow", "webcam")  # grows with drivers/: lsl, davis
 SINK_KINDS = ("predictions", "lsl", "console")
 
 

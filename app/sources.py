@@ -6,11 +6,12 @@ of the wrong kind stops the session before it starts, naming the key.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from app.config import ConfigError, SourceConfig
-from drivers.base import Driver
+from drivers.base import Driver, OptionError
 
 
 def _number(where: str, lo: float, hi: float) -> Callable[[Any], float]:
@@ -68,8 +69,23 @@ def _simulated(cfg: SourceConfig, where: str) -> list[Driver]:
     return session.drivers
 
 
+def _driver_module(module: str) -> Callable[[SourceConfig, str], list[Driver]]:
+    """A builder for a driver module with ``from_config(options) -> list[Driver]``."""
+
+    def build(cfg: SourceConfig, where: str) -> list[Driver]:
+        from_config = importlib.import_module(module).from_config
+        try:
+            return from_config({"name": cfg.name, **cfg.options})
+        except OptionError as exc:
+            raise ConfigError(f"{where}.{exc.key}: {exc.message}") from None
+
+    return build
+
+
 SOURCE_BUILDERS: dict[str, Callable[[SourceConfig, str], list[Driver]]] = {
     "simulated": _simulated,
+    "brainflow": _driver_module("drivers.brainflow"),
+    "webcam": _driver_module("drivers.webcam"),
 }
 
 

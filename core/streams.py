@@ -28,6 +28,7 @@ class Modality(StrEnum):
     EVENTS = "EVENTS"
     FRAMES = "FRAMES"
     TRIGGERS = "TRIGGERS"
+    REGION = "REGION"  # a tracked image region (x, y, w, h, status), e.g. the eye in a webcam
     MARKERS = "MARKERS"
     RATINGS = "RATINGS"
     PREDICTIONS = "PREDICTIONS"

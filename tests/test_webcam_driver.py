@@ -1,0 +1,228 @@
+"""WebcamDriver with video files written by cv2.VideoWriter (FFV1, lossless) standing in for a
+webcam, the eye region on a drawn face moving in a video, and the missing-camera message."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_eye_region import draw_face
+
+from core.clock import lsl_now
+from core.streams import Modality
+from drivers.base import DriverError, OptionError
+from drivers.eye_region import RegionStatus
+from drivers.webcam import WebcamDriver, from_config
+
+FPS = 30.0
+
+
+def _wait(predicate, timeout: float = 20.0, step: float = 0.02) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def _indexed_frames(n: int, size=(96, 72)) -> list[np.ndarray]:
+    """BGR frames whose top-left block says their index (value 4 * i); the rest is texture."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(n):
+        f = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        f[:16, :16] = 4 * i
+        frames.append(f)
+    return frames
+
+
+def _write_video(path: Path, frames: list[np.ndarray], fps: float = FPS) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h), True)
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f if f.ndim == 3 else cv2.cvtColor(f, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def _index(frame: np.ndarray) -> int:
+    return int(round(float(frame[:16, :16].mean()) / 4))
+
+
+def _run_to_end(d: WebcamDriver, timeout: float = 30.0) -> None:
+    d.start()
+    try:
+        assert _wait(lambda: not d.running, timeout), "the video did not end"
+    finally:
+        d.stop()
+    assert d.error is None
+
+
+def test_video_file_plays_as_a_webcam(tmp_path):
+    frames = _indexed_frames(45)
+    d = WebcamDriver(file=_write_video(tmp_path / "clip.mkv", frames), gray=False)
+    spec = d.specs[0]
+    assert spec.name == "webcam-frames" and spec.modality is Modality.FRAMES
+    assert spec.frame_shape == (72, 96, 3) and spec.nominal_rate == FPS
+    assert d.frame_count == 45
+    started = lsl_now()
+    _run_to_end(d)
+    h = d.health()["webcam-frames"]
+    # every frame arrives, or is counted as dropped when the machine was too busy
+    assert h.received + h.lost == 45 and h.received >= 30
+    assert not h.connected and "end of video file" in h.message
+    chunk = d.rings["webcam-frames"].latest(45)
+    idx = [_index(f) for f in chunk.data]
+    assert idx == sorted(set(idx)) and idx[0] == 0
+    for i, f in zip(idx, chunk.data, strict=True):
+        np.testing.assert_array_equal(f, frames[i])  # lossless: exactly what was written
+    # host stamps at grab, paced at the file's rate
+    assert chunk.ts[0] >= started and np.all(np.diff(chunk.ts) > 0)
+    per_frame = np.diff(chunk.ts) / np.diff(idx)
+    assert np.median(per_frame) == pytest.approx(1 / FPS, rel=0.2)
+
+
+def test_gray_resized_frames(tmp_path):
+    frames = _indexed_frames(12)
+    d = WebcamDriver(file=_write_video(tmp_path / "clip.mkv", frames, fps=60), size=(48, 36))
+    assert d.specs[0].frame_shape == (36, 48) and d.fps == 60
+    _run_to_end(d)
+    chunk = d.rings["webcam-frames"].latest(12)
+    assert len(chunk) + d.lost_frames == 12
+    for f in chunk.data:
+        i = int(round(float(f[:6, :6].mean()) / 4))  # the 16 x 16 index block is 8 x 6 now
+        bgr = cv2.resize(frames[i], (48, 36), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(f, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+
+
+def test_looping_file_keeps_playing(tmp_path):
+    frames = _indexed_frames(10)
+    d = WebcamDriver(file=_write_video(tmp_path / "clip.mkv", frames, fps=50), loop=True)
+    d.start()
+    try:
+        assert _wait(lambda: d.rings["webcam-frames"].head >= 25)
+        assert d.running and d.health()["webcam-frames"].connected
+    finally:
+        d.stop()
+    assert not d.running and d.error is None
+    chunk = d.rings["webcam-frames"].latest(25)
+    idx = [int(round(float(f[:16, :16].mean()) / 4)) for f in chunk.data]
+    assert idx.count(0) >= 2 and max(idx) == 9  # it went round at least twice
+    assert np.all(np.diff(chunk.ts) > 0)
+
+
+def _face_video(path: Path, n: int) -> tuple[Path, list[tuple[int, int]]]:
+    """A face drifting right and back, with sensor noise; returns the right eye's true centres."""
+    frames, eyes = [], []
+    for i in range(n):
+        x = 300 + round(30 * np.sin(2 * np.pi * i / n))
+        img, centres = draw_face((640, 480), (x, 240), 2.0, noise=4.0, seed=i)
+        if 30 <= i < 34:  # the person leaves the frame for four frames
+            img = np.full_like(img, 60)
+        frames.append(img)
+        eyes.append(centres[0])
+    return _write_video(path, frames), eyes
+
+
+def test_eye_region_and_crop_streams_follow_the_face(tmp_path):
+    path, eyes = _face_video(tmp_path / "face.mkv", 60)
+    d = WebcamDriver(file=path, eye_region=True, eye_size=(100, 100))
+    specs = {s.name: s for s in d.specs}
+    # the eye crop is the first frame stream: unbound FRAMES inputs take it
+    assert d.specs[0].name == "webcam-eye" and specs["webcam-eye"].frame_shape == (100, 100)
+    assert specs["webcam-eye-region"].channel_names == ("x", "y", "w", "h", "status")
+    _run_to_end(d, 60)
+    region = d.rings["webcam-eye-region"].latest(60)
+    frames = d.rings["webcam-frames"].latest(60)
+    crops = d.rings["webcam-eye"].latest(60)
+    assert len(region) == len(frames) and len(region) + d.lost_frames == 60
+    np.testing.assert_array_equal(region.ts, frames.ts)
+    status = region.data[:, 4].astype(int)
+    assert (status == RegionStatus.DETECTED).sum() >= len(region) // 5 - 2
+    # where there was a face, the region sits on the right eye (Haar boxes run a bit high)
+    t0 = frames.ts[0]
+    for row, t in zip(region.data, region.ts, strict=True):
+        i = int(round((t - t0) * FPS))  # frame index from the stamp (no drops: exact)
+        if 0 < i < 30 and d.lost_frames == 0 and row[4] >= 0:
+            cx, cy = row[0] + row[2] / 2, row[1] + row[3] / 2
+            assert abs(cx - eyes[i][0]) < 20 and abs(cy - eyes[i][1]) < 20
+    # the blank frames are held, never lost (hold is 15 frames), and crops continue through them
+    assert (status == RegionStatus.LOST).sum() == 0
+    assert len(crops) == len(region)
+    assert crops.data.shape[1:] == (100, 100) and crops.data.dtype == np.uint8
+    assert d.eye_tracker is not None and d.eye_tracker.detections < len(region)
+
+
+def test_a_missing_webcam_says_what_was_found():
+    with pytest.raises(DriverError, match=r"no webcam at index 9; found: "):
+        WebcamDriver(device=9)
+    with pytest.raises(DriverError, match="no webcam at index 9"):
+        from_config({"device": 9})
+
+
+def test_a_missing_or_unreadable_file_is_a_clear_error(tmp_path):
+    with pytest.raises(DriverError, match="video file not found"):
+        WebcamDriver(file=tmp_path / "absent.mkv")
+    junk = tmp_path / "junk.mkv"
+    junk.write_bytes(b"not a video at all")
+    with pytest.raises(DriverError, match="cannot open video file"):
+        WebcamDriver(file=junk)
+
+
+def test_from_config(tmp_path):
+    path = _write_video(tmp_path / "clip.mkv", _indexed_frames(5))
+    (d,) = from_config(
+        {
+            "file": str(path),
+            "name": "cam",
+            "fps": 15,
+            "size": [48, 36],
+            "gray": True,
+            "eye_region": True,
+            "eye_size": 64,
+            "eye": "left",
+            "detect_every": 3,
+        }
+    )
+    assert isinstance(d, WebcamDriver) and d.fps == 15
+    assert [s.name for s in d.specs] == ["cam-eye", "cam-frames", "cam-eye-region"]
+    assert d.specs[0].frame_shape == (64, 64) and d.specs[1].frame_shape == (36, 48)
+    assert d.eye_tracker is not None and d.eye_tracker.options.eye == "left"
+    d.close()
+    bad = [
+        ({"device": 0, "file": str(path)}, "file", "not both"),
+        ({"device": "usb"}, "device", "camera index"),
+        ({"camera": 0}, "camera", "unknown option"),
+        ({"file": str(path), "size": [640]}, "size", "width, height"),
+        ({"file": str(path), "eye": "third"}, "eye", "right, left, both"),
+        ({"loop": True}, "loop", "video file only"),
+        ({"file": str(path), "fps": 0}, "fps", "frames per second"),
+        ({"file": str(path), "gray": "yes"}, "gray", "true or false"),
+        ({"file": str(path), "detect_every": 0}, "detect_every", "integer"),
+    ]
+    for options, key, text in bad:
+        with pytest.raises(OptionError, match=text) as err:
+            from_config(options)
+        assert err.value.key == key
+
+
+def test_shipped_example_config_with_a_file_for_the_camera(tmp_path):
+    import tomllib
+
+    path = Path(__file__).resolve().parents[1] / "app" / "configs" / "brainflow_webcam.toml"
+    (table,) = [s for s in tomllib.loads(path.read_text())["sources"] if s["kind"] == "webcam"]
+    options = {k: v for k, v in table.items() if k != "kind"}
+    with pytest.raises(DriverError, match="no webcam at index 0"):  # no camera on the test machine
+        from_config(options)
+    options.pop("device")
+    options["file"] = str(_face_video(tmp_path / "face.mkv", 10)[0])
+    (d,) = from_config(options)
+    assert [s.name for s in d.specs] == ["webcam-eye", "webcam-frames", "webcam-eye-region"]
+    assert d.specs[1].frame_shape == (480, 640)
+    _run_to_end(d)
+    assert d.rings["webcam-eye"].head + d.lost_frames == 10
