@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: commands with parsers of their own; everything after the command name goes to them
 PASS_THROUGH_HELP = {
+    "streams": "list the LSL streams, BrainFlow boards, webcams and DAVIS cameras found (streams --help)",
     "train": "train a model on DEAP, DREAMER or SEE (train --help)",
     "evaluate": "evaluate checkpoints: the papers' tables and plots (evaluate --help)",
     "train-demo": "retrain the interim demo model on simulated data (train-demo --help)",
@@ -61,6 +62,7 @@ def _pass_through(command: str, rest: list[str]) -> int:
     import importlib
 
     module = {
+        "streams": "app.streams",
         "train": "app.train",
         "evaluate": "app.evaluate",
         "train-demo": "app.train_demo",

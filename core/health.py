@@ -49,6 +49,7 @@ class HealthTracker:
     health: StreamHealth
     window_s: float = 2.0
     _arrivals: deque = field(default_factory=deque)
+    _in_window: int = 0
 
     def on_chunk(self, ts_last: float, n: int, arrival: float | None = None) -> None:
         """Record ``n`` items whose newest stamp is ``ts_last``, arrived at ``arrival``."""
@@ -61,12 +62,14 @@ class HealthTracker:
         h.last_sample_time = ts_last
         h.last_arrival = arrival
         h.latency = arrival - ts_last
+        # A running total keeps this O(1) per chunk: drivers call it 1000 times a second.
         self._arrivals.append((ts_last, n))
+        self._in_window += n
         while self._arrivals and ts_last - self._arrivals[0][0] > self.window_s:
-            self._arrivals.popleft()
+            self._in_window -= self._arrivals.popleft()[1]
         if len(self._arrivals) >= 2:
             span = ts_last - self._arrivals[0][0]
-            count = sum(k for _, k in list(self._arrivals)[1:])
+            count = self._in_window - self._arrivals[0][1]  # items after the first stamp
             h.effective_rate = count / span if span > 0 else 0.0
 
     def on_disconnect(self, message: str = "") -> None:
@@ -76,6 +79,7 @@ class HealthTracker:
         h.connected = False
         h.effective_rate = 0.0
         self._arrivals.clear()
+        self._in_window = 0
         h.message = message
 
     def snapshot(self) -> StreamHealth:

@@ -1,0 +1,737 @@
+"""LSL inlets as affectlab streams: resolved by name, type or source_id, on the one clock.
+
+One ``LslDriver`` reads one LSL stream into one ring. Choices that matter:
+
+- Clock. Inlets run LSL's own post-processing (clock-sync, plus de-jitter and
+  monotonize for regular streams), so samples from another host land on the
+  local LSL clock, which is affectlab's clock. The first clock-sync blocks
+  about 0.6 s (REFERENCE 9); the driver thread takes that hit, not the caller.
+- Keeping up. LSL hands out the OLDEST buffered data first, so a slow reader
+  silently works on old samples (REFERENCE 8). The thread pulls everything that
+  is pending into one preallocated array per call (``dest_obj``), stamps the
+  arrival, and health shows latency (arrival minus sample time). When that
+  latency exceeds ``behind_s`` the health message says so; holes in the
+  timeline of a regular stream are counted as gaps and estimated lost samples.
+- Outlet loss. Inlets are made with ``recover=False`` so that a vanished outlet
+  surfaces as ``LostError`` at once (liblsl's silent recovery would hide the
+  gap). The driver then marks the gap in health and re-resolves the stream -
+  the same query, pinned to the stream's source_id when it has one - until it
+  comes back with the same layout.
+- String streams (``cf_string``, e.g. experiment markers) go to a small ring of
+  Python ``str`` objects (dtype ``object``), modality MARKERS: they are the
+  triggers a recorder or a GUI may want, so they are kept rather than skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pylsl
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LslTimeoutError
+
+from core.clock import lsl_now
+from core.streams import Modality, RingKind, StreamSpec
+from drivers.base import Driver, DriverError, OptionError
+
+log = logging.getLogger(__name__)
+
+SOURCE = "drivers.lsl"
+
+#: LSL channel formats -> numpy dtype names of the ring. Strings are kept as ``str`` objects.
+FORMAT_DTYPES: dict[int, str] = {
+    pylsl.cf_float32: "float32",
+    pylsl.cf_double64: "float64",
+    pylsl.cf_int8: "int8",
+    pylsl.cf_int16: "int16",
+    pylsl.cf_int32: "int32",
+    pylsl.cf_int64: "int64",
+    pylsl.cf_string: "object",
+}
+FORMAT_NAMES: dict[int, str] = {
+    pylsl.cf_float32: "float32",
+    pylsl.cf_double64: "double64",
+    pylsl.cf_int8: "int8",
+    pylsl.cf_int16: "int16",
+    pylsl.cf_int32: "int32",
+    pylsl.cf_int64: "int64",
+    pylsl.cf_string: "string",
+}
+
+#: LSL stream types (case-insensitive; the XDF/LSL conventions and common synonyms) -> modality.
+#: EVENTS and FRAMES are never inferred: those rings hold DVS events and images, which an LSL
+#: stream's n x channels samples are not.
+TYPE_MODALITIES: dict[str, Modality] = {
+    "eeg": Modality.EEG,
+    "ecg": Modality.ECG,
+    "ekg": Modality.ECG,
+    "eda": Modality.EDA,
+    "gsr": Modality.EDA,
+    "scr": Modality.EDA,
+    "ppg": Modality.PPG,
+    "bvp": Modality.PPG,
+    "resp": Modality.RESP,
+    "respiration": Modality.RESP,
+    "emg": Modality.EMG,
+    "eog": Modality.EOG,
+    "temp": Modality.TEMP,
+    "temperature": Modality.TEMP,
+    "skt": Modality.TEMP,
+    "imu": Modality.IMU,
+    "acc": Modality.IMU,
+    "accelerometer": Modality.IMU,
+    "gyro": Modality.IMU,
+    "gyroscope": Modality.IMU,
+    "markers": Modality.MARKERS,
+    "marker": Modality.MARKERS,
+    "triggers": Modality.TRIGGERS,
+    "trigger": Modality.TRIGGERS,
+    "ratings": Modality.RATINGS,
+    "rating": Modality.RATINGS,
+    "emotion": Modality.PREDICTIONS,
+    "predictions": Modality.PREDICTIONS,
+}
+
+
+def modality_for(lsl_type: str) -> Modality:
+    """The modality of an LSL stream type.
+
+    Unknown types become MARKERS: the aligner binds model inputs by modality, and
+    a stream whose meaning we do not know must never be fed to a model as, say,
+    EEG. MARKERS is the one modality no model consumes, so the stream is still
+    shown and recorded (with its LSL type in the metadata) but not interpreted;
+    the ``modality`` option overrides this.
+    """
+    return TYPE_MODALITIES.get(lsl_type.strip().lower(), Modality.MARKERS)
+
+
+# ------------------------------------------------------------------ queries
+def xpath_literal(value: str) -> str:
+    """``value`` quoted for an XPath predicate (liblsl resolves with pugixml XPath 1.0)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    parts = value.split("'")
+    return "concat(" + ", \"'\", ".join(f"'{p}'" for p in parts) + ")"
+
+
+@dataclass(frozen=True)
+class LslQuery:
+    """Which LSL stream to read: any of name, type, source_id (plus hostname to pin a host)."""
+
+    name: str | None = None
+    type: str | None = None
+    source_id: str | None = None
+    hostname: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.name or self.type or self.source_id):
+            raise ValueError("an LSL query needs a name, a type or a source_id")
+        for key, value in self.fields().items():
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"LSL {key} must be a non-empty string, got {value!r}")
+
+    def fields(self) -> dict[str, str]:
+        """The constraints that are set, in LSL's property names."""
+        d = {
+            "name": self.name,
+            "type": self.type,
+            "source_id": self.source_id,
+            "hostname": self.hostname,
+        }
+        return {k: v for k, v in d.items() if v is not None}
+
+    def predicate(self) -> str:
+        return " and ".join(f"{k}={xpath_literal(v)}" for k, v in self.fields().items())
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.fields().items())
+
+    def matches(self, info: StreamSummary) -> bool:
+        have = {
+            "name": info.name,
+            "type": info.type,
+            "source_id": info.source_id,
+            "hostname": info.hostname,
+        }
+        return all(have[k] == v for k, v in self.fields().items())
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What an LSL stream declares, in plain data (for messages, discovery and metadata)."""
+
+    name: str
+    type: str
+    channel_count: int
+    nominal_rate: float
+    channel_format: str
+    source_id: str
+    hostname: str
+    uid: str = ""
+    created_at: float = 0.0
+    channel_names: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    channel_types: tuple[str, ...] = ()
+    manufacturer: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def from_info(cls, info: pylsl.StreamInfo, full: bool = False) -> StreamSummary:
+        """``full`` reads the channel table of a full header (``inlet.info()``); resolved
+        infos have an empty description."""
+        names: tuple[str, ...] = ()
+        units: tuple[str, ...] = ()
+        types: tuple[str, ...] = ()
+        manufacturer = ""
+        if full:
+            names, units, types = read_channels(info)
+            manufacturer = info.desc().child_value("manufacturer")
+        return cls(
+            name=info.name(),
+            type=info.type(),
+            channel_count=int(info.channel_count()),
+            nominal_rate=float(info.nominal_srate()),
+            channel_format=FORMAT_NAMES.get(info.channel_format(), str(info.channel_format())),
+            source_id=info.source_id(),
+            hostname=info.hostname(),
+            uid=info.uid(),
+            created_at=float(info.created_at()),
+            channel_names=names,
+            units=units,
+            channel_types=types,
+            manufacturer=manufacturer,
+        )
+
+    @property
+    def rate_text(self) -> str:
+        return "irregular" if self.nominal_rate <= 0 else f"{self.nominal_rate:g} Hz"
+
+    def describe(self) -> str:
+        sid = f", source_id {self.source_id!r}" if self.source_id else ""
+        return (
+            f"{self.name!r} (type {self.type!r}, {self.channel_count} x {self.channel_format} "
+            f"@ {self.rate_text}{sid}, host {self.hostname!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "channel_count": self.channel_count,
+            "nominal_rate": self.nominal_rate,
+            "channel_format": self.channel_format,
+            "source_id": self.source_id,
+            "hostname": self.hostname,
+            "uid": self.uid,
+            "channel_names": list(self.channel_names),
+            "units": list(self.units),
+            "channel_types": list(self.channel_types),
+            "manufacturer": self.manufacturer,
+        }
+
+
+def read_channels(info: pylsl.StreamInfo) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Labels, units and types from ``desc/channels/channel`` (the XDF meta-data convention).
+
+    Missing labels become ``ch1, ch2, ...``; units and types are empty tuples when no
+    channel declares one. A table whose length disagrees with the channel count is
+    ignored (it cannot be matched to the data columns).
+    """
+    n = int(info.channel_count())
+    labels: list[str] = []
+    units: list[str] = []
+    types: list[str] = []
+    ch = info.desc().child("channels").child("channel")
+    while not ch.empty():
+        labels.append(ch.child_value("label").strip() or ch.child_value("name").strip())
+        units.append(ch.child_value("unit").strip())
+        types.append(ch.child_value("type").strip())
+        ch = ch.next_sibling("channel")
+    if len(labels) != n:
+        if labels:
+            log.warning(
+                "LSL stream %r describes %d channels but has %d; channel labels ignored",
+                info.name(),
+                len(labels),
+                n,
+            )
+        labels, units, types = [""] * n, [""] * n, [""] * n
+    names = tuple(label or f"ch{i + 1}" for i, label in enumerate(labels))
+    return (
+        names,
+        tuple(units) if any(units) else (),
+        tuple(types) if any(types) else (),
+    )
+
+
+# ------------------------------------------------------------------ resolving
+def list_streams(wait: float = 1.0) -> list[StreamSummary]:
+    """Every LSL stream that answers within ``wait`` seconds (header only, no channel table)."""
+    return [StreamSummary.from_info(i) for i in pylsl.resolve_streams(wait_time=max(0.05, wait))]
+
+
+def _found_text(wait: float) -> str:
+    found = list_streams(wait)
+    if not found:
+        return (
+            "no LSL stream answered at all (is the outlet running? on another host, does "
+            "multicast reach this one, or is it listed under KnownPeers in lsl_api.cfg?)"
+        )
+    return "streams on the network: " + "; ".join(s.describe() for s in found)
+
+
+def resolve(query: LslQuery, timeout: float = 5.0) -> pylsl.StreamInfo:
+    """The first stream matching ``query`` within ``timeout`` s; DriverError naming what was
+    looked for and what was found otherwise."""
+    infos = pylsl.resolve_bypred(query.predicate(), 1, max(0.05, timeout))
+    if not infos:
+        listing = _found_text(max(0.5, min(2.0, timeout)))
+        raise DriverError(f"no LSL stream with {query.describe()} within {timeout:g} s; {listing}")
+    if len(infos) > 1:
+        others = "; ".join(StreamSummary.from_info(i).describe() for i in infos)
+        log.warning("several LSL streams match %s (%s); using the first", query.describe(), others)
+    return infos[0]
+
+
+# ------------------------------------------------------------------ the driver
+def spec_from_summary(
+    s: StreamSummary, stream: str | None = None, modality: Modality | str | None = None
+) -> StreamSpec:
+    """The StreamSpec of an LSL stream (from its full header)."""
+    is_string = s.channel_format == "string"
+    mod = Modality(modality) if modality is not None else modality_for(s.type)
+    if is_string and modality is None:
+        mod = Modality.MARKERS
+    names = s.channel_names or tuple(f"ch{i + 1}" for i in range(s.channel_count))
+    metadata: dict[str, Any] = {
+        "lsl_name": s.name,
+        "lsl_type": s.type,
+        "source_id": s.source_id,
+        "hostname": s.hostname,
+        "uid": s.uid,
+        "channel_format": s.channel_format,
+    }
+    if s.channel_types:
+        metadata["channel_types"] = list(s.channel_types)
+    if s.manufacturer:
+        metadata["manufacturer"] = s.manufacturer
+    if is_string:
+        metadata["values"] = "str (LSL string samples)"
+    return StreamSpec(
+        name=stream or s.name,
+        modality=mod,
+        nominal_rate=max(0.0, s.nominal_rate),
+        channel_names=names,
+        units=s.units,
+        dtype=FORMAT_DTYPES[_format_code(s.channel_format)],
+        source=f"{SOURCE}:{s.name}@{s.hostname}",
+        metadata=metadata,
+    )
+
+
+def _format_code(name: str) -> int:
+    for code, n in FORMAT_NAMES.items():
+        if n == name:
+            return code
+    raise DriverError(f"unsupported LSL channel format {name!r}")
+
+
+class LslDriver(Driver):
+    """One LSL stream read into one ring.
+
+    The stream is resolved in the constructor (``resolve_timeout``); a missing
+    stream raises DriverError listing the streams that were found. ``stream``
+    names the ring (default: the LSL name). ``max_buffered`` is the inlet's
+    buffer in seconds: data older than that is dropped by LSL if the driver ever
+    falls that far behind. ``poll_interval`` is the shortest time between two
+    pulls while data flows: per-pull costs (pylsl's call, the ring write, health)
+    are paid at most 1/poll_interval times a second whatever the sample rate,
+    for at most that much added latency; the first sample after a quiet spell
+    is still picked up at once. ``stall_timeout`` marks a regular stream disconnected
+    when its outlet is alive but silent (default: 2 s or 20 sample periods,
+    whichever is longer; 0 turns it off; irregular streams never stall).
+    """
+
+    #: seconds a pull waits for the first sample; bounds how long stop() takes
+    poll_timeout: float = 0.1
+    #: seconds between clock-offset refreshes shown in health (clock-sync itself is LSL's)
+    clock_refresh_s: float = 5.0
+    #: bytes of the preallocated pull buffer at most
+    max_pull_bytes: int = 8 << 20
+
+    def __init__(
+        self,
+        query: LslQuery,
+        *,
+        stream: str | None = None,
+        name: str = "lsl",
+        resolve_timeout: float = 5.0,
+        max_buffered: float = 60.0,
+        dejitter: bool = True,
+        modality: Modality | str | None = None,
+        stall_timeout: float | None = None,
+        reconnect_interval: float = 1.0,
+        behind_s: float = 1.0,
+        poll_interval: float = 0.005,
+        ring_seconds: float | None = None,
+    ) -> None:
+        self.query = query
+        self.resolve_timeout = float(resolve_timeout)
+        self.max_buffered = float(max_buffered)
+        self.dejitter = bool(dejitter)
+        self.reconnect_interval = float(reconnect_interval)
+        self.behind_s = float(behind_s)
+        self.poll_interval = float(poll_interval)
+        info = resolve(query, self.resolve_timeout)
+        inlet, summary = self._open(info)
+        if summary.channel_count < 1:
+            raise DriverError(f"LSL stream {summary.describe()} has no channels")
+        spec = spec_from_summary(summary, stream, modality)
+        if spec.kind is not RingKind.NUMERIC:
+            raise DriverError(
+                f"LSL stream {summary.name!r}: modality {spec.modality} needs an event or frame "
+                "ring; LSL samples go to numeric modalities only"
+            )
+        super().__init__(name, [spec], ring_seconds)
+        self.spec = spec
+        self.stream = spec.name
+        self.summary = summary
+        self.is_string = summary.channel_format == "string"
+        rate = spec.nominal_rate
+        if stall_timeout is None:
+            stall_timeout = max(2.0, 20.0 / rate) if rate > 0 else 0.0
+        self.stall_timeout = float(stall_timeout) if rate > 0 else 0.0
+        #: a hole longer than this between consecutive stamps counts as a gap with lost samples
+        self.hole_s = max(0.2, 10.0 / rate) if rate > 0 else math.inf
+        # after a loss, look for the very same device again when it declares a source_id
+        pinned = dict(query.fields())
+        if summary.source_id:
+            pinned["source_id"] = summary.source_id
+        self.reconnect_query = LslQuery(**pinned)
+        self.reconnects = 0
+        self.clock_offset = 0.0
+        self._inlet: pylsl.StreamInlet | None = inlet
+        self._last_ts: float | None = None
+        self._behind = False
+        item = np.dtype(spec.dtype).itemsize * spec.n_channels
+        want = math.ceil(rate * 0.5) if rate > 0 else 1024
+        self._cap = max(64, min(want, self.max_pull_bytes // max(1, item)))
+        self._buf = (
+            None if self.is_string else np.empty((self._cap, spec.n_channels), dtype=spec.dtype)
+        )
+        self.tracker(self.stream).health.message = f"resolved {summary.describe()}"
+
+    # ------------------------------------------------------------ inlets
+    def _flags(self, rate: float) -> int:
+        flags = pylsl.proc_clocksync | pylsl.proc_monotonize
+        if self.dejitter and rate > 0:  # de-jitter fits a regular rate; meaningless for markers
+            flags |= pylsl.proc_dejitter
+        return flags
+
+    def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, StreamSummary]:
+        """An inlet (recover off: loss must surface) and the stream's full header."""
+        rate = float(info.nominal_srate())
+        buflen = max(1, math.ceil(self.max_buffered))
+        inlet = pylsl.StreamInlet(
+            info, max_buflen=buflen, recover=False, processing_flags=self._flags(rate)
+        )
+        try:
+            full = inlet.info(timeout=max(1.0, self.resolve_timeout))
+        except (LslTimeoutError, LostError) as exc:
+            with contextlib.suppress(Exception):
+                inlet.close_stream()
+            raise DriverError(
+                f"LSL stream {StreamSummary.from_info(info).describe()} was found but its "
+                f"header could not be read: {exc}"
+            ) from exc
+        return inlet, StreamSummary.from_info(full, full=True)
+
+    def _incompatible(self, s: StreamSummary) -> str | None:
+        """Why a stream that came back cannot continue this ring (None when it can)."""
+        old = self.summary
+        if (s.channel_count, s.channel_format, s.nominal_rate) != (
+            old.channel_count,
+            old.channel_format,
+            old.nominal_rate,
+        ):
+            return (
+                f"a stream matching {self.reconnect_query.describe()} is back as {s.describe()}, "
+                f"but this ring holds {old.channel_count} x {old.channel_format} "
+                f"@ {old.rate_text}; not reconnecting to it"
+            )
+        return None
+
+    # ------------------------------------------------------------ thread
+    def _run(self) -> None:
+        tracker = self.tracker(self.stream)
+        inlet = self._inlet
+        while not self.stopping:
+            if inlet is None:
+                inlet = self._reconnect()
+                if inlet is None:
+                    break
+                self._inlet = inlet
+            try:
+                self._sync_clock(inlet)
+                self._pump(inlet)
+            except LostError:
+                self._inlet = inlet = None
+                self._last_ts = None
+                tracker.on_disconnect(
+                    f"LSL stream {self.summary.name!r} lost; looking for "
+                    f"{self.reconnect_query.describe()} again"
+                )
+                log.warning("LSL stream %r lost; reconnecting", self.summary.name)
+
+    def _sync_clock(self, inlet: pylsl.StreamInlet) -> None:
+        """The first estimate blocks ~0.6 s; it is taken here, before data is expected."""
+        health = self.tracker(self.stream).health
+        try:
+            self.clock_offset = float(inlet.time_correction(timeout=max(2.0, self.resolve_timeout)))
+        except LslTimeoutError:
+            health.message = "clock sync with the outlet timed out; timestamps may be off"
+            return
+        health.clock_offset = self.clock_offset
+        if health.message.startswith(("resolved", "reconnected")):
+            health.message = ""
+
+    def _pump(self, inlet: pylsl.StreamInlet) -> None:
+        """Pull until stop; raises LostError when the outlet goes away."""
+        tracker = self.tracker(self.stream)
+        health = tracker.health
+        last_data = lsl_now()
+        next_sync = last_data + self.clock_refresh_s
+        stalled = False
+        while not self.stopping:
+            if self._buf is not None:
+                _, ts = inlet.pull_chunk(
+                    timeout=self.poll_timeout,
+                    max_samples=self._cap,
+                    dest_obj=self._buf,
+                    min_samples=1,
+                    as_numpy=True,
+                )
+                data = self._buf[: len(ts)]
+            else:
+                samples, ts = inlet.pull_chunk(
+                    timeout=self.poll_timeout, max_samples=self._cap, min_samples=1
+                )
+                ts = np.asarray(ts, dtype=np.float64)
+                data = np.empty((len(ts), self.spec.n_channels), dtype=object)
+                if len(ts):
+                    data[:] = samples
+            now = lsl_now()
+            if len(ts):
+                if stalled:
+                    stalled = False
+                    health.message = ""
+                self._account_holes(ts)
+                self.push(self.stream, data, ts, now)
+                last_data = now
+                self._check_behind(now - float(ts[-1]))
+                rest = self.poll_interval - (lsl_now() - now)
+                if len(ts) < self._cap and rest > 0 and self.wait(rest):
+                    break
+            elif self.stall_timeout and not stalled and now - last_data > self.stall_timeout:
+                stalled = True
+                self._last_ts = None  # the hole is this gap, counted once by on_disconnect
+                tracker.on_disconnect(
+                    f"no data from LSL stream {self.summary.name!r} for "
+                    f"{now - last_data:.1f} s (outlet alive but silent)"
+                )
+            if now >= next_sync:
+                next_sync = now + self.clock_refresh_s
+                with contextlib.suppress(LslTimeoutError):
+                    self.clock_offset = float(inlet.time_correction(timeout=0.5))
+                    health.clock_offset = self.clock_offset
+
+    def _account_holes(self, ts: np.ndarray) -> None:
+        """Count holes in a regular stream's timeline (LSL buffer overflow, a paused sender)."""
+        if math.isinf(self.hole_s):
+            return
+        last = self._last_ts
+        self._last_ts = float(ts[-1])
+        # stamps are monotonic (proc_monotonize): no step can exceed the whole span
+        if ts[-1] - (ts[0] if last is None else last) <= self.hole_s:
+            return
+        steps = np.diff(ts) if last is None else np.diff(ts, prepend=last)
+        holes = steps[steps > self.hole_s]
+        if len(holes):
+            h = self.tracker(self.stream).health
+            h.gaps += len(holes)
+            h.lost += int(np.sum(np.maximum(np.rint(holes * self.spec.nominal_rate) - 1, 0)))
+
+    def _check_behind(self, latency: float) -> None:
+        health = self.tracker(self.stream).health
+        if latency > self.behind_s:
+            self._behind = True
+            health.message = f"behind: newest sample {latency:.2f} s old on arrival"
+        elif self._behind and latency < self.behind_s / 2:
+            self._behind = False
+            health.message = ""
+
+    def _reconnect(self) -> pylsl.StreamInlet | None:
+        """Re-resolve until the stream is back (or stop); None when stopping."""
+        health = self.tracker(self.stream).health
+        attempt = 0
+        while not self.stopping:
+            attempt += 1
+            infos = pylsl.resolve_bypred(
+                self.reconnect_query.predicate(), 1, self.reconnect_interval
+            )
+            problem = None
+            for info in infos:
+                try:
+                    inlet, summary = self._open(info)
+                except DriverError as exc:
+                    problem = str(exc)
+                    continue
+                problem = self._incompatible(summary)
+                if problem is None:
+                    self.reconnects += 1
+                    health.message = f"reconnected to {summary.describe()}"
+                    log.info("LSL stream %r reconnected", summary.name)
+                    return inlet
+                with contextlib.suppress(Exception):
+                    inlet.close_stream()
+            health.message = problem or (
+                f"LSL stream {self.summary.name!r} lost; looking for "
+                f"{self.reconnect_query.describe()} again (attempt {attempt})"
+            )
+            if infos and self.wait(self.reconnect_interval):
+                return None
+        return None
+
+    def _close(self) -> None:
+        inlet, self._inlet = self._inlet, None
+        if inlet is not None:
+            with contextlib.suppress(Exception):
+                inlet.close_stream()
+
+
+# ------------------------------------------------------------------ config
+QUERY_KEYS = ("lsl_name", "type", "source_id", "hostname")
+PER_INLET = (*QUERY_KEYS, "stream", "modality")
+COMMON = (
+    "name",
+    "resolve_timeout",
+    "max_buffered",
+    "dejitter",
+    "stall_timeout",
+    "reconnect_interval",
+    "poll_interval",
+    "ring_seconds",
+)
+OPTIONS = {*PER_INLET, *COMMON, "inlets"}
+NUMBERS: dict[str, tuple[float, float]] = {
+    "resolve_timeout": (0.05, 600.0),
+    "max_buffered": (1.0, 3600.0),
+    "stall_timeout": (0.0, 3600.0),
+    "reconnect_interval": (0.1, 60.0),
+    "poll_interval": (0.0, 1.0),
+    "ring_seconds": (1.0, 3600.0),
+}
+NUMERIC_MODALITIES = tuple(
+    str(m) for m in Modality if m not in (Modality.EVENTS, Modality.FRAMES)
+)
+
+
+def _inlet_args(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Query, stream name and modality of one inlet; ``where`` prefixes keys in errors."""
+    for key in PER_INLET:
+        if key in table and (not isinstance(table[key], str) or not table[key]):
+            raise OptionError(f"{where}{key}", f"expected a non-empty string, got {table[key]!r}")
+    if not any(k in table for k in ("lsl_name", "type", "source_id")):
+        raise OptionError(
+            f"{where}lsl_name",
+            "say which LSL stream to read: lsl_name, type or source_id (at least one); "
+            "`affectlab streams` lists what is on the network",
+        )
+    modality = table.get("modality")
+    if modality is not None:
+        match = [m for m in NUMERIC_MODALITIES if m.lower() == modality.lower()]
+        if not match:
+            raise OptionError(
+                f"{where}modality", f"expected one of {', '.join(NUMERIC_MODALITIES)}, got {modality!r}"
+            )
+        modality = match[0]
+    query = LslQuery(
+        name=table.get("lsl_name"),
+        type=table.get("type"),
+        source_id=table.get("source_id"),
+        hostname=table.get("hostname"),
+    )
+    return {"query": query, "stream": table.get("stream"), "modality": modality}
+
+
+def from_config(options: Mapping[str, Any]) -> list[Driver]:
+    """LslDrivers from a ``[[sources]]`` table of kind "lsl".
+
+    One stream: ``lsl_name`` / ``type`` / ``source_id`` (at least one; ``hostname``
+    pins a host), ``stream`` (the ring's name, default the LSL name) and
+    ``modality`` (default from the LSL type). Several: ``inlets`` = a list of
+    tables with those keys. Shared: ``name`` (the source's name; "lsl"),
+    ``resolve_timeout`` (s, 5), ``max_buffered`` (s, 60), ``dejitter`` (true),
+    ``stall_timeout`` (s; 0 = off), ``reconnect_interval`` (s, 1), ``poll_interval``
+    (s, 0.005: shortest time between pulls) and ``ring_seconds``.
+    (``name`` is the source's own name in every [[sources]] table, so the LSL
+    stream name is ``lsl_name``.) The streams are resolved here: a missing one
+    raises DriverError listing what the network offers.
+    """
+    o = dict(options)
+    unknown = sorted(set(o) - OPTIONS)
+    if unknown:
+        raise OptionError(
+            unknown[0], f"unknown option of an lsl source; allowed: {', '.join(sorted(OPTIONS))}"
+        )
+    name = o.get("name", "lsl")
+    if not isinstance(name, str) or not name:
+        raise OptionError("name", f"expected a non-empty string, got {name!r}")
+    common: dict[str, Any] = {}
+    for key, (lo, hi) in NUMBERS.items():
+        if key in o:
+            v = o[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise OptionError(key, f"expected a number from {lo:g} to {hi:g}, got {v!r}")
+            common[key] = float(v)
+    if "dejitter" in o:
+        if not isinstance(o["dejitter"], bool):
+            raise OptionError("dejitter", f"expected true or false, got {o['dejitter']!r}")
+        common["dejitter"] = o["dejitter"]
+
+    if "inlets" in o:
+        clash = sorted(set(o) & set(PER_INLET))
+        if clash:
+            raise OptionError(clash[0], "give it inside each of the inlets tables, not beside them")
+        tables = o["inlets"]
+        if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+            raise OptionError("inlets", f"expected a list of tables, got {tables!r}")
+        plans = []
+        for i, table in enumerate(tables):
+            bad = sorted(set(table) - set(PER_INLET))
+            if bad:
+                raise OptionError(
+                    f"inlets[{i}].{bad[0]}",
+                    f"unknown option of an inlet; allowed: {', '.join(PER_INLET)}",
+                )
+            plans.append(_inlet_args(table, f"inlets[{i}]."))
+        given = [p["stream"] for p in plans if p["stream"]]
+        if len(set(given)) != len(given):
+            raise OptionError("inlets", f"two inlets share a stream name: {given}")
+        drivers: list[Driver] = [
+            LslDriver(name=f"{name}-{i}", **plan, **common) for i, plan in enumerate(plans)
+        ]
+        streams = [d.specs[0].name for d in drivers]
+        if len(set(streams)) != len(streams):
+            raise OptionError("inlets", f"two inlets give the same stream name {streams}; set stream")
+        return drivers
+    return [LslDriver(name=name, **_inlet_args(o, ""), **common)]
+

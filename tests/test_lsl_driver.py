@@ -1,0 +1,310 @@
+"""LslDriver against real pylsl outlets: in a subprocess (counter signals, kill and restart) and
+in this process (string markers, headers, holes). No mocks; stream names carry a random tag so
+that other LSL users on the machine cannot collide with them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pylsl
+import pytest
+
+from core.streams import Modality
+from drivers.base import DriverError, OptionError
+from drivers.lsl import LslDriver, LslQuery, from_config, modality_for, xpath_literal
+
+#: An outlet sending a counter (channel 0) and its own LSL stamp (channel 1) at a paced rate.
+#: It exits when its stdin closes, so a crashed test leaves no orphan.
+OUTLET = r"""
+import json, os, sys, threading, time
+import numpy as np, pylsl
+cfg = json.loads(sys.argv[1])
+info = pylsl.StreamInfo(cfg["name"], cfg["type"], cfg["channels"], cfg["rate"], "double64",
+                        cfg["source_id"])
+chans = info.desc().append_child("channels")
+for i in range(cfg["channels"]):
+    ch = chans.append_child("channel")
+    ch.append_child_value("label", f"C{i + 1}")
+    ch.append_child_value("unit", "microvolts")
+    ch.append_child_value("type", "EEG")
+info.desc().append_child_value("manufacturer", "affectlab-tests")
+outlet = pylsl.StreamOutlet(info, 0, 30)
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+rate, n_ch, k = cfg["rate"], cfg["channels"], cfg["start"]
+t0 = pylsl.local_clock()
+print("ready", flush=True)
+while True:
+    due = cfg["start"] + int((pylsl.local_clock() - t0) * rate) + 1
+    if due > k:
+        idx = np.arange(k, due)
+        stamps = t0 + (idx - cfg["start"]) / rate
+        x = np.zeros((len(idx), n_ch))
+        x[:, 0] = idx
+        x[:, 1] = stamps
+        outlet.push_chunk(x, stamps.tolist())
+        k = due
+    time.sleep(0.005)
+"""
+
+
+def _tag() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def _outlet(name: str, source_id: str, start: int = 0, rate: float = 500.0, channels: int = 8):
+    cfg = {
+        "name": name,
+        "type": "EEG",
+        "source_id": source_id,
+        "rate": rate,
+        "channels": channels,
+        "start": start,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", OUTLET, json.dumps(cfg)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", f"outlet did not start: {line!r}"
+    return proc
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(10)
+
+
+def _wait(predicate, timeout: float = 20.0, step: float = 0.02) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def _all(driver: LslDriver):
+    ring = driver.rings[driver.stream]
+    return ring.copy_span(ring.oldest_index(), ring.head)
+
+
+# ------------------------------------------------------------------ subprocess outlets
+def test_counter_stream_arrives_whole_in_order_on_the_local_clock():
+    tag = _tag()
+    proc = _outlet(f"counter-{tag}", f"sid-{tag}")
+    try:
+        driver = LslDriver(LslQuery(name=f"counter-{tag}"), dejitter=False, resolve_timeout=10)
+        spec = driver.specs[0]
+        assert spec.name == f"counter-{tag}"
+        assert spec.modality is Modality.EEG
+        assert spec.nominal_rate == 500.0
+        assert spec.dtype == "float64"
+        assert spec.channel_names == tuple(f"C{i}" for i in range(1, 9))
+        assert spec.units == ("microvolts",) * 8
+        assert spec.metadata["source_id"] == f"sid-{tag}"
+        assert spec.metadata["manufacturer"] == "affectlab-tests"
+        driver.start()
+        try:
+            assert _wait(lambda: driver.rings[driver.stream].head >= 1000)
+        finally:
+            driver.stop()
+        chunk = _all(driver)
+        counter = chunk.data[:, 0]
+        assert np.all(np.diff(counter) == 1), "every counter value once, in order"
+        # the sender's own local_clock stamps, clock-synced onto ours (same host: ~0)
+        offset = chunk.ts - chunk.data[:, 1]
+        assert np.max(np.abs(offset)) < 2e-3
+        health = driver.health()[driver.stream]
+        assert health.received == len(counter)
+        assert health.gaps == 0 and health.lost == 0
+        assert abs(health.clock_offset) < 2e-3
+        assert np.isfinite(health.latency)
+        assert driver.error is None
+    finally:
+        _kill(proc)
+
+
+def test_outlet_killed_and_restarted_reconnects_and_marks_the_gap():
+    tag = _tag()
+    sid = f"sid-{tag}"
+    proc = _outlet(f"restart-{tag}", sid)
+    try:
+        driver = LslDriver(LslQuery(source_id=sid), resolve_timeout=10, reconnect_interval=0.5)
+        driver.start()
+        try:
+            assert _wait(lambda: driver.rings[driver.stream].head >= 200)
+            assert driver.health()[driver.stream].connected
+            _kill(proc)
+            assert _wait(lambda: not driver.health()[driver.stream].connected)
+            before = driver.rings[driver.stream].head
+            health = driver.health()[driver.stream]
+            assert health.gaps == 1
+            assert "lost" in health.message
+            proc = _outlet(f"restart-{tag}", sid, start=100_000)
+            assert _wait(
+                lambda: driver.rings[driver.stream].head > before + 200
+                and driver.rings[driver.stream].latest(1).data[0, 0] >= 100_200
+            )
+        finally:
+            driver.stop()
+        health = driver.health()[driver.stream]
+        assert health.connected
+        assert health.gaps == 1
+        assert driver.reconnects == 1
+        counter = _all(driver).data[:, 0]
+        first, second = counter[counter < 100_000], counter[counter >= 100_000]
+        assert len(first) >= 200 and len(second) >= 200
+        assert np.all(np.diff(first) == 1) and np.all(np.diff(second) == 1)
+        assert driver.error is None
+    finally:
+        _kill(proc)
+
+
+# ------------------------------------------------------------------ in-process outlets
+def _local_outlet(name: str, type_: str = "EEG", rate: float = 100.0, fmt: str = "float32", n: int = 2):
+    info = pylsl.StreamInfo(name, type_, n, rate, fmt, f"sid-{name}")
+    return pylsl.StreamOutlet(info)
+
+
+def test_missing_stream_names_what_was_looked_for_and_what_was_found():
+    tag = _tag()
+    outlet = _local_outlet(f"present-{tag}")
+    with pytest.raises(DriverError) as err:
+        LslDriver(LslQuery(name=f"absent-{tag}"), resolve_timeout=0.3)
+    text = str(err.value)
+    assert f"name='absent-{tag}'" in text
+    assert f"present-{tag}" in text  # the listing of what the network offers
+    # the config path gives the same message (a DriverError, not a traceback)
+    with pytest.raises(DriverError, match=f"absent-{tag}"):
+        from_config({"lsl_name": f"absent-{tag}", "resolve_timeout": 0.3})
+    del outlet
+
+
+def test_string_markers_land_as_str_in_a_marker_ring():
+    tag = _tag()
+    outlet = _local_outlet(f"markers-{tag}", "Markers", pylsl.IRREGULAR_RATE, "string", 1)
+    driver = LslDriver(LslQuery(name=f"markers-{tag}"), stream="triggers", resolve_timeout=5)
+    assert driver.stream == "triggers"
+    assert driver.specs[0].modality is Modality.MARKERS
+    assert driver.specs[0].dtype == "object"
+    assert driver.stall_timeout == 0.0  # irregular streams never stall
+    driver.start()
+    try:
+        assert _wait(lambda: outlet.have_consumers(), 10)
+        sent = [f"stimulus/{i}/é" for i in range(20)]
+        for s in sent:
+            outlet.push_sample([s])
+        assert _wait(lambda: driver.rings["triggers"].head >= len(sent))
+    finally:
+        driver.stop()
+    got = _all(driver).data[:, 0].tolist()
+    assert got == sent
+
+
+def test_holes_in_a_regular_timeline_count_as_gaps_with_lost_samples():
+    tag = _tag()
+    outlet = _local_outlet(f"holes-{tag}", rate=100.0)
+    driver = LslDriver(LslQuery(name=f"holes-{tag}"), dejitter=False, resolve_timeout=5)
+    driver.start()
+    try:
+        assert _wait(lambda: outlet.have_consumers(), 10)
+        t0 = pylsl.local_clock()
+        idx = np.r_[0:50, 100:150]  # samples 50..99 never sent: a 0.5 s hole
+        x = np.stack([idx, idx], axis=1).astype(np.float32)
+        outlet.push_chunk(x[:50], (t0 + idx[:50] / 100).tolist())
+        outlet.push_chunk(x[50:], (t0 + idx[50:] / 100).tolist())
+        assert _wait(lambda: driver.rings[driver.stream].head >= 100)
+    finally:
+        driver.stop()
+    health = driver.health()[driver.stream]
+    assert health.gaps == 1
+    assert health.lost == 50
+    assert health.connected
+
+
+def test_stale_samples_and_a_silent_outlet_show_in_health():
+    tag = _tag()
+    outlet = _local_outlet(f"stale-{tag}", rate=100.0)
+    driver = LslDriver(
+        LslQuery(name=f"stale-{tag}"), dejitter=False, stall_timeout=0.5, resolve_timeout=5
+    )
+    driver.start()
+    try:
+        assert _wait(lambda: outlet.have_consumers(), 10)
+        # samples stamped 2 s ago arrive now: the latency (and the message) say how stale
+        t0 = pylsl.local_clock() - 2.0
+        outlet.push_chunk(np.zeros((10, 2), np.float32), (t0 + np.arange(10) / 100).tolist())
+        assert _wait(lambda: driver.rings[driver.stream].head >= 10)
+        health = driver.health()[driver.stream]
+        assert health.latency > 1.8
+        assert health.message.startswith("behind")
+        assert health.staleness() > 1.8
+        # then the outlet stays alive but sends nothing: disconnected after stall_timeout
+        assert _wait(lambda: not driver.health()[driver.stream].connected, 10)
+        health = driver.health()[driver.stream]
+        assert health.gaps == 1 and "silent" in health.message
+        now = pylsl.local_clock()
+        outlet.push_chunk(np.zeros((5, 2), np.float32), (now - 0.04 + np.arange(5) / 100).tolist())
+        assert _wait(lambda: driver.health()[driver.stream].connected, 10)
+    finally:
+        driver.stop()
+    health = driver.health()[driver.stream]
+    assert health.gaps == 1 and health.lost == 0  # the silence is one gap, not also a hole
+    assert health.received == 15
+
+
+def test_multi_inlet_form_and_header_fallbacks():
+    tag = _tag()
+    a = _local_outlet(f"multi-a-{tag}", "ECG", 256.0)
+    b = _local_outlet(f"multi-b-{tag}", "Gaze", 60.0, "int16", 3)
+    drivers = from_config(
+        {
+            "name": "lab",
+            "resolve_timeout": 5,
+            "inlets": [
+                {"lsl_name": f"multi-a-{tag}"},
+                {"lsl_name": f"multi-b-{tag}", "type": "Gaze", "stream": "gaze"},
+            ],
+        }
+    )
+    assert [d.name for d in drivers] == ["lab-0", "lab-1"]
+    ecg, gaze = (d.specs[0] for d in drivers)
+    assert (ecg.name, ecg.modality, ecg.nominal_rate) == (f"multi-a-{tag}", Modality.ECG, 256.0)
+    assert ecg.channel_names == ("ch1", "ch2") and ecg.units == ()
+    # an unknown LSL type is kept and recorded, but never bound to a model as EEG or the like
+    assert (gaze.name, gaze.modality, gaze.dtype) == ("gaze", Modality.MARKERS, "int16")
+    assert gaze.metadata["lsl_type"] == "Gaze"
+    del a, b
+
+
+# ------------------------------------------------------------------ pure helpers
+def test_modalities_queries_and_options():
+    assert modality_for("EEG") is Modality.EEG
+    assert modality_for("ekg") is Modality.ECG
+    assert modality_for("GSR") is Modality.EDA
+    assert modality_for("Events") is Modality.MARKERS  # never a DVS event ring
+    q = LslQuery(name="it's", type="EEG")
+    assert q.predicate() == "name=\"it's\" and type='EEG'"
+    assert xpath_literal("a'b\"c") == "concat('a', \"'\", 'b\"c')"
+    with pytest.raises(ValueError):
+        LslQuery(hostname="lab-pc")
+    for options, key in [
+        ({"type": "EEG", "colour": 1}, "colour"),
+        ({"resolve_timeout": 1}, "lsl_name"),
+        ({"type": "EEG", "dejitter": "yes"}, "dejitter"),
+        ({"type": "EEG", "max_buffered": 0}, "max_buffered"),
+        ({"type": "EEG", "modality": "EVENTS"}, "modality"),
+        ({"type": "EEG", "inlets": [{"type": "ECG"}]}, "type"),
+        ({"inlets": [{"type": "ECG", "rate": 1}]}, "inlets[0].rate"),
+        ({"inlets": []}, "inlets"),
+    ]:
+        with pytest.raises(OptionError) as err:
+            from_config(options)
+        assert err.value.key == key, (options, err.value)
