@@ -1,32 +1,30 @@
-"""Train the interim demo model (concat-fusion-sim) on simulated sessions.
+"""Train the demo models on simulated sessions: one command, one model per call.
 
-    affectlab train-demo            # or: python -m app.train_demo
+    affectlab train-demo                            # concat-fusion-sim (the default)
+    affectlab train-demo --model hi-moe             # hi-moe-sim (app.train_demo_hi_moe)
+    affectlab train-demo --model mco-e-net-lite     # mco-e-net-lite-sim (app.train_demo_mco)
+    python -m app.train_demo ...                    # the same
 
-Train/serve parity is the point of how the data is made: every session is
-rendered offline by the same sensors and camera the live drivers use
-(``render_session``), written into the same rings with stamps on a session
-clock, and cut by the same ``Aligner`` that serves live windows, at every hop.
-The model sees exactly the arrays the inference worker will hand it, and
-normalises them inside ``forward``. Labels are the participant's truth at each
-window's end.
+``--model`` defaults to ``concat-fusion`` so the command recorded in the
+shipped concat-fusion-sim weights (``affectlab train-demo``) still reproduces them.
 
-Sessions vary what the live demo may vary: the four lighting conditions, the
-camera at the DAVIS346 resolution or half of it, EEG at 128 or 256 Hz. Splits
-are by person, not by window: the last ``--val-seeds`` participants validate
-every epoch, and participants 0 .. ``--test-seeds``-1 (the demo's default is 0)
-are scored once, at the end, and never used to choose anything. Cut windows are
-cached under ``runs/`` as ``.npz`` so reruns skip rendering.
+Every model trains on windows cut by the real aligner from simulated sessions
+rendered offline (``app.demo_data``, shared by all three trainers). Splits are
+by person, not by window: the last ``--val-seeds`` participants validate every
+epoch, and participants 0 .. ``--test-seeds``-1 (the demo's default is 0) are
+scored once, at the end, and never used to choose anything.
 
-Training: AdamW, cosine learning rate, random modality dropout (missing inputs
-are normal live), the ABAW paper's multi-objective (MSE + Pearson for the four
-dimensions, label-smoothed cross-entropy for the expression), and an
-exponential moving average of the weights, which is what gets saved.
+This module also trains the interim concatenation-fusion model: AdamW, cosine
+learning rate, random modality dropout (missing inputs are normal live), the
+ABAW paper's multi-objective (MSE + Pearson for the four dimensions,
+label-smoothed cross-entropy for the expression), and an exponential moving
+average of the weights, which is what gets saved.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import importlib
 import json
 import math
 import os
@@ -34,257 +32,39 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.clock import VirtualClock
+from app.demo_data import (  # noqa: F401 - re-exported: the data helpers' historic home
+    DEFAULT_CACHE,
+    HALF_DAVIS,
+    INTENDED_USE,
+    LIGHTINGS,
+    PHYSIOLOGY,
+    TRAINED_ON,
+    VISION,
+    SessionPlan,
+    Splits,
+    WindowSet,
+    build_dataset,
+    say,
+    session_windows,
+    stack_windows,
+)
 from core.prediction import AFFECT_DIMENSIONS, EXPRESSIONS
-from core.ring import ring_for
-from core.scheduler import Aligner, StreamSource
-from core.window import ModelInputs, Window
+from core.window import ModelInputs
 from models.registry import WEIGHTS_DIR, concat_fusion_sim_inputs
 
-TRAINED_ON = "simulated data (affectlab virtual participant)"
-CACHE_VERSION = 1
-HALF_DAVIS = (130, 173)
-LIGHTINGS = ("normal", "overexposure", "low_light", "hdr")
-PHYSIOLOGY = ("eeg", "ecg", "eda", "ppg", "resp", "temp")
-VISION = ("frames", "events")
-
-
-def say(*parts: Any) -> None:
-    """Progress lines go out at once, also when stdout is a file or a pipe."""
-    print(*parts, flush=True)
-
-
-# --------------------------------------------------------------------------- data
-@dataclass(frozen=True)
-class SessionPlan:
-    """One simulated participant's session and how it is seen."""
-
-    seed: int
-    minutes: float
-    lighting: str
-    frame_size: tuple[int, int]
-    eeg_rate: float
-
-    @staticmethod
-    def for_seed(seed: int, minutes: float) -> SessionPlan:
-        """Lighting cycles every 4 seeds, resolution every 3, EEG rate every 8: all mixes occur."""
-        from drivers.simulated.eye_camera import DAVIS346_SIZE
-
-        return SessionPlan(
-            seed=seed,
-            minutes=float(minutes),
-            lighting=LIGHTINGS[seed % 4],
-            frame_size=DAVIS346_SIZE if seed % 3 == 0 else HALF_DAVIS,
-            eeg_rate=256.0 if (seed // 4) % 2 else 128.0,
-        )
-
-
-@dataclass
-class WindowSet:
-    """Stacked windows: inputs as the aligner cut them (zeros where missing) and labels."""
-
-    keys: tuple[str, ...]
-    x: dict[str, np.ndarray]  # key -> (N, *shape); events kept as uint16 counts
-    present: np.ndarray  # (N, n_inputs) bool
-    affect: np.ndarray  # (N, 4) float32, 1-9
-    expression: np.ndarray  # (N,) int64
-    seed: np.ndarray  # (N,) int64
-    t_end: np.ndarray  # (N,) float64
-
-    def __len__(self) -> int:
-        return len(self.expression)
-
-    def subset(self, idx: np.ndarray) -> WindowSet:
-        return WindowSet(
-            self.keys,
-            {k: v[idx] for k, v in self.x.items()},
-            self.present[idx],
-            self.affect[idx],
-            self.expression[idx],
-            self.seed[idx],
-            self.t_end[idx],
-        )
-
-    @staticmethod
-    def concat(parts: Sequence[WindowSet]) -> WindowSet:
-        keys = parts[0].keys
-        return WindowSet(
-            keys,
-            {k: np.concatenate([p.x[k] for p in parts]) for k in keys},
-            np.concatenate([p.present for p in parts]),
-            np.concatenate([p.affect for p in parts]),
-            np.concatenate([p.expression for p in parts]),
-            np.concatenate([p.seed for p in parts]),
-            np.concatenate([p.t_end for p in parts]),
-        )
-
-    def save(self, path: Path) -> None:
-        arrays = {f"x_{k}": v for k, v in self.x.items()}
-        np.savez(
-            path,
-            keys=np.array(self.keys),
-            present=self.present,
-            affect=self.affect,
-            expression=self.expression,
-            seed=self.seed,
-            t_end=self.t_end,
-            **arrays,
-        )
-
-    @staticmethod
-    def load(path: Path) -> WindowSet:
-        with np.load(path, allow_pickle=False) as f:
-            keys = tuple(str(k) for k in f["keys"])
-            return WindowSet(
-                keys,
-                {k: f[f"x_{k}"] for k in keys},
-                f["present"],
-                f["affect"],
-                f["expression"],
-                f["seed"],
-                f["t_end"],
-            )
-
-
-def stack_windows(
-    windows: Sequence[Window], inputs: ModelInputs, shapes: dict[str, tuple[int, ...]]
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Windows -> per-key arrays and the presence mask, by the runner's rule (STALE is data)."""
-    from models.runtime import present_for_model
-
-    keys = tuple(inputs.inputs)
-    n = len(windows)
-    x = {
-        k: np.zeros((n, *shapes[k]), dtype=np.uint16 if k == "events" else np.float32) for k in keys
-    }
-    present = np.zeros((n, len(keys)), dtype=bool)
-    for i, w in enumerate(windows):
-        for j, k in enumerate(keys):
-            item = w.inputs[k]
-            if present_for_model(item.presence, item.data):
-                data = item.data
-                if k == "events":  # counts: exact in uint16
-                    data = np.clip(np.rint(data), 0, np.iinfo(np.uint16).max)
-                x[k][i] = data
-                present[i, j] = True
-    return x, present
-
-
-def session_windows(plan: SessionPlan, inputs: ModelInputs, t0: float | None = None) -> WindowSet:
-    """Render one session, fill rings on a session clock, cut a window at every hop."""
-    from drivers.simulated.offline import render_session
-    from models.runtime import layouts_for
-
-    duration = plan.minutes * 60.0
-    hop = inputs.hop_s
-    if t0 is None:  # vary the phase of the hop grid against the sample grid
-        t0 = 1000.0 + (plan.seed * 0.137) % hop
-    session = render_session(
-        plan.seed,
-        duration,
-        lighting=plan.lighting,
-        eeg_rate=plan.eeg_rate,
-        frame_size=plan.frame_size,
-    )
-    sources: dict[str, StreamSource] = {}
-    for stream in session.streams.values():
-        ring = ring_for(stream.spec, capacity=len(stream.ts) + 16)
-        ring.write(stream.data, stream.ts + t0)
-        sources[stream.spec.name] = StreamSource(stream.spec, ring)
-    participant = session.participant
-    session.streams.clear()  # the rings hold the data now
-    aligner = Aligner([inputs], sources, VirtualClock(t0))
-
-    longest = max(spec.window_s for spec in inputs.inputs.values())
-    first = math.ceil((t0 + longest) / hop)
-    last = math.floor((t0 + duration) / hop + 1e-9)
-    t_ends = np.arange(first, last + 1) * hop
-    windows = [aligner.cut(inputs.model, float(t)) for t in t_ends]
-    shapes = {lay.key: lay.shape for lay in layouts_for(inputs, {"eeg": 32})}
-    x, present = stack_windows(windows, inputs, shapes)
-    truth = participant.states(t_ends - t0)
-    affect = np.stack([truth[k] for k in AFFECT_DIMENSIONS], axis=1).astype(np.float32)
-    return WindowSet(
-        tuple(inputs.inputs),
-        x,
-        present,
-        affect,
-        truth["expression_index"].astype(np.int64),
-        np.full(len(t_ends), plan.seed, dtype=np.int64),
-        t_ends - t0,
-    )
-
-
-def _cache_key(plan: SessionPlan, inputs: ModelInputs) -> str:
-    from models.runtime import inputs_to_json
-
-    text = json.dumps([CACHE_VERSION, asdict(plan), inputs_to_json(inputs)], sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-def _build_one(plan: SessionPlan, inputs_json: str, path: str) -> str:
-    """Worker-process entry: render, cut and cache one session."""
-    from models.runtime import inputs_from_json
-
-    session_windows(plan, inputs_from_json(inputs_json)).save(Path(path))
-    return path
-
-
-def _tmp(path: Path) -> Path:
-    """Where a cache file is written before it is complete (np.savez wants the .npz suffix)."""
-    return path.with_name(path.stem + ".partial.npz")
-
-
-def build_dataset(
-    plans: Sequence[SessionPlan],
-    inputs: ModelInputs,
-    cache_dir: Path,
-    workers: int = 2,
-    progress: bool = True,
-) -> WindowSet:
-    """Every planned session's windows, from the cache or rendered (in ``workers`` processes)."""
-    from tqdm import tqdm
-
-    from models.runtime import inputs_to_json
-
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        p.seed: cache_dir / f"seed{p.seed}_{p.minutes:g}min_{_cache_key(p, inputs)}.npz"
-        for p in plans
-    }
-    todo = [p for p in plans if not paths[p.seed].is_file()]
-    if todo:
-        bar = tqdm(
-            total=len(todo), desc="render+cut sessions", unit="session", disable=not progress
-        )
-        if workers > 1 and len(todo) > 1:
-            ctx = get_context("spawn")  # no fork after torch has started threads
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-                futures = {
-                    p.seed: pool.submit(
-                        _build_one, p, inputs_to_json(inputs), str(_tmp(paths[p.seed]))
-                    )
-                    for p in todo
-                }
-                for seed, fut in futures.items():
-                    Path(fut.result()).rename(paths[seed])
-                    bar.update()
-        else:
-            for p in todo:
-                _build_one(p, inputs_to_json(inputs), str(_tmp(paths[p.seed])))
-                _tmp(paths[p.seed]).rename(paths[p.seed])
-                bar.update()
-        bar.close()
-    return WindowSet.concat([WindowSet.load(paths[p.seed]) for p in plans])
+#: --model value -> the module that trains it (each has ``main(argv) -> int``)
+DEMO_TRAINERS: dict[str, str] = {
+    "concat-fusion": "app.train_demo",
+    "hi-moe": "app.train_demo_hi_moe",
+    "mco-e-net-lite": "app.train_demo_mco",
+}
 
 
 # --------------------------------------------------------------------------- training
@@ -513,27 +293,52 @@ def train_model(
     return ema.model, history
 
 
-# --------------------------------------------------------------------------- CLI
-def build_parser() -> argparse.ArgumentParser:
+# --------------------------------------------------------------------------- CLI (shared)
+@dataclass(frozen=True)
+class CliDefaults:
+    """What differs between the demo trainers' command lines."""
+
+    model: str
+    description: str
+    out: Path
+    minutes: float = 4.0
+    seeds: int = 40
+    val_seeds: int = 4
+    test_seeds: int = 4
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 2e-3
+    threads_help: str = "torch threads"
+
+
+def common_parser(d: CliDefaults) -> argparse.ArgumentParser:
+    """The options every demo trainer takes (data, splits, optimiser basics, cache, threads)."""
     p = argparse.ArgumentParser(
         prog="affectlab train-demo",
-        description="Train the interim demo model (concatenation fusion) on simulated sessions. "
-        "Simulated data only: not a model of real people.",
+        description=d.description + " Simulated data only: not a model of real people.",
+    )
+    p.add_argument(
+        "--model",
+        choices=tuple(DEMO_TRAINERS),
+        default="concat-fusion",
+        help="which demo model to train (default: concat-fusion, the interim model)",
     )
     p.add_argument(
         "--out",
         type=Path,
-        default=WEIGHTS_DIR / "concat_fusion_sim.safetensors",
+        default=d.out,
         help="weights file to write (a .json of figures goes beside it)",
     )
-    p.add_argument("--minutes", type=float, default=4.0, help="minutes per simulated session")
+    p.add_argument("--minutes", type=float, default=d.minutes, help="minutes per simulated session")
     p.add_argument(
         "--seeds",
         type=int,
-        default=40,
+        default=d.seeds,
         help="simulated participants (sessions); the last --val-seeds are held out",
     )
-    p.add_argument("--val-seeds", type=int, default=4, help="participants held out for validation")
+    p.add_argument(
+        "--val-seeds", type=int, default=d.val_seeds, help="participants held out for validation"
+    )
     p.add_argument(
         "--first-seed",
         type=int,
@@ -543,32 +348,96 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--test-seeds",
         type=int,
-        default=4,
+        default=d.test_seeds,
         help="participants 0 .. N-1 (the demo's is 0) are a test set, scored once at the end",
     )
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
-    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
-    p.add_argument("--dropout", type=float, default=TrainConfig.dropout)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument(
         "--seed", type=int, default=0, help="seed of initialisation, shuffling and dropout"
     )
     p.add_argument(
         "--cache-dir",
         type=Path,
-        default=Path("runs") / "train_demo_cache",
+        default=DEFAULT_CACHE,
         help="where cut windows are cached as .npz",
     )
     p.add_argument("--workers", type=int, default=2, help="processes rendering sessions")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (this model's small convs gain nothing from a second one, "
-        "and OpenMP spin-waits crawl when another process holds the other core)",
-    )
+    p.add_argument("--threads", type=int, default=1, help=d.threads_help)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def check_common(args: argparse.Namespace) -> Splits | None:
+    """The participants' splits, or None after saying on stderr what is wrong."""
+    splits = Splits.from_args(args.first_seed, args.seeds, args.val_seeds, args.test_seeds)
+    problem = None
+    if args.seeds < 2 or not 1 <= args.val_seeds < args.seeds:
+        problem = "need --seeds >= 2 and 1 <= --val-seeds < --seeds"
+    elif args.test_seeds < 0 or args.test_seeds > args.first_seed:
+        problem = (
+            "test participants are seeds 0 .. --test-seeds - 1 and must stay below --first-seed"
+        )
+    elif args.minutes * 60.0 < 10.0:
+        problem = "--minutes must give sessions of at least 10 s"
+    if problem:
+        print(f"train-demo: {problem}", file=sys.stderr)
+        return None
+    return splits
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The command as typed, for the weights' provenance."""
+    return ("affectlab train-demo " + shlex.join(argv)).strip()
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_threads(threads: int) -> None:
+    """One torch thread by default: OpenMP spin-waits crawl when another process holds a core."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def write_figures(out: Path, figures: dict[str, Any]) -> Path:
+    """The JSON of figures beside the weights (the card's tables come from it)."""
+    json_path = out.with_suffix(".json")
+    json_path.write_text(json.dumps(figures, indent=2, default=_plain) + "\n")
+    return json_path
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+# --------------------------------------------------------------------------- concat-fusion CLI
+CONCAT_DEFAULTS = CliDefaults(
+    model="concat-fusion",
+    description="Train a demo model on simulated sessions: --model concat-fusion (the "
+    "default: the interim concatenation-fusion model, options below), hi-moe or "
+    "mco-e-net-lite (`--model M --help` lists M's options).",
+    out=WEIGHTS_DIR / "concat_fusion_sim.safetensors",
+    epochs=TrainConfig.epochs,
+    batch_size=TrainConfig.batch_size,
+    lr=TrainConfig.lr,
+    threads_help="torch threads (this model's small convs gain nothing from a second one, "
+    "and OpenMP spin-waits crawl when another process holds the other core)",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common_parser(CONCAT_DEFAULTS)
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    p.add_argument("--dropout", type=float, default=TrainConfig.dropout)
     return p
 
 
@@ -594,34 +463,31 @@ def _short(m: dict[str, Any]) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``affectlab train-demo [--model M] ...``: hand the arguments to M's trainer."""
     argv = list(argv) if argv is not None else sys.argv[1:]
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", choices=tuple(DEMO_TRAINERS), default="concat-fusion")
+    known, _ = pre.parse_known_args(argv)
+    if known.model != "concat-fusion":
+        return importlib.import_module(DEMO_TRAINERS[known.model]).main(argv)
+    return train_concat_fusion(argv)
+
+
+def train_concat_fusion(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.seeds < 2 or not 1 <= args.val_seeds < args.seeds:
-        print("train-demo: need --seeds >= 2 and 1 <= --val-seeds < --seeds", file=sys.stderr)
+    splits = check_common(args)
+    if splits is None:
         return 2
-    if args.test_seeds < 0 or args.test_seeds > args.first_seed:
-        print(
-            "train-demo: test participants are seeds 0 .. --test-seeds - 1 and must stay "
-            "below --first-seed",
-            file=sys.stderr,
-        )
-        return 2
-    if args.minutes * 60.0 < 10.0:
-        print("train-demo: --minutes must give sessions of at least 10 s", file=sys.stderr)
-        return 2
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    set_threads(args.threads)
     import torch
 
     from models.baselines import count_parameters
     from models.runtime import save_model
 
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     inputs = concat_fusion_sim_inputs()
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    val_seeds = seeds[-args.val_seeds :]
-    train_seeds = seeds[: -args.val_seeds]
-    test_seeds = list(range(args.test_seeds))
+    train_seeds, val_seeds, test_seeds = splits.train, splits.validation, splits.test
+    seeds = train_seeds + val_seeds
     plans = [SessionPlan.for_seed(s, args.minutes) for s in seeds + test_seeds]
     say(
         f"data: {len(plans)} simulated sessions x {args.minutes:g} min; participants "
@@ -668,8 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"accuracy {b['majority_accuracy']:.3f}"
         )
 
-    trained_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    command = ("affectlab train-demo " + shlex.join(argv)).strip()
+    trained_at = utc_now()
+    command = command_line(argv)
     provenance = {
         "trained_on": TRAINED_ON,
         "training_command": command,
@@ -680,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "minutes_per_session": args.minutes,
         "figures": {k: _short(v["all_inputs"]) for k, v in results.items()},
         "torch": torch.__version__,
-        "intended_use": "demo of the pipeline on simulated data only; not for real participants",
+        "intended_use": INTENDED_USE,
     }
     out = save_model(args.out, model, inputs, provenance)
     figures = {

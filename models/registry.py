@@ -1,26 +1,45 @@
-"""Shipped models: their names, where their weights live, and what the demo model asks for.
+"""Shipped models: their names, where their weights live, and what the demo models ask for.
 
-The names are what session configs write (``[[models]] name = "concat-fusion-sim"``);
-everything else about a model (architecture, inputs, provenance) lives in the
-metadata of its safetensors file, so a file copied elsewhere still loads.
+The names are what session configs write (``[[models]] name = "hi-moe-sim"``);
+everything else about a model (family, architecture, inputs, provenance) lives
+in the metadata of its safetensors file, so a file copied elsewhere still loads.
+Every shipped model is trained on simulated data by ``affectlab train-demo``
+(``RETRAIN``); its card is ``models/cards/<file stem>.md``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.streams import Modality
 from core.window import EventInput, EventRepresentation, FrameInput, ModelInputs, NumericInput
 
+if TYPE_CHECKING:  # the configs import torch; only the functions below need them
+    from models.hi_moe import HiMoEConfig
+    from models.mco_e_net import MCOENetConfig
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CARDS_DIR = Path(__file__).resolve().parent / "cards"
 
+CONCAT_FUSION_SIM = "concat-fusion-sim"
+HI_MOE_SIM = "hi-moe-sim"
+MCO_E_NET_LITE_SIM = "mco-e-net-lite-sim"
+
 #: shipped model name -> file under models/weights/
 SHIPPED: dict[str, str] = {
-    "concat-fusion-sim": "concat_fusion_sim.safetensors",
+    CONCAT_FUSION_SIM: "concat_fusion_sim.safetensors",
+    HI_MOE_SIM: "hi_moe_sim.safetensors",
+    MCO_E_NET_LITE_SIM: "mco_e_net_lite_sim.safetensors",
 }
 
-CONCAT_FUSION_SIM = "concat-fusion-sim"
+#: shipped model name -> the command that retrains it (documented in its card)
+RETRAIN: dict[str, str] = {
+    CONCAT_FUSION_SIM: "affectlab train-demo --model concat-fusion",
+    HI_MOE_SIM: "affectlab train-demo --model hi-moe",
+    MCO_E_NET_LITE_SIM: "affectlab train-demo --model mco-e-net-lite",
+}
 
 #: DEAP's 32 EEG channels in file order (REFERENCE 4); the demo model reads them by name,
 #: so a device that orders them differently still feeds each to the right filter.
@@ -33,6 +52,11 @@ DEAP_EEG_CHANNELS: tuple[str, ...] = (
 def shipped_path(name: str) -> Path:
     """Where the weights of a shipped model live (whether or not the file exists)."""
     return WEIGHTS_DIR / SHIPPED[name]
+
+
+def card_path(name: str) -> Path:
+    """The model card of a shipped model."""
+    return CARDS_DIR / (Path(SHIPPED[name]).stem + ".md")
 
 
 def concat_fusion_sim_inputs(name: str = CONCAT_FUSION_SIM) -> ModelInputs:
@@ -60,3 +84,38 @@ def concat_fusion_sim_inputs(name: str = CONCAT_FUSION_SIM) -> ModelInputs:
         allowed_lateness_s=0.2,
         stale_after_s=1.0,
     )
+
+
+def hi_moe_sim_config() -> HiMoEConfig:
+    """Hi-MoE for the virtual participant's physiology, at the demo model's rates."""
+    from models.hi_moe import HiMoEConfig
+
+    return HiMoEConfig.simulated()
+
+
+def hi_moe_sim_inputs(name: str = HI_MOE_SIM) -> ModelInputs:
+    """``HiMoEConfig.simulated().model_inputs`` with the EEG channels named (DEAP's 32).
+
+    Named channels make a device that orders them differently feed each to the
+    right filter; they also make these inputs exactly the physiology inputs of
+    concat-fusion-sim, so the two share cut windows when training.
+    """
+    inputs = hi_moe_sim_config().model_inputs(name)
+    eeg = inputs.inputs["eeg"]
+    assert isinstance(eeg, NumericInput)
+    return replace(
+        inputs, inputs={**inputs.inputs, "eeg": replace(eeg, channels=DEAP_EEG_CHANNELS)}
+    )
+
+
+def mco_e_net_lite_sim_config(frames_only: bool = False) -> MCOENetConfig:
+    """MCO-E Net lite: 4 eye frames of 100 x 100 and 2-channel event counts per 33 ms slice."""
+    from models.mco_e_net import MCOENetConfig
+
+    return MCOENetConfig.lite(frames_only=frames_only)
+
+
+def mco_e_net_lite_sim_inputs(
+    name: str = MCO_E_NET_LITE_SIM, frames_only: bool = False
+) -> ModelInputs:
+    return mco_e_net_lite_sim_config(frames_only).model_inputs(name)

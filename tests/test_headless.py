@@ -24,12 +24,16 @@ from app.session import Session
 ROOT = Path(__file__).resolve().parents[1]
 
 
+DEMO_MODELS = [m.name for m in load_config(shipped_config("demo")).models]
+
+
 def demo_config(tmp_path: Path, lsl_name: str, **sim) -> object:
+    """The demo's models and source, a predictions log and LSL outlets named ``lsl_name``."""
     cfg = parse_config(
         {
             "session": {"name": "e2e", "health_period": 1.0},
             "sources": [{"kind": "simulated", "name": "vp", "seed": 3, **sim}],
-            "models": [{"name": "concat-fusion-sim", "device": "auto"}],
+            "models": [{"name": m, "device": "auto"} for m in DEMO_MODELS],
             "sinks": [
                 {"kind": "predictions", "path": str(tmp_path / "preds.jsonl")},
                 {"kind": "lsl", "name": lsl_name},
@@ -39,49 +43,67 @@ def demo_config(tmp_path: Path, lsl_name: str, **sim) -> object:
     return cfg
 
 
+def pull(inlet: pylsl.StreamInlet, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    got: list[list[float]] = []
+    ts: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        samples, stamps = inlet.pull_chunk(timeout=0.2)
+        got += samples
+        ts += stamps
+    return np.asarray(got), np.asarray(ts)
+
+
 def test_session_end_to_end_with_an_lsl_inlet(tmp_path):
+    """The demo's two models: one outlet each (the second named after its model)."""
     name = f"affectlab-e2e-{time.monotonic_ns()}"
     session = Session(demo_config(tmp_path, name))
-    runner = session.runners[0]
-    hop = runner.inputs.hop_s
+    assert [r.name for r in session.runners] == DEMO_MODELS
+    outlet_names = [name] + [f"{name}-{r.name}" for r in session.runners[1:]]
     session.start()
     try:
-        found = pylsl.resolve_byprop("name", name, timeout=5.0)
-        assert found and found[0].type() == "Emotion"
-        inlet = pylsl.StreamInlet(found[0])
-        inlet.open_stream(timeout=5.0)
-        samples, stamps = inlet.pull_chunk(timeout=0.0)
-        got: list[list[float]] = []
-        ts: list[float] = []
-        deadline = time.monotonic() + 6.0
-        while time.monotonic() < deadline:
-            samples, stamps = inlet.pull_chunk(timeout=0.2)
-            got += samples
-            ts += stamps
+        inlets = []
+        for outlet in outlet_names:
+            found = pylsl.resolve_byprop("name", outlet, timeout=5.0)
+            assert found and found[0].type() == "Emotion", outlet
+            inlet = pylsl.StreamInlet(found[0])
+            inlet.open_stream(timeout=5.0)
+            inlet.pull_chunk(timeout=0.0)
+            inlets.append(inlet)
+        time.sleep(6.0)  # both outlets buffer what arrives meanwhile
+        received = [pull(inlet, 0.5) for inlet in inlets]
     finally:
         session.stop()
     stats = session.stats().to_dict()
 
-    # predictions arrive at the hop rate, stamped on hop boundaries of the one clock
-    assert len(got) >= int(5.0 / hop) - 2
-    steps = np.diff(ts)
-    assert np.all(steps > 0)
-    np.testing.assert_allclose(np.round(np.asarray(ts) / hop) * hop, ts, atol=1e-6)
-    values = np.asarray(got)
-    channels = list(runner.outputs)
-    v = values[:, channels.index("valence")]
-    assert np.all((v >= 1) & (v <= 9))
-    p = values[:, [i for i, c in enumerate(channels) if c.startswith("p_")]]
-    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-4)
+    for runner, (values, ts) in zip(session.runners, received, strict=True):
+        hop = runner.inputs.hop_s
+        # predictions arrive at the hop rate, stamped on hop boundaries of the one clock
+        assert len(ts) >= int(5.0 / hop) - 2, runner.name
+        assert np.all(np.diff(ts) > 0)
+        np.testing.assert_allclose(np.round(ts / hop) * hop, ts, atol=1e-6)
+        channels = list(runner.outputs)
+        assert values.shape[1] == len(channels)
+        affect = [i for i, c in enumerate(channels) if not c.startswith("p_")]
+        probs = [i for i, c in enumerate(channels) if c.startswith("p_")]
+        assert np.all((values[:, affect] >= 1) & (values[:, affect] <= 9))
+        if probs:  # a window cut before the first eye frame has no expression: NaN on LSL
+            seen = ~np.isnan(values[:, probs]).all(axis=1)
+            assert seen.sum() >= len(seen) - 2
+            np.testing.assert_allclose(values[seen][:, probs].sum(axis=1), 1.0, atol=1e-4)
+    assert "valence" in session.runners[0].outputs
+    assert "p_happiness" in session.runners[1].outputs
 
-    # the log holds every prediction the worker made, in order
+    # the log holds every prediction each worker made, in order
     rows = [json.loads(line) for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
-    model = stats["models"][runner.name]
-    assert len(rows) == model["inferred"] > 0
-    assert [r["window"] for r in rows] == sorted(r["window"] for r in rows)
-    assert model["windows"] == model["inferred"] + model["skipped"] + model["errors"]
-    assert model["errors"] == 0
-    assert {"cut", "inputs", "model", "total"} <= set(model["latency_s"])
+    for runner in session.runners:
+        model = stats["models"][runner.name]
+        mine = [r for r in rows if r["model"] == runner.name]
+        assert len(mine) == model["inferred"] > 0
+        assert [r["window"] for r in mine] == sorted(r["window"] for r in mine)
+        assert model["windows"] == model["inferred"] + model["skipped"] + model["errors"]
+        assert model["errors"] == 0
+        assert {"cut", "inputs", "model", "total"} <= set(model["latency_s"])
 
     # nothing was lost between the drivers and the rings
     for stream, entry in stats["streams"].items():
@@ -107,26 +129,34 @@ def test_demo_command_logs_predictions_and_stats(tmp_path):
     proc = run_cli(
         "demo", "--headless", "--duration", "6", "--predictions", str(preds),
         "--stats", str(stats_path), "--no-lsl", "--quiet", "--seed", "5",
-    )
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     with preds.open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) >= 6
     assert {"valence", "arousal", "p_happiness", "label", "t_end", "latency_model"} <= set(rows[0])
-    t_end = np.array([float(r["t_end"]) for r in rows])
-    steps = np.diff(t_end)
-    assert np.all(steps > 0)
-    hop = float(np.min(steps))
-    np.testing.assert_allclose(steps / hop, np.round(steps / hop), atol=1e-6)
-
     stats = json.loads(stats_path.read_text())
     assert set(stats["streams"]) >= {"sim-eeg", "sim-ecg", "sim-eda", "sim-davis-frames", "sim-davis-events"}
     for entry in stats["streams"].values():
         assert entry["received"] > 0 and entry["lost"] == 0
-    (model,) = stats["models"].values()
-    assert model["inferred"] == len(rows)
-    assert {"windows", "inferred", "skipped", "latency_s"} <= set(model)
-    assert model["latency_s"]["model"]["p50"] > 0
+    assert list(stats["models"]) == DEMO_MODELS
+    for name, model in stats["models"].items():
+        mine = [r for r in rows if r["model"] == name]
+        assert len(mine) >= 6, name
+        t_end = np.array([float(r["t_end"]) for r in mine])
+        steps = np.diff(t_end)
+        assert np.all(steps > 0)
+        hop = float(np.min(steps))
+        np.testing.assert_allclose(steps / hop, np.round(steps / hop), atol=1e-6)
+        assert model["inferred"] == len(mine)
+        assert {"windows", "inferred", "skipped", "latency_s"} <= set(model)
+        assert model["latency_s"]["model"]["p50"] > 0
+    # each model fills its own columns and leaves the other's empty
+    affect_rows = [r for r in rows if r["model"] == "hi-moe-sim"]
+    expression_rows = [r for r in rows if r["model"] == "mco-e-net-lite-sim"]
+    assert all(r["valence"] and not r["p_happiness"] for r in affect_rows)
+    assert not any(r["valence"] for r in expression_rows)
+    # only a window cut before the first eye frame may lack an expression
+    assert all(r["p_happiness"] and r["label"] for r in expression_rows[2:])
     assert "windows" in proc.stderr
 
 
@@ -142,7 +172,7 @@ def test_config_errors_name_the_key(tmp_path):
 def test_shipped_demo_config_loads():
     cfg = load_config(shipped_config("demo"))
     assert [s.kind for s in cfg.sources] == ["simulated"]
-    assert cfg.models[0].name == "concat-fusion-sim"
+    assert [m.name for m in cfg.models] == ["hi-moe-sim", "mco-e-net-lite-sim"]
 
 
 @pytest.mark.parametrize("option", ["eeg_rate = 512", "seed = -1", "camera = 1", "colour = 1"])
