@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from brainflow.board_shim import BoardIds, BoardShim
 from brainflow.data_filter import DataFilter
+from waiting import wait_until
 
 from core.clock import lsl_now
 from core.streams import Modality
@@ -24,13 +25,6 @@ from drivers.brainflow import (
 SYNTHETIC = int(BoardIds.SYNTHETIC_BOARD)
 
 
-def _wait(predicate, timeout: float = 15.0, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def _descrs(bid: int) -> dict[int, dict]:
@@ -116,7 +110,7 @@ def test_synthetic_board_through_the_driver():
     latencies: list[float] = []
     d.start()
     try:
-        assert _wait(lambda: d.health()["brainflow-eeg"].received >= 125, 10)
+        assert wait_until(lambda: d.health()["brainflow-eeg"].received >= 125, 10)
         marked_at = lsl_now()
         d.insert_marker(42.0)
         markers = d.rings["brainflow-markers"]
@@ -163,7 +157,7 @@ def test_the_board_can_be_opened_again_after_stop():
         d = BrainFlowDriver(streams=["eeg"])
         d.start()
         try:
-            assert _wait(lambda d=d: d.rings["brainflow-eeg"].head > 10, 10)
+            assert wait_until(lambda d=d: d.rings["brainflow-eeg"].head > 10, 10)
         finally:
             d.stop()
         assert d.error is None
@@ -202,7 +196,7 @@ def test_playback_board_replays_the_file(tmp_path):
     assert d.reconnect is False  # replaying a finished file again is opt-in
     d.start()
     try:
-        assert _wait(lambda: d.rings["brainflow-eeg"].head >= n, 15)
+        assert wait_until(lambda: d.rings["brainflow-eeg"].head >= n, 15)
         arrived = lsl_now()
     finally:
         d.stop()
@@ -232,11 +226,11 @@ def test_a_stalled_board_is_marked_and_reconnected(tmp_path):
     )
     d.start()
     try:
-        assert _wait(lambda: d.health()["brainflow-eeg"].received >= 100, 15)
-        assert _wait(lambda: not d.health()["brainflow-eeg"].connected, 10)
+        assert wait_until(lambda: d.health()["brainflow-eeg"].received >= 100, 15)
+        assert wait_until(lambda: not d.health()["brainflow-eeg"].connected, 10)
         gap = d.health()["brainflow-eeg"]
         assert gap.gaps == 1 and "no data from the board" in gap.message
-        assert _wait(lambda: d.health()["brainflow-eeg"].received >= 200, 15)
+        assert wait_until(lambda: d.health()["brainflow-eeg"].received >= 200, 15)
         back = d.health()["brainflow-eeg"]
     finally:
         d.stop()
@@ -318,7 +312,7 @@ def test_shipped_example_config_builds_and_runs():
     ]
     d.start()
     try:
-        assert _wait(lambda: d.rings["board-eda"].head >= 50, 10)
+        assert wait_until(lambda: d.rings["board-eda"].head >= 50, 10)
     finally:
         d.stop()
     assert d.error is None

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 
 import numpy as np
 import pylsl
 import pytest
+from waiting import wait_until
 
 from core.streams import Modality
 from drivers.base import DriverError, OptionError
@@ -81,13 +81,6 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
-def _wait(predicate, timeout: float = 20.0, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def _all(driver: LslDriver):
@@ -112,7 +105,7 @@ def test_counter_stream_arrives_whole_in_order_on_the_local_clock():
         assert spec.metadata["manufacturer"] == "affectlab-tests"
         driver.start()
         try:
-            assert _wait(lambda: driver.rings[driver.stream].head >= 1000)
+            assert wait_until(lambda: driver.rings[driver.stream].head >= 1000)
         finally:
             driver.stop()
         chunk = _all(driver)
@@ -139,16 +132,16 @@ def test_outlet_killed_and_restarted_reconnects_and_marks_the_gap():
         driver = LslDriver(LslQuery(source_id=sid), resolve_timeout=10, reconnect_interval=0.5)
         driver.start()
         try:
-            assert _wait(lambda: driver.rings[driver.stream].head >= 200)
+            assert wait_until(lambda: driver.rings[driver.stream].head >= 200)
             assert driver.health()[driver.stream].connected
             _kill(proc)
-            assert _wait(lambda: not driver.health()[driver.stream].connected)
+            assert wait_until(lambda: not driver.health()[driver.stream].connected)
             before = driver.rings[driver.stream].head
             health = driver.health()[driver.stream]
             assert health.gaps == 1
             assert "lost" in health.message
             proc = _outlet(f"restart-{tag}", sid, start=100_000)
-            assert _wait(
+            assert wait_until(
                 lambda: driver.rings[driver.stream].head > before + 200
                 and driver.rings[driver.stream].latest(1).data[0, 0] >= 100_200
             )
@@ -197,11 +190,11 @@ def test_string_markers_land_as_str_in_a_marker_ring():
     assert driver.stall_timeout == 0.0  # irregular streams never stall
     driver.start()
     try:
-        assert _wait(lambda: outlet.have_consumers(), 10)
+        assert wait_until(lambda: outlet.have_consumers(), 10)
         sent = [f"stimulus/{i}/é" for i in range(20)]
         for s in sent:
             outlet.push_sample([s])
-        assert _wait(lambda: driver.rings["triggers"].head >= len(sent))
+        assert wait_until(lambda: driver.rings["triggers"].head >= len(sent))
     finally:
         driver.stop()
     got = _all(driver).data[:, 0].tolist()
@@ -214,13 +207,13 @@ def test_holes_in_a_regular_timeline_count_as_gaps_with_lost_samples():
     driver = LslDriver(LslQuery(name=f"holes-{tag}"), dejitter=False, resolve_timeout=5)
     driver.start()
     try:
-        assert _wait(lambda: outlet.have_consumers(), 10)
+        assert wait_until(lambda: outlet.have_consumers(), 10)
         t0 = pylsl.local_clock()
         idx = np.r_[0:50, 100:150]  # samples 50..99 never sent: a 0.5 s hole
         x = np.stack([idx, idx], axis=1).astype(np.float32)
         outlet.push_chunk(x[:50], (t0 + idx[:50] / 100).tolist())
         outlet.push_chunk(x[50:], (t0 + idx[50:] / 100).tolist())
-        assert _wait(lambda: driver.rings[driver.stream].head >= 100)
+        assert wait_until(lambda: driver.rings[driver.stream].head >= 100)
     finally:
         driver.stop()
     health = driver.health()[driver.stream]
@@ -237,22 +230,22 @@ def test_stale_samples_and_a_silent_outlet_show_in_health():
     )
     driver.start()
     try:
-        assert _wait(lambda: outlet.have_consumers(), 10)
+        assert wait_until(lambda: outlet.have_consumers(), 10)
         # samples stamped 2 s ago arrive now: the latency (and the message) say how stale
         t0 = pylsl.local_clock() - 2.0
         outlet.push_chunk(np.zeros((10, 2), np.float32), (t0 + np.arange(10) / 100).tolist())
-        assert _wait(lambda: driver.rings[driver.stream].head >= 10)
+        assert wait_until(lambda: driver.rings[driver.stream].head >= 10)
         health = driver.health()[driver.stream]
         assert health.latency > 1.8
         assert health.message.startswith("behind")
         assert health.staleness() > 1.8
         # then the outlet stays alive but sends nothing: disconnected after stall_timeout
-        assert _wait(lambda: not driver.health()[driver.stream].connected, 10)
+        assert wait_until(lambda: not driver.health()[driver.stream].connected, 10)
         health = driver.health()[driver.stream]
         assert health.gaps == 1 and "silent" in health.message
         now = pylsl.local_clock()
         outlet.push_chunk(np.zeros((5, 2), np.float32), (now - 0.04 + np.arange(5) / 100).tolist())
-        assert _wait(lambda: driver.health()[driver.stream].connected, 10)
+        assert wait_until(lambda: driver.health()[driver.stream].connected, 10)
     finally:
         driver.stop()
     health = driver.health()[driver.stream]

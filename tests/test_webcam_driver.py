@@ -3,13 +3,13 @@ webcam, the eye region on a drawn face moving in a video, and the missing-camera
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from test_eye_region import draw_face
+from waiting import wait_until
 
 from core.clock import lsl_now
 from core.streams import Modality
@@ -20,13 +20,6 @@ from drivers.webcam import WebcamDriver, from_config
 FPS = 30.0
 
 
-def _wait(predicate, timeout: float = 20.0, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def _indexed_frames(n: int, size=(96, 72)) -> list[np.ndarray]:
@@ -57,7 +50,7 @@ def _index(frame: np.ndarray) -> int:
 def _run_to_end(d: WebcamDriver, timeout: float = 30.0) -> None:
     d.start()
     try:
-        assert _wait(lambda: not d.running, timeout), "the video did not end"
+        assert wait_until(lambda: not d.running, timeout), "the video did not end"
     finally:
         d.stop()
     assert d.error is None
@@ -105,7 +98,7 @@ def test_looping_file_keeps_playing(tmp_path):
     d = WebcamDriver(file=_write_video(tmp_path / "clip.mkv", frames, fps=50), loop=True)
     d.start()
     try:
-        assert _wait(lambda: d.rings["webcam-frames"].head >= 25)
+        assert wait_until(lambda: d.rings["webcam-frames"].head >= 25)
         assert d.running and d.health()["webcam-frames"].connected
     finally:
         d.stop()
