@@ -52,7 +52,7 @@ PASS_THROUGH_HELP = {
     "streams": "list the LSL streams, BrainFlow boards, webcams and DAVIS cameras found (streams --help)",
     "train": "train a model on DEAP, DREAMER or SEE (train --help)",
     "evaluate": "evaluate checkpoints: the papers' tables and plots (evaluate --help)",
-    "train-demo": "retrain the interim demo model on simulated data (train-demo --help)",
+    "train-demo": "retrain the demo models on simulated data (train-demo --help)",
     "simulate": "write DEAP, DREAMER or SEE data sets from the virtual participant (simulate --help)",
 }
 
