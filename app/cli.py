@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from app.config import ConfigError
+from drivers.base import DriverError
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -54,6 +55,7 @@ PASS_THROUGH_HELP = {
     "evaluate": "evaluate checkpoints: the papers' tables and plots (evaluate --help)",
     "train-demo": "retrain the demo models on simulated data (train-demo --help)",
     "simulate": "write DEAP, DREAMER or SEE data sets from the virtual participant (simulate --help)",
+    "serve": "serve a virtual DAVIS346 as DV network streams (serve virtual-davis --help)",
 }
 
 
@@ -67,6 +69,7 @@ def _pass_through(command: str, rest: list[str]) -> int:
         "evaluate": "app.evaluate",
         "train-demo": "app.train_demo",
         "simulate": "app.simulate",
+        "serve": "app.serve",
     }[command]
     return importlib.import_module(module).main(rest)
 
@@ -96,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"affectlab: config error: {exc}", file=sys.stderr)
         return 2
+    except DriverError as exc:  # a missing device or file: a message, not a traceback
+        print(f"affectlab: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

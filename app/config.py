@@ -17,7 +17,7 @@ class ConfigError(ValueError):
     """A config problem, phrased for the person who wrote the file."""
 
 
-SOURCE_KINDS = ("simulated", "lsl", "brainflow", "webcam")  # grows with drivers/: davis
+SOURCE_KINDS = ("simulated", "lsl", "brainflow", "webcam", "davis")
 SINK_KINDS = ("predictions", "lsl", "console")
 
 
