@@ -219,3 +219,34 @@ def test_shipped_example_config_with_a_file_for_the_camera(tmp_path):
     assert d.specs[1].frame_shape == (480, 640)
     _run_to_end(d)
     assert d.rings["webcam-eye"].head + d.lost_frames == 10
+
+
+def test_shipped_brainflow_webcam_config_runs_both_models(tmp_path):
+    """app/configs/brainflow_webcam.toml through `affectlab run`: the synthetic board and a
+    face video standing in for the webcam feed Hi-MoE and MCO-E Net lite."""
+    import csv
+    import json
+
+    from app.cli import main as cli_main
+
+    video, _ = _face_video(tmp_path / "face.mkv", 90)
+    path = Path(__file__).resolve().parents[1] / "app" / "configs" / "brainflow_webcam.toml"
+    text = path.read_text()
+    assert "device = 0 " in text
+    text = text.replace("device = 0 ", f'file = "{video}"\nloop = true  ', 1)
+    config = tmp_path / "session.toml"
+    config.write_text(text)
+    preds, stats = tmp_path / "p.csv", tmp_path / "s.json"
+    rc = cli_main(
+        ["run", "--config", str(config), "--headless", "--duration", "8", "--no-lsl", "--quiet",
+         "--predictions", str(preds), "--stats", str(stats)]
+    )  # fmt: skip
+    assert rc == 0
+    s = json.loads(stats.read_text())
+    assert s["streams"]["board-eda"]["received"] > 1000 and s["streams"]["board-eda"]["lost"] == 0
+    assert s["streams"]["webcam-eye"]["received"] > 100
+    for model in ("hi-moe-sim", "mco-e-net-lite-sim"):
+        assert s["models"][model]["inferred"] > 3 and s["models"][model]["errors"] == 0
+    rows = list(csv.DictReader(preds.open()))
+    assert sum(r["model"] == "mco-e-net-lite-sim" and r["p_neutral"] != "" for r in rows) > 3
+    assert sum(r["model"] == "hi-moe-sim" and r["arousal"] != "" for r in rows) > 3
