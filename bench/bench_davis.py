@@ -31,7 +31,6 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -53,6 +52,7 @@ from drivers.davis_server import (  # noqa: E402
     VirtualEyeFrames,
     events_to_store,
     events_to_store_binned,
+    free_port_pair,
 )
 from drivers.simulated.events import EventEmulator  # noqa: E402
 from drivers.simulated.eye_camera import DAVIS346_SIZE  # noqa: E402
@@ -110,20 +110,6 @@ def proc_cpu_seconds(pid: int, tid: int | None = None) -> float:
 def server_cpu(pid: int) -> tuple[float, float]:
     """(whole server, its main thread: rendering, emulation, EventStores) CPU seconds."""
     return proc_cpu_seconds(pid), proc_cpu_seconds(pid, pid)
-
-
-def free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two free consecutive ports")
 
 
 def rate_of(fn, n_events: int, budget: float = 1.0) -> float:

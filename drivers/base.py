@@ -35,6 +35,19 @@ class OptionError(ValueError):
         self.message = message
 
 
+def distinct_choices(value: object, key: str, allowed: tuple[str, ...] | list[str]) -> list[str]:
+    """A config list of distinct names drawn from ``allowed`` (which streams to publish, ...);
+    anything else is an ``OptionError`` that lists the choices."""
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(v not in allowed for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise OptionError(key, f"expected a list drawn from {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 class Driver(ABC):
     """Base class of every source (live, simulated or replay)."""
 

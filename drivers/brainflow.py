@@ -48,7 +48,7 @@ from brainflow.board_shim import (
 
 from core.clock import UnixClockMapper, lsl_now
 from core.streams import Modality, StreamSpec
-from drivers.base import Driver, DriverError, OptionError
+from drivers.base import Driver, DriverError, OptionError, distinct_choices
 
 SOURCE = "drivers.brainflow"
 
@@ -640,16 +640,7 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
     elif bid in RELAY_BOARDS:
         params["master_board"] = int(BoardIds.SYNTHETIC_BOARD)
 
-    streams = o.get("streams", list(DEFAULT_STREAMS))
-    if (
-        not isinstance(streams, list)
-        or not streams
-        or any(s not in DEFAULT_STREAMS for s in streams)
-        or len(set(streams)) != len(streams)
-    ):
-        raise OptionError(
-            "streams", f"expected a list drawn from {', '.join(DEFAULT_STREAMS)}, got {streams!r}"
-        )
+    streams = distinct_choices(o.get("streams", list(DEFAULT_STREAMS)), "streams", DEFAULT_STREAMS)
     channels = o.get("channels", {})
     if not isinstance(channels, dict) or any(
         not isinstance(v, list)

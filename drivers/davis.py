@@ -65,7 +65,7 @@ import numpy as np
 from core.clock import UnixClockMapper, lsl_now
 from core.ring import Ring, ring_for
 from core.streams import EVENT_DTYPE, Modality, StreamSpec
-from drivers.base import Driver, DriverError, OptionError
+from drivers.base import Driver, DriverError, OptionError, distinct_choices
 
 log = logging.getLogger(__name__)
 
@@ -1012,15 +1012,7 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
     if streams is not None:
         if inp == "network":
             raise OptionError("streams", "for network input, choose streams by giving their ports")
-        if (
-            not isinstance(streams, list)
-            or not streams
-            or any(s not in KINDS for s in streams)
-            or len(set(streams)) != len(streams)
-        ):
-            raise OptionError(
-                "streams", f"expected a list drawn from {', '.join(KINDS)}, got {streams!r}"
-            )
+        distinct_choices(streams, "streams", KINDS)
     kwargs: dict[str, Any] = {"name": name, "streams": streams}
     roi = o.get("roi")
     if roi is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import threading
 import time
 from collections import deque
@@ -226,6 +227,23 @@ class VideoFrames:
 
 
 # ------------------------------------------------------------------ the server
+def free_port_pair(host: str = "127.0.0.1") -> int:
+    """A free port whose successor is free too: the events and frames ports of a server."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port >= 65535:
+            continue
+        with socket.socket() as s2:
+            try:
+                s2.bind((host, port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two free consecutive ports")
+
+
 def _thread_ids() -> set[int]:
     try:
         return {int(t) for t in os.listdir("/proc/self/task")}

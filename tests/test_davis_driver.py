@@ -16,6 +16,7 @@ from pathlib import Path
 import dv_processing as dv
 import numpy as np
 import pytest
+from waiting import wait_until
 
 from core.clock import UnixClockMapper, measure_unix_offset
 from core.streams import EVENT_DTYPE, Modality
@@ -141,15 +142,6 @@ class Writer:
         self.proc.stderr.close()
 
 
-def wait_for(predicate, timeout: float = 20.0, step: float = 0.02) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
-
-
 def expected_events(n: int, base: int):
     i = np.arange(n)
     return base + i * 7, i % W, (i // W) % H, (i % 3 == 0).astype(np.int8)
@@ -188,7 +180,7 @@ def test_network_streams_arrive_whole_and_on_the_one_clock(tmp_path, writers):
     d.start()
     try:
         base = w.wait_sent()
-        ok = wait_for(lambda: d.health()["davis-events"].received >= 2000
+        ok = wait_until(lambda: d.health()["davis-events"].received >= 2000
                       and d.health()["davis-triggers"].received >= 6
                       and d.health()["davis-frames"].received >= 5
                       and d.health()["davis-imu"].received >= 20)  # fmt: skip
@@ -230,19 +222,19 @@ def test_network_reconnects_after_the_server_restarts(tmp_path, writers):
     d = DavisDriver("network", endpoints={"events": Endpoint(port=port)}, reconnect_interval=0.1)
     d.start()
     try:
-        assert wait_for(lambda: "waiting for" in d.health()["davis-events"].message, 5)
+        assert wait_until(lambda: "waiting for" in d.health()["davis-events"].message, 5)
         w1 = Writer(tmp_path, {"events": port}, events=500)
         writers.append(w1)
         w1.wait_sent()
-        assert wait_for(lambda: d.health()["davis-events"].received == 500)
+        assert wait_until(lambda: d.health()["davis-events"].received == 500)
         w1.kill()
-        assert wait_for(lambda: not d.health()["davis-events"].connected)
+        assert wait_until(lambda: not d.health()["davis-events"].connected)
         h = d.health()["davis-events"]
         assert h.gaps == 1 and "went away" in h.message
         w2 = Writer(tmp_path, {"events": port}, events=700)
         writers.append(w2)
         base2 = w2.wait_sent()
-        assert wait_for(lambda: d.health()["davis-events"].received == 1200)
+        assert wait_until(lambda: d.health()["davis-events"].received == 1200)
         h = d.health()["davis-events"]
         assert h.connected and h.gaps == 1 and h.message == ""
         chunk = d.rings["davis-events"].latest(700)
@@ -262,7 +254,7 @@ def test_unix_socket_and_a_port_serving_the_wrong_type(tmp_path, writers):
     d.start()
     try:
         w.wait_sent()
-        assert wait_for(lambda: d.health()["davis-events"].received == 300)
+        assert wait_until(lambda: d.health()["davis-events"].received == 300)
     finally:
         d.stop()
     # frames asked of a port that serves events: refused with a message, never read
@@ -271,7 +263,7 @@ def test_unix_socket_and_a_port_serving_the_wrong_type(tmp_path, writers):
     d = DavisDriver("network", endpoints={"frames": Endpoint(port=port)})
     d.start()
     try:
-        assert wait_for(lambda: "not frames" in d.health()["davis-frames"].message, 10)
+        assert wait_until(lambda: "not frames" in d.health()["davis-frames"].message, 10)
         assert "EVTS" in d.health()["davis-frames"].message
     finally:
         d.stop()
@@ -285,7 +277,7 @@ def test_resolution_mismatch_is_reported(tmp_path, writers):
     d = DavisDriver("network", endpoints={"events": Endpoint(port=port)})
     d.start()
     try:
-        assert wait_for(lambda: "640 x 480" in d.health()["davis-events"].message, 10)
+        assert wait_until(lambda: "640 x 480" in d.health()["davis-events"].message, 10)
         assert "resolution = [640, 480]" in d.health()["davis-events"].message
     finally:
         d.stop()
@@ -330,7 +322,7 @@ def write_aedat4(path: Path, packets: int = 8, per: int = 400) -> dict:
 def run_file(path: Path, **kw) -> DavisDriver:
     d = DavisDriver("file", file=path, **kw)
     d.start()
-    assert wait_for(lambda: d.finished, 30), d.health()
+    assert wait_until(lambda: d.finished, 30), d.health()
     d.stop()
     assert d.error is None
     return d

@@ -23,6 +23,7 @@ from drivers.davis_server import (
     VirtualEyeFrames,
     events_to_store,
     events_to_store_binned,
+    free_port_pair,
     to_sensor_frame,
 )
 from drivers.simulated.events import EventEmulator
@@ -72,22 +73,6 @@ def test_binned_store_keeps_every_event_and_moves_stamps_to_their_bin():
         )
     with pytest.raises(ValueError):
         events_to_store_binned(t, x, y, p, (W, H), 0)
-
-
-def free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65535:
-            continue
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two free consecutive ports")
 
 
 def serve(*args: str) -> tuple[subprocess.Popen, int]:
