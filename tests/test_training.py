@@ -263,6 +263,39 @@ def test_late_fusion_averages_present_modalities_only():
     assert torch.isfinite(loss) and set(parts) == {"mse", "bce"}
 
 
+def test_late_fusion_weighs_modalities_by_their_validation_ccc():
+    torch.manual_seed(0)
+    cfg = LateFusionConfig((InputLayout("a", "numeric", (2, 32)), InputLayout("b", "numeric", (1, 16))),
+                           outputs=("valence", "arousal"))  # fmt: skip
+    net = LateFusion(cfg).eval()
+    assert torch.equal(net.branch_weights, torch.ones(2, 2))  # untrained: the plain average
+    g = torch.Generator().manual_seed(1)
+    y = 1 + 8 * torch.rand(200, 2, generator=g)
+    good = y + 0.3 * torch.randn(200, 2, generator=g)  # modality a tracks both dimensions
+    noise = 1 + 8 * torch.rand(200, 2, generator=g)  # modality b tracks nothing ...
+    noise[:, 1] = y[:, 1]  # ... except arousal, exactly
+    net.fit_branch_weights(torch.stack([good, noise], 1), y)
+    w = net.branch_weights
+    assert w[0, 0] > 0.8 and w[1, 0] < 0.01  # valence: a only
+    assert w[1, 1] > w[0, 1] > 0.8  # arousal: b (perfect) above a (good)
+    x = {"a": torch.randn(3, 2, 32), "b": torch.randn(3, 1, 16)}
+    with torch.no_grad():
+        out = net(x)
+        only_a = net(x, {"a": torch.ones(3, dtype=torch.bool), "b": torch.zeros(3, dtype=torch.bool)})
+    br = out.branch_regression
+    want = (w[None] * br).sum(1) / w.sum(0)
+    assert torch.allclose(out.regression, want, atol=1e-5)
+    assert torch.allclose(only_a.regression, br[:, 0], atol=1e-5)  # renormalised over present
+    # a checkpoint from before the weights existed loads as the plain average
+    state = {k: v for k, v in net.state_dict().items() if k != "branch_weights"}
+    old = LateFusion(cfg)
+    old.load_state_dict(state)
+    assert torch.equal(old.branch_weights, torch.ones(2, 2))
+    equal = LateFusion(LateFusionConfig(cfg.layouts, outputs=cfg.outputs, weighting="equal"))
+    equal.fit_branch_weights(torch.stack([good, noise], 1), y)
+    assert torch.equal(equal.branch_weights, torch.ones(2, 2))
+
+
 def test_ensemble_is_the_validation_weighted_mean():
     assert validation_weights([0.6, 0.2, -0.3]) == pytest.approx([0.75, 0.25, 0.0])
     assert validation_weights([-0.1, 0.0]) == pytest.approx([0.5, 0.5])
