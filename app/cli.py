@@ -23,6 +23,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-lsl", action="store_true",
                    help="do not publish predictions as the LSL stream 'affectlab-predictions'")
     p.add_argument("--quiet", action="store_true", help="no periodic health line on the console")
+    p.add_argument("--record", type=Path, default=None, metavar="DIR",
+                   help="record the session into DIR (a new or empty folder): XDF, AEDAT4, video")
+    p.add_argument("--screenshot", type=Path, default=None, metavar="FILE",
+                   help="(dashboard) save a PNG of the window at the end; use with --duration")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +60,8 @@ PASS_THROUGH_HELP = {
     "train-demo": "retrain the demo models on simulated data (train-demo --help)",
     "simulate": "write DEAP, DREAMER or SEE data sets from the virtual participant (simulate --help)",
     "serve": "serve a virtual DAVIS346 as DV network streams (serve virtual-davis --help)",
+    "replay": "replay a session folder, XDF or AEDAT4 file through the pipeline (replay --help)",
+    "info": "show what a session folder, XDF or AEDAT4 file holds (info --help)",
 }
 
 
@@ -70,6 +76,8 @@ def _pass_through(command: str, rest: list[str]) -> int:
         "train-demo": "app.train_demo",
         "simulate": "app.simulate",
         "serve": "app.serve",
+        "replay": "app.replay",
+        "info": "app.info",
     }[command]
     return importlib.import_module(module).main(rest)
 

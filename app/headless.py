@@ -47,22 +47,31 @@ def run_session_command(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     if not args.headless:
-        print(
-            "affectlab: the dashboard is not part of this build yet; running headless "
-            "(pass --headless to silence this note).",
-            file=sys.stderr,
-        )
+        return run_dashboard_command(args, cfg)
     session = Session(cfg)
     streams = ", ".join(session.sources)
     models = ", ".join(f"{r.name} on {r.device}" for r in session.runners)
     duration = f"{cfg.duration:g} s" if cfg.duration else "until Ctrl-C"
     print(f"affectlab: session {cfg.name!r}: streams {streams}; models {models}; {duration}",
           file=sys.stderr)
+    recorder = None
+    if getattr(args, "record", None) is not None:
+        from recordings.errors import RecordingError
+
+        try:
+            session.start_recording(args.record)  # before the sources start: from the first sample
+        except RecordingError as exc:
+            print(f"affectlab: {exc}", file=sys.stderr)
+            return 1
+        recorder = session.recording
+        print(f"affectlab: recording to {recorder.folder}", file=sys.stderr)
     interrupted = False
     try:
         session.run_for(cfg.duration or None)
     except KeyboardInterrupt:
         interrupted = True
+    if recorder is not None:
+        report_recording(recorder)
     stats = session.stats().to_dict()
     if args.stats is not None:
         write_stats(args.stats, stats)
@@ -73,3 +82,39 @@ def run_session_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 130 if interrupted else 0
+
+
+def report_recording(recorder) -> None:
+    """The end-of-session lines about a recording: where, what, and anything that went wrong."""
+    counts = recorder.counts()
+    listing = ", ".join(f"{name} {n}" for name, n in counts.items())
+    print(f"affectlab: recorded {recorder.folder}: {listing}", file=sys.stderr)
+    lost = {k: v for k, v in recorder.lost().items() if v}
+    if lost:
+        print(f"affectlab: recording LOST items (ring overwritten): {lost}", file=sys.stderr)
+    if recorder.error:
+        print(f"affectlab: {recorder.error}; what was written before stays readable", file=sys.stderr)
+
+
+def run_dashboard_command(args: argparse.Namespace, cfg: SessionConfig) -> int:
+    """`demo` / `run` without --headless: the session in the dashboard window."""
+    from app.gui import run_dashboard  # loads Qt
+    from app.session import Session
+    from recordings.errors import RecordingError
+
+    ended: list = []
+    try:
+        code = run_dashboard(
+            lambda: Session(cfg),
+            duration=cfg.duration or None,
+            screenshot=getattr(args, "screenshot", None),
+            title="affectlab",
+            on_session_end=ended.append,
+            record_at_start=getattr(args, "record", None),
+        )
+    except RecordingError as exc:
+        print(f"affectlab: {exc}", file=sys.stderr)
+        return 1
+    if args.stats is not None and ended:
+        write_stats(args.stats, ended[-1].stats().to_dict())
+    return code

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.config import SessionConfig
@@ -24,6 +25,9 @@ from core.scheduler import Aligner, StreamSource
 from core.window import Window
 from core.worker import InferenceWorker
 from drivers.base import Driver
+from drivers.session_inputs import SESSION_INPUT_STREAMS, SessionInputs
+from recordings.errors import RecordingError
+from recordings.recorder import SessionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +51,43 @@ class SessionStats:
         }
 
 
+def config_document(cfg: SessionConfig) -> dict[str, Any]:
+    """The config as the TOML document ``app.config.parse_config`` reads, with every command-line
+    override applied (seed, duration, sinks): what a manifest records as the session's config."""
+    return {
+        "session": {"name": cfg.name, "duration": cfg.duration, "health_period": cfg.health_period},
+        "sources": [{"kind": s.kind, "name": s.name, **s.options} for s in cfg.sources],
+        "models": [{"name": m.name, "device": m.device, "bindings": dict(m.bindings)} for m in cfg.models],
+        "sinks": [{"kind": k.kind, **k.options} for k in cfg.sinks],
+    }
+
+
 class Session:
     """Builds everything a config names and runs it until stopped."""
 
-    def __init__(self, config: SessionConfig, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: SessionConfig,
+        clock: Clock | None = None,
+        drivers: list[Driver] | None = None,
+        replay: Any = None,
+    ) -> None:
+        """``drivers`` replace the config's sources (a replay passes its own, with its clock);
+        ``replay`` is the ``recordings.replay.ReplayControl`` steering them, if any."""
         from models.runtime import load_runner, set_inference_threads  # torch loads here
 
 
         self.config = config
         self.clock = clock or RealClock()
-        self.drivers: list[Driver] = build_sources(config.sources)
+        self.drivers: list[Driver] = list(drivers) if drivers is not None else build_sources(config.sources)
+        # Markers and self-reports are streams of every session (unless a source, e.g. a
+        # replay of a recorded session, already publishes them).
+        published = {s.name for d in self.drivers for s in d.specs}
+        self.inputs: SessionInputs | None = None
+        if not published & set(SESSION_INPUT_STREAMS):
+            self.inputs = SessionInputs(self.clock.now)
+            self.drivers.append(self.inputs)
+        self.recording: SessionRecorder | None = None
         self.sources: dict[str, StreamSource] = {}
         for driver in self.drivers:
             for spec in driver.specs:
@@ -71,6 +102,10 @@ class Session:
         for sink in build_sinks(config.sinks, self.runners, config):
             self.bus.add(sink)
         self.workers = {r.name: InferenceWorker(r, self.bus.publish, self.clock) for r in self.runners}
+        #: None live; a ``recordings.replay.ReplayControl`` in a replay
+        self.replay = replay
+        if replay is not None:
+            replay.attach(self.aligner, list(self.workers.values()))
         self._engine: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_async: asyncio.Event | None = None
@@ -101,6 +136,7 @@ class Session:
             self._engine = None
         for worker in self.workers.values():
             worker.stop()
+        self.stop_recording()  # after the drivers and workers: the last items go in too
         self.stopped_at = self.clock.now()
         self.bus.publish_health(self.health(), self.stopped_at)
         self.bus.close()
@@ -112,13 +148,58 @@ class Session:
             end = None if not duration else time.monotonic() + duration
             while end is None or time.monotonic() < end:
                 time.sleep(0.05 if end is None else max(0.0, min(0.05, end - time.monotonic())))
-                failed = [d for d in self.drivers if d.error is not None]
+                sensors = [d for d in self.drivers if d is not self.inputs]
+                failed = [d for d in sensors if d.error is not None]
                 if self.engine_error is not None:
                     raise RuntimeError(f"engine failed: {self.engine_error}") from self.engine_error
-                if failed and len(failed) == len(self.drivers):
+                if failed and len(failed) == len(sensors):
                     raise RuntimeError(f"every source failed; first: {failed[0].name}: {failed[0].error}")
         finally:
             self.stop()
+
+    # ------------------------------------------------------------ recording
+    def start_recording(self, folder: Path) -> None:
+        """Record every stream from now on, and the predictions, into ``folder``.
+
+        RecordingError (a message for a person) when it cannot start: nothing is recorded then.
+        """
+        if self.recording is not None and self.recording.running:
+            raise RecordingError(f"already recording to {self.recording.folder}")
+        self.stop_recording()  # a recorder that stopped by itself (its error stays readable till now)
+        recorder = SessionRecorder(
+            Path(folder), self.drivers, self.runners, config=config_document(self.config),
+            name=self.config.name,
+            now=self.clock.now,
+        )
+        recorder.start()
+        self.recording = recorder
+        self.bus.add(recorder)
+
+    def stop_recording(self) -> dict[str, int] | None:
+        """Stop recording, close the files; items written per stream (None when not recording)."""
+        recorder = self.recording
+        if recorder is None:
+            return None
+        counts = recorder.stop()
+        self.bus.remove(recorder)
+        self.recording = None
+        return counts
+
+    def add_marker(self, label: str) -> None:
+        """A sample on ``affectlab-markers`` stamped now on the session clock."""
+        self._session_inputs().add_marker(label)
+
+    def add_self_report(self, valence: float, arousal: float) -> None:
+        """A (valence, arousal) rating, 1-9 each, on ``affectlab-self-report`` stamped now."""
+        self._session_inputs().add_self_report(valence, arousal)
+
+    def _session_inputs(self) -> SessionInputs:
+        if self.inputs is None:
+            raise RuntimeError(
+                "this session's markers and self-reports come from its sources (a replay): "
+                "new ones cannot be added"
+            )
+        return self.inputs
 
     # ------------------------------------------------------------ engine
     def _engine_main(self) -> None:

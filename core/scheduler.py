@@ -114,6 +114,23 @@ class Aligner:
         self.bound = {m.model: self._bind(m, (bindings or {}).get(m.model, {})) for m in models}
         self.stats = {m.model: AlignerStats() for m in models}
         self._index = dict.fromkeys(names, 0)
+        #: cut every hop, even when the loop wakes late (deterministic replay); live cuts
+        #: only the newest hop of a backlog
+        self.catch_up = False
+        #: the earliest hop watermark not cut yet (-inf until the loop runs, +inf with no
+        #: models): a replay waits for ``next_due > t`` before moving its clock past ``t``
+        self.next_due = -math.inf if models else math.inf
+        self._resync = False
+
+    def resync(self) -> None:
+        """Time jumped (a replay seek): start the hop schedule afresh from the clock's now,
+        without cutting the hops in between. ``resync_pending`` until the loop has done so."""
+        if self.models:
+            self._resync = True
+
+    @property
+    def resync_pending(self) -> bool:
+        return self._resync
 
     # ------------------------------------------------------------ binding
     def _bind(self, model: ModelInputs, explicit: dict[str, str]) -> dict[str, str | None]:
@@ -256,23 +273,38 @@ class Aligner:
         stop_wait = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
+                if self._resync:
+                    self._resync = False
+                    now = self.clock.now()
+                    next_hop = {name: self._latest_hop(name, now) + 1 for name in self.models}
                 due = min(self._due(n, k) for n, k in next_hop.items())
+                self.next_due = due
                 sleeper = asyncio.ensure_future(self.clock.sleep_until(due))
                 await asyncio.wait({sleeper, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 if not sleeper.done():
                     sleeper.cancel()
                     break
+                if self._resync:
+                    continue
                 now = self.clock.now()
-                if now < due:  # a virtual clock closed: the data has ended
-                    break
+                if now < due:
+                    if getattr(self.clock, "closed", False):  # a virtual clock closed: data ended
+                        break
+                    continue  # woken early (a replay clock paused or changed speed)
                 for name, k in next_hop.items():
                     if self._due(name, k) > now:
                         continue
                     latest = self._latest_hop(name, now)
                     stats = self.stats[name]
-                    stats.late_hops += latest - k
+                    hop_s = self.models[name].hop_s
+                    if self.catch_up:
+                        for hop in range(k, latest + 1):
+                            on_window(self.cut(name, hop * hop_s))
+                    else:
+                        stats.late_hops += latest - k
+                        on_window(self.cut(name, latest * hop_s))
                     stats.max_wake_delay_s = max(stats.max_wake_delay_s, now - self._due(name, latest))
-                    on_window(self.cut(name, latest * self.models[name].hop_s))
                     next_hop[name] = latest + 1
         finally:
+            self.next_due = math.inf
             stop_wait.cancel()

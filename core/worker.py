@@ -124,6 +124,9 @@ class InferenceWorker:
         self._stopping = False
         self._busy = False
         self._thread: threading.Thread | None = None
+        #: wait in ``submit`` while a window is still waiting instead of replacing it:
+        #: deterministic replay processes every window (live keeps latest-wins)
+        self.blocking = False
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -160,6 +163,9 @@ class InferenceWorker:
         """Offer a window; a window still waiting is replaced and counted as skipped."""
         window.stamps.setdefault("submitted", time.perf_counter())
         with self._cond:
+            if self.blocking:
+                while self._pending is not None and not self._stopping and self._thread is not None:
+                    self._cond.wait(0.1)
             self.stats.windows += 1
             if self._pending is not None:
                 self.stats.skipped += 1
@@ -172,6 +178,7 @@ class InferenceWorker:
                 self._cond.wait()
             window, self._pending = self._pending, None
             self._busy = window is not None
+            self._cond.notify_all()  # a blocking submit may hand over the next one
             return window
 
     def _main(self) -> None:

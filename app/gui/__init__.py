@@ -1,0 +1,5 @@
+"""The Qt dashboard (PySide6 + pyqtgraph). Qt is imported only inside this package."""
+
+from app.gui.dashboard import Dashboard, run_dashboard, save_screenshot
+
+__all__ = ["Dashboard", "run_dashboard", "save_screenshot"]

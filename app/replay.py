@@ -1,0 +1,217 @@
+"""`affectlab replay PATH`: a recorded session, XDF or AEDAT4 file through the live pipeline.
+
+The replay drivers fill the same rings as live drivers, so the same aligner,
+models and sinks run. ``--speed max`` (the default headless) is deterministic:
+two runs give the same predictions. Models: ``--model`` (repeatable), else
+those named in the session's manifest, else the demo models whose inputs the
+recording can feed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEMO_MODELS = ("hi-moe-sim", "mco-e-net-lite-sim")
+
+
+def _speed(text: str) -> float | None:
+    if text.lower() in ("max", "fast", "inf"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 1, N or max, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"speed must be > 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="affectlab replay",
+        description="Replay a session folder, an XDF file (e.g. from LabRecorder) or an AEDAT4 "
+        "file through the same pipeline as a live session.",
+    )
+    p.add_argument("path", type=Path, help="session folder, .xdf or .aedat4 file")
+    p.add_argument("--speed", type=_speed, default=False, metavar="1|N|max",
+                   help="1 = recorded pace, N = N times faster, max = as fast as possible and "
+                   "deterministic (default: max headless, 1 in the dashboard)")
+    p.add_argument("--from", dest="from_s", type=float, default=0.0, metavar="S",
+                   help="start S seconds after the recording's start")
+    p.add_argument("--to", dest="to_s", type=float, default=None, metavar="S",
+                   help="stop S seconds after the recording's start")
+    p.add_argument("--headless", action="store_true", help="no window: log and exit at the end")
+    p.add_argument("--predictions", type=Path, help="write predictions (.csv, .jsonl or .parquet)")
+    p.add_argument("--stats", type=Path, help="write run statistics as JSON")
+    p.add_argument("--lsl", action="store_true",
+                   help="re-publish the replayed streams as LSL outlets with their original headers")
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help="run this model instead of the recorded ones (repeatable); "
+                   "'none' replays the streams only")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--quiet", action="store_true", help="no console line per prediction")
+    p.add_argument("--screenshot", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def fitting_models(recording: Any, device: str = "auto") -> list[str]:
+    """Demo models with at least one input the recording's streams can feed."""
+    from core.scheduler import _wants
+    from models.runtime import load_runner
+
+    def feeds(want: Any) -> bool:
+        needed = set(getattr(want, "channels", None) or ())
+        return any(
+            t.spec.modality == want.modality and t.spec.kind is _wants(want)
+            and needed <= set(t.spec.channel_names)
+            for t in recording.tracks
+        )
+
+    out = []
+    for name in DEMO_MODELS:
+        runner = load_runner(name, device=device)
+        if any(feeds(want) for want in runner.inputs.inputs.values()):
+            out.append(name)
+    return out
+
+
+def replay_config(recording: Any, args: argparse.Namespace) -> Any:
+    """The SessionConfig of a replay: the recorded models (and their bindings) or ``--model``."""
+    from app.config import ConfigError, ModelConfig, SessionConfig, SinkConfig, parse_config
+
+    models: list[ModelConfig] = []
+    name = recording.path.stem or "replay"
+    if args.model and [m.lower() for m in args.model] == ["none"]:
+        models = []
+    elif args.model:
+        models = [ModelConfig(m, args.device) for m in args.model]
+    elif recording.manifest is not None:
+        recorded = recording.manifest.get("config") or {}
+        try:
+            cfg = parse_config(recorded) if recorded else None
+        except (ConfigError, KeyError, TypeError):
+            cfg = None
+        if cfg is not None and cfg.models:
+            models = [ModelConfig(m.name, args.device, dict(m.bindings)) for m in cfg.models]
+            name = cfg.name
+        else:
+            models = [ModelConfig(m, args.device) for m in recording.models]
+    if not models and not args.model:
+        models = [ModelConfig(m, args.device) for m in fitting_models(recording, args.device)]
+    sinks = []
+    if args.predictions is not None:
+        sinks.append(SinkConfig("predictions", {"path": str(args.predictions)}))
+    if not args.quiet and args.headless:
+        sinks.append(SinkConfig("console", {}))
+    return SessionConfig(name=f"replay of {name}", models=models, sinks=sinks)
+
+
+def make_replay_session(recording: Any, args: argparse.Namespace, speed: float | None):
+    """A Session around a fresh ReplayControl (one per window the dashboard opens)."""
+    from app.session import Session
+    from recordings.replay import ReplayControl
+
+    control = ReplayControl(recording, speed=speed, from_s=args.from_s, to_s=args.to_s)
+    session = Session(replay_config(recording, args), clock=control.clock,
+                      drivers=[control.driver], replay=control)
+    if args.lsl:
+        from recordings.republish import Republisher
+
+        publisher = Republisher(control.driver.specs, control.clock)
+        control.driver.listeners.append(publisher)
+        for note in publisher.skipped:
+            print(f"affectlab replay: {note}", file=sys.stderr)
+    return session
+
+
+def run_headless(session: Any, args: argparse.Namespace) -> int:
+    from app.headless import write_stats
+
+    control = session.replay
+    interrupted = False
+    session.start()
+    try:
+        limit = args.duration
+        waited = 0.0
+        while not control.wait_finished(0.1):
+            waited += 0.1
+            if session.engine_error is not None:
+                raise RuntimeError(f"engine failed: {session.engine_error}")
+            if control.driver.error is not None:
+                raise RuntimeError(f"replay failed: {control.driver.error}")
+            if limit is not None and waited >= limit:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        session.stop()
+    stats = session.stats().to_dict()
+    stats["replay"] = {
+        "path": str(control.recording.path),
+        "speed": control.speed if control.speed is not None else "max",
+        "from_s": control.from_s,
+        "to_s": control.to_s,
+        "pushed": dict(control.driver.pushed),
+        "finished": control.finished,
+    }
+    if args.stats is not None:
+        write_stats(args.stats, stats)
+    for name, m in stats["models"].items():
+        print(f"affectlab replay: {name}: {m['windows']} windows, {m['inferred']} inferred, "
+              f"{m['skipped']} skipped, {m['errors']} errors", file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    os.environ.setdefault("LSLAPICFG", str(Path(__file__).parent / "configs" / "lsl_api.cfg"))
+    from app.config import ConfigError
+    from recordings.sources import SourceError, open_recording
+
+    try:
+        recording = open_recording(args.path)
+    except SourceError as exc:
+        print(f"affectlab replay: {exc}", file=sys.stderr)
+        return 1
+    for line in recording.skipped:
+        print(f"affectlab replay: {line}", file=sys.stderr)
+    for line in recording.problems:
+        print(f"affectlab replay: warning: {line}", file=sys.stderr)
+    names = ", ".join(t.spec.name for t in recording.tracks)
+    print(f"affectlab replay: {recording.path}: {recording.duration:.3f} s; streams {names}",
+          file=sys.stderr)
+    speed = args.speed if args.speed is not False else (None if args.headless else 1.0)
+    try:
+        if args.headless:
+            return run_headless(make_replay_session(recording, args, speed), args)
+        try:
+            from app.gui import run_dashboard
+        except ImportError as exc:
+            print(f"affectlab replay: the dashboard is not available ({exc}); running headless",
+                  file=sys.stderr)
+            args.headless = True
+            return run_headless(make_replay_session(recording, args, speed), args)
+        ended: list = []
+        code = run_dashboard(lambda: make_replay_session(recording, args, speed),
+                             duration=args.duration, screenshot=args.screenshot,
+                             title=f"affectlab replay: {recording.path.name}",
+                             on_session_end=ended.append)
+        if args.stats is not None and ended:
+            from app.headless import write_stats
+
+            write_stats(args.stats, ended[-1].stats().to_dict())
+        return code
+    except (ConfigError, ValueError) as exc:
+        print(f"affectlab replay: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        recording.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

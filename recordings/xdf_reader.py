@@ -1,0 +1,454 @@
+"""A fast, forgiving XDF reader (https://github.com/sccn/xdf/wiki/Specifications).
+
+Why not pyxdf: it decodes numeric Samples chunks sample by sample in Python,
+which dominates load time for long high-rate recordings. Here the chunk walk
+only records where each Samples chunk lies; each numeric stream is then
+decoded with one structured ``np.frombuffer`` per chunk (every sample of a
+chunk carrying its 8-byte stamp, as LabRecorder and affectlab write them), and
+only chunks with deduced stamps or strings take the per-sample path.
+
+Damage does not lose what came before it: a file cut off in the middle of a
+chunk (a crash, a full disk) or a chunk that makes no sense (bad tag, a length
+past the end, samples of an undeclared stream, a body that does not parse) is
+reported as a ``problem`` naming the file, byte offset and what broke; reading
+resumes after the next Boundary chunk when there is one, and stops otherwise.
+A file that is not XDF at all raises ``XdfError``.
+
+Clock offsets are applied as pyxdf's synchronisation does without dejitter:
+per stream a linear fit of the ClockOffset values against their collection
+times (offsets of 0, as affectlab writes, leave stamps untouched).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import mmap
+import os
+import struct
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"XDF:"
+TAG_FILE_HEADER = 1
+TAG_STREAM_HEADER = 2
+TAG_SAMPLES = 3
+TAG_CLOCK_OFFSET = 4
+TAG_BOUNDARY = 5
+TAG_STREAM_FOOTER = 6
+BOUNDARY_UUID = bytes(
+    [0x43, 0xA5, 0x46, 0xDC, 0xCB, 0xF5, 0x41, 0x0F, 0xB3, 0x0E, 0xD5, 0x46, 0x73, 0x83, 0xCB, 0xE4]
+)
+
+#: XDF channel_format -> little-endian numpy dtype (None: strings)
+FORMATS: dict[str, str | None] = {
+    "float32": "<f4",
+    "double64": "<f8",
+    "int8": "<i1",
+    "int16": "<i2",
+    "int32": "<i4",
+    "int64": "<i8",
+    "string": None,
+}
+
+
+class XdfError(ValueError):
+    """The file cannot be read as XDF at all; the message names it and says why."""
+
+
+@dataclass
+class XdfStream:
+    """One stream of an XDF file: its header fields, stamps (one clock) and values.
+
+    ``time_series`` is (n, channels) of the stream's dtype, or a list of rows of
+    strings for string streams. ``info`` is the header's XML root (``desc`` and
+    all), for fields this class does not lift out.
+    """
+
+    stream_id: int
+    name: str
+    type: str
+    channel_count: int
+    nominal_srate: float
+    channel_format: str
+    source_id: str
+    labels: list[str]
+    units: list[str]
+    channel_types: list[str]
+    info: ET.Element
+    time_stamps: np.ndarray
+    time_series: Any
+    clock_offsets: np.ndarray  # (k, 2): collection time, offset value
+    footer: ET.Element | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.time_stamps)
+
+    @property
+    def is_string(self) -> bool:
+        return self.channel_format == "string"
+
+    def desc(self, path: str) -> ET.Element | None:
+        """An element under ``desc`` (e.g. ``"affectlab"``), or None."""
+        return self.info.find("desc/" + path)
+
+
+@dataclass
+class XdfFile:
+    """What an XDF file holds, and what was wrong with it (``problems``: one line each)."""
+
+    path: Path
+    header: ET.Element | None
+    streams: list[XdfStream]
+    problems: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+    size: int = 0
+
+    def stream(self, name: str) -> XdfStream | None:
+        return next((s for s in self.streams if s.name == name), None)
+
+    @property
+    def truncated(self) -> bool:
+        return self.bytes_read < self.size
+
+
+@dataclass
+class _Pending:
+    """A stream while the file is walked: its header and where its Samples chunks are."""
+
+    stream_id: int
+    info: ET.Element
+    fmt: str
+    channels: int
+    srate: float
+    chunks: list[tuple[int, int, int]] = field(default_factory=list)  # (start, end, offset)
+    offsets: list[tuple[float, float]] = field(default_factory=list)
+    footer: ET.Element | None = None
+
+
+class _Damage(Exception):
+    """A chunk that makes no sense; the reader reports it and tries to resynchronise."""
+
+
+def _varlen(buf: bytes | memoryview, pos: int, end: int) -> tuple[int, int]:
+    if pos >= end:
+        raise _Damage("a length is cut off")
+    nb = buf[pos]
+    if nb == 1:
+        if pos + 2 > end:
+            raise _Damage("a length is cut off")
+        return buf[pos + 1], pos + 2
+    if nb == 4:
+        if pos + 5 > end:
+            raise _Damage("a length is cut off")
+        return struct.unpack_from("<I", buf, pos + 1)[0], pos + 5
+    if nb == 8:
+        if pos + 9 > end:
+            raise _Damage("a length is cut off")
+        return struct.unpack_from("<Q", buf, pos + 1)[0], pos + 9
+    raise _Damage(f"a length field says it has {nb} bytes (XDF allows 1, 4 or 8)")
+
+
+def _xml(data: bytes | memoryview, what: str) -> ET.Element:
+    try:
+        return ET.fromstring(bytes(data))
+    except ET.ParseError as exc:
+        raise _Damage(f"the {what} is not valid XML ({exc})") from None
+
+
+def _text(el: ET.Element | None, key: str, default: str = "") -> str:
+    if el is None:
+        return default
+    found = el.find(key)
+    return (found.text or "").strip() if found is not None and found.text is not None else default
+
+
+def load_xdf(path: str | Path, *, synchronize: bool = True) -> XdfFile:
+    """Read every stream of an XDF file; damage becomes ``problems``, not an exception.
+
+    ``XdfError`` when the file is missing, unreadable or not XDF at all.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            # mapped, not read: the decoders copy out of the page cache once, not twice
+            buf: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(
+                fh.fileno()).st_size else b""
+    except FileNotFoundError:
+        raise XdfError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise XdfError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return _load(path, buf, synchronize)
+    finally:
+        if isinstance(buf, mmap.mmap):
+            with contextlib.suppress(BufferError):  # a view still alive: the GC closes it
+                buf.close()
+
+
+def _load(path: Path, buf: Any, synchronize: bool) -> XdfFile:
+    if buf[:4] != MAGIC:
+        raise XdfError(f"{path}: not an XDF file (it does not start with 'XDF:')")
+    view = memoryview(buf)
+    size = len(buf)
+    pending: dict[int, _Pending] = {}
+    order: list[int] = []
+    header: ET.Element | None = None
+    problems: list[str] = []
+
+    def problem(offset: int, what: str) -> None:
+        msg = f"{path}: byte {offset}: {what}"
+        problems.append(msg)
+        log.info("%s", msg)  # the caller reports ``problems``; no double lines
+
+    pos = 4
+    good_end = 4
+    while pos < size:
+        start = pos
+        try:
+            length, body = _varlen(view, pos, size)
+            end = body + length
+            if length < 2:
+                raise _Damage(f"a chunk of length {length} (at least 2 needed for its tag)")
+            if end > size:
+                problem(start, f"the file ends inside a chunk of {length} bytes (truncated: "
+                        f"{end - size} bytes missing); read up to here")
+                break
+            tag = struct.unpack_from("<H", view, body)[0]
+            content = body + 2
+            if tag == TAG_FILE_HEADER:
+                header = _xml(view[content:end], "file header")
+            elif tag == TAG_STREAM_HEADER:
+                sid = _sid(view, content, end)
+                info = _xml(view[content + 4 : end], f"header of stream {sid}")
+                fmt = _text(info, "channel_format")
+                if fmt not in FORMATS:
+                    raise _Damage(f"stream {sid} has an unknown channel_format {fmt!r}")
+                try:
+                    channels = int(_text(info, "channel_count", "0"))
+                    srate = float(_text(info, "nominal_srate", "0") or 0)
+                except ValueError:
+                    raise _Damage(f"stream {sid}: channel_count/nominal_srate are not numbers") from None
+                if channels < 1:
+                    raise _Damage(f"stream {sid} declares {channels} channels")
+                if sid not in pending:
+                    order.append(sid)
+                pending[sid] = _Pending(sid, info, fmt, channels, srate)
+            elif tag == TAG_SAMPLES:
+                sid = _sid(view, content, end)
+                if sid not in pending:
+                    raise _Damage(f"samples of stream {sid}, which has no header before them")
+                pending[sid].chunks.append((content + 4, end, start))
+            elif tag == TAG_CLOCK_OFFSET:
+                sid = _sid(view, content, end)
+                if end - content != 20:
+                    raise _Damage(f"a clock offset chunk of {end - content} bytes (20 expected)")
+                if sid in pending:
+                    t, v = struct.unpack_from("<dd", view, content + 4)
+                    pending[sid].offsets.append((t, v))
+            elif tag == TAG_STREAM_FOOTER:
+                sid = _sid(view, content, end)
+                if sid in pending:
+                    pending[sid].footer = _xml(view[content + 4 : end], f"footer of stream {sid}")
+            elif tag == TAG_BOUNDARY:
+                pass
+            else:
+                raise _Damage(f"a chunk with unknown tag {tag}")
+            pos = end
+            good_end = end
+        except _Damage as exc:
+            resume = buf.find(BOUNDARY_UUID, start + 1)
+            if resume < 0:
+                problem(start, f"{exc}; nothing after it can be trusted (no boundary chunk follows)")
+                break
+            problem(start, f"{exc}; skipped to the boundary chunk at byte {resume - 5}")
+            pos = resume + len(BOUNDARY_UUID)
+
+    streams: list[XdfStream] = []
+    for sid in order:
+        p = pending[sid]
+        stream = _decode(path, view, p, problem)
+        if synchronize:
+            _synchronize(stream)
+        streams.append(stream)
+    with contextlib.suppress(BufferError):
+        view.release()
+    return XdfFile(path, header, streams, problems, good_end, size)
+
+
+def _sid(view: memoryview, content: int, end: int) -> int:
+    if end - content < 4:
+        raise _Damage("a chunk too short to name its stream")
+    return struct.unpack_from("<I", view, content)[0]
+
+
+def _decode(path: Path, view: memoryview, p: _Pending, problem) -> XdfStream:
+    """All Samples chunks of one stream -> stamps and values."""
+    dtype = FORMATS[p.fmt]
+    c = p.channels
+    ts_parts: list[np.ndarray] = []
+    val_parts: list[Any] = []
+    strings: list[list[str]] = []
+    last_t = math.nan
+    dt = 1.0 / p.srate if p.srate > 0 else 0.0
+    if dtype is not None:
+        fast = _decode_fast(view, p, np.dtype(dtype))
+        if fast is not None:
+            return _stream(p, fast[0], fast[1])
+    for start, end, offset in p.chunks:
+        try:
+            n, pos = _varlen(view, start, end)
+            if dtype is not None:
+                item = np.dtype(dtype)
+                rec = np.dtype([("n", "u1"), ("t", "<f8"), ("v", item, (c,))])
+                if n * rec.itemsize == end - pos:
+                    arr = np.frombuffer(view[pos:end], rec)
+                    if bool(np.all(arr["n"] == 8)):
+                        ts_parts.append(arr["t"])
+                        val_parts.append(arr["v"])
+                        last_t = float(arr["t"][-1]) if n else last_t
+                        continue
+                ts, vals, last_t = _numeric_slow(view, pos, end, n, item, c, last_t, dt)
+                ts_parts.append(ts)
+                val_parts.append(vals)
+            else:
+                ts, rows, last_t = _strings(view, pos, end, n, c, last_t, dt)
+                ts_parts.append(ts)
+                strings.extend(rows)
+        except _Damage as exc:
+            problem(offset, f"samples of stream {p.stream_id} do not parse ({exc}); chunk skipped")
+    stamps = np.concatenate(ts_parts) if ts_parts else np.empty(0, np.float64)
+    if dtype is not None:
+        values: Any = (
+            np.concatenate(val_parts) if val_parts else np.empty((0, c), np.dtype(dtype))
+        )
+    else:
+        values = strings
+    return _stream(p, stamps, values)
+
+
+def _decode_fast(view: memoryview, p: _Pending, item: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every chunk at once when every sample carries its 8-byte stamp (LabRecorder's and
+    affectlab's files): one join, one ``frombuffer``. None when any chunk needs the slow path."""
+    rec = np.dtype([("n", "u1"), ("t", "<f8"), ("v", item, (p.channels,))])
+    spans = []
+    total = 0
+    for start, end, _ in p.chunks:
+        try:
+            n, pos = _varlen(view, start, end)
+        except _Damage:
+            return None
+        if n * rec.itemsize != end - pos:
+            return None
+        spans.append((pos, total, total + n))
+        total += n
+    # straight from the file into the results: one copy, no per-chunk checks
+    nbytes = np.empty(total, np.uint8)
+    stamps = np.empty(total, np.float64)
+    values = np.empty((total, p.channels), item)
+    for pos, i, j in spans:
+        arr = np.frombuffer(view, rec, j - i, pos)
+        nbytes[i:j] = arr["n"]
+        stamps[i:j] = arr["t"]
+        values[i:j] = arr["v"]
+        del arr  # no view may outlive the mapping
+    if total and not bool(np.all(nbytes == 8)):
+        return None
+    return stamps, values
+
+
+def _stream(p: _Pending, stamps: np.ndarray, values: Any) -> XdfStream:
+    c = p.channels
+    info = p.info
+    chans = info.findall("desc/channels/channel")
+    labels = [_text(ch, "label") for ch in chans] if len(chans) == c else []
+    units = [_text(ch, "unit") for ch in chans] if len(chans) == c else []
+    types = [_text(ch, "type") for ch in chans] if len(chans) == c else []
+    return XdfStream(
+        stream_id=p.stream_id,
+        name=_text(info, "name"),
+        type=_text(info, "type"),
+        channel_count=c,
+        nominal_srate=p.srate,
+        channel_format=p.fmt,
+        source_id=_text(info, "source_id"),
+        labels=labels,
+        units=units,
+        channel_types=types,
+        info=info,
+        time_stamps=np.ascontiguousarray(stamps, dtype=np.float64),
+        time_series=values,
+        clock_offsets=np.asarray(p.offsets, np.float64).reshape(-1, 2),
+        footer=p.footer,
+    )
+
+
+def _stamp(view: memoryview, pos: int, end: int, last_t: float, dt: float) -> tuple[float, int]:
+    if pos >= end:
+        raise _Damage("a sample is cut off")
+    nb = view[pos]
+    if nb == 8:
+        if pos + 9 > end:
+            raise _Damage("a timestamp is cut off")
+        return struct.unpack_from("<d", view, pos + 1)[0], pos + 9
+    if nb == 0:
+        return last_t + dt, pos + 1
+    raise _Damage(f"a timestamp of {nb} bytes (0 or 8 expected)")
+
+
+def _numeric_slow(view, pos, end, n, item: np.dtype, c: int, last_t: float, dt: float):
+    """Samples whose stamps are partly deduced (0-byte stamps): one at a time."""
+    ts = np.empty(n, np.float64)
+    vals = np.empty((n, c), item)
+    width = item.itemsize * c
+    for i in range(n):
+        last_t, pos = _stamp(view, pos, end, last_t, dt)
+        if pos + width > end:
+            raise _Damage("a sample is cut off")
+        ts[i] = last_t
+        vals[i] = np.frombuffer(view[pos : pos + width], item)
+        pos += width
+    if pos != end:
+        raise _Damage(f"{end - pos} bytes left over after {n} samples")
+    return ts, vals, last_t
+
+
+def _strings(view, pos, end, n, c: int, last_t: float, dt: float):
+    ts = np.empty(n, np.float64)
+    rows: list[list[str]] = []
+    for i in range(n):
+        last_t, pos = _stamp(view, pos, end, last_t, dt)
+        ts[i] = last_t
+        row = []
+        for _ in range(c):
+            length, pos = _varlen(view, pos, end)
+            if pos + length > end:
+                raise _Damage("a string is cut off")
+            row.append(bytes(view[pos : pos + length]).decode("utf-8", errors="replace"))
+            pos += length
+        rows.append(row)
+    if pos != end:
+        raise _Damage(f"{end - pos} bytes left over after {n} samples")
+    return ts, rows, last_t
+
+
+def _synchronize(stream: XdfStream) -> None:
+    """Add the clock offset to every stamp: a least-squares line through the offsets
+    (pyxdf's synchronisation without its robust weighting and without dejitter)."""
+    off = stream.clock_offsets
+    if len(off) == 0 or stream.count == 0 or not np.any(off[:, 1]):
+        return
+    t, v = off[:, 0], off[:, 1]
+    if len(off) == 1 or np.ptp(t) == 0:
+        stream.time_stamps = stream.time_stamps + float(np.mean(v))
+        return
+    slope, intercept = np.polyfit(t - t[0], v, 1)
+    stream.time_stamps = stream.time_stamps + intercept + slope * (stream.time_stamps - t[0])

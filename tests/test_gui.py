@@ -1,0 +1,310 @@
+"""The dashboard on real sessions (simulated sources, the demo models), offscreen Qt."""
+
+from __future__ import annotations
+
+import csv
+import math
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from app.config import ModelConfig, SinkConfig, load_config, shipped_config  # noqa: E402
+from app.gui import Dashboard  # noqa: E402
+from app.gui.downsample import minmax_downsample, stack_channels  # noqa: E402
+from app.gui.feed import DashboardFeed, StreamState, stream_state  # noqa: E402
+from app.session import Session  # noqa: E402
+from core.health import StreamHealth  # noqa: E402
+from core.prediction import Prediction  # noqa: E402
+from core.streams import Modality, StreamSpec  # noqa: E402
+
+WAIT_MS = 30_000  # generous: the machine is shared
+
+
+def demo_config(tmp_path: Path, models: bool = True, log: bool = False):
+    cfg = load_config(shipped_config("demo"))
+    sinks = [SinkConfig("predictions", {"path": str(tmp_path / "preds.csv")})] if log else []
+    return replace(cfg, sinks=sinks, models=cfg.models if models else [])
+
+
+# ---------------------------------------------------------------- plain parts
+def test_minmax_downsample_keeps_every_peak():
+    rng = np.random.default_rng(0)
+    n, c = 100_000, 3
+    ts = np.arange(n) / 1000.0
+    data = rng.normal(0, 1, (n, c)).astype(np.float32)
+    data[12_345, 0] = 50.0  # a spike between any two decimated samples
+    data[67_891, 2] = -40.0
+    x, y = minmax_downsample(ts, data, 500)
+    assert len(x) == len(y) <= 2 * 500 + 2
+    assert y[:, 0].max() == 50.0 and y[:, 2].min() == -40.0
+    assert np.all(np.diff(x) >= 0)  # time order kept
+    assert x[-1] == ts[-1]  # the newest sample is never cut
+    # short inputs pass through untouched
+    x2, y2 = minmax_downsample(ts[:300], data[:300], 500)
+    assert len(x2) == 300 and np.array_equal(y2, data[:300])
+
+
+def test_stack_channels_one_polyline_per_channel():
+    x = np.linspace(0, 1, 10)
+    y = np.stack([np.sin(x), np.cos(x)], axis=1)
+    xs, ys = stack_channels(x, y, np.zeros(2), np.ones(2))
+    assert len(xs) == len(ys) == 2 * 11
+    assert np.isnan(ys[10]) and np.isnan(ys[21])
+    assert np.all(ys[:10] > 0.5) and np.all(ys[11:21] < 1.0)  # first channel on the upper lane
+
+
+def test_stream_state_classification():
+    eeg = StreamSpec("eeg", Modality.EEG, 128.0, ("a",))
+    markers = StreamSpec("m", Modality.MARKERS, 0.0, ("label",), dtype="object")
+    h = StreamHealth("eeg", connected=True, received=10, last_sample_time=100.0)
+    assert stream_state(eeg, h, 100.5, True) is StreamState.CONNECTED
+    assert stream_state(eeg, h, 102.0, True) is StreamState.STALE
+    assert stream_state(eeg, h, 102.0, True, paused=True) is StreamState.PAUSED
+    assert stream_state(eeg, h, 100.5, False) is StreamState.DISCONNECTED
+    assert stream_state(eeg, replace(h, connected=False), 100.5, True) is StreamState.DISCONNECTED
+    assert stream_state(eeg, StreamHealth("eeg"), 100.0, True) is StreamState.WAITING
+    hm = StreamHealth("m", connected=True, received=1, last_sample_time=0.0)
+    assert stream_state(markers, hm, 1e6, True) is StreamState.CONNECTED  # sparse: never stale
+    assert stream_state(markers, StreamHealth("m"), 1e6, True) is StreamState.CONNECTED  # nor waiting
+    assert stream_state(markers, hm, 1e6, False) is StreamState.DISCONNECTED
+
+
+def test_feed_takes_predictions_from_many_threads():
+    feed = DashboardFeed(history=10_000)
+
+    def publish(model: str) -> None:
+        for i in range(2000):
+            feed.on_prediction(Prediction(model, i, float(i), affect={"valence": float(i)}))
+
+    threads = [threading.Thread(target=publish, args=(f"m{k}",)) for k in range(4)]
+    for t in threads:
+        t.start()
+    snaps = []
+    while any(t.is_alive() for t in threads):
+        snaps.append(feed.snapshot())
+    for t in threads:
+        t.join()
+    snap = feed.snapshot()
+    assert snap.received == 8000
+    assert all([p.window_index for p in snap.history[f"m{k}"]] == list(range(2000)) for k in range(4))
+    assert all(sum(len(v) for v in s.history.values()) == s.received for s in snaps)
+    assert feed.snapshot(since=snap.received).history == {}  # nothing new: nothing copied
+
+
+# ---------------------------------------------------------------- the window
+def test_dashboard_on_the_demo_fills_and_shows_what_is_logged(qtbot, tmp_path):
+    cfg = demo_config(tmp_path, log=True)
+    window = Dashboard(lambda: Session(cfg), session=Session(cfg), title="affectlab")
+    qtbot.addWidget(window)
+    window.show()
+    assert "demo" in window.windowTitle() and "running" in window.windowTitle()
+
+    def filled() -> None:
+        points = window.signal_view.points_shown()
+        assert set(points) == {"sim-eeg", "sim-ecg", "sim-eda", "sim-ppg", "sim-resp", "sim-temp"}
+        assert all(n > 0 for n in points.values()), points
+        assert window.camera_view.panels[0].frames_drawn > 0
+        assert set(window.affect_view.shown) == {"hi-moe-sim", "mco-e-net-lite-sim"}
+        rows = window.sources_panel.rows
+        assert rows and all(r.state is StreamState.CONNECTED for r in rows.values()), rows
+
+    qtbot.waitUntil(filled, timeout=WAIT_MS)
+    # 32 lanes, each filling with a real trace (at least 60 min/max pairs) as seconds of EEG arrive
+    def eeg_filled() -> None:
+        assert window.signal_view.points_shown()["sim-eeg"] >= 32 * 120
+        x, _ = window.signal_view.traces["sim-eeg"].curve.getData()
+        assert np.nanmax(x) - np.nanmin(x) > 2.0
+
+    qtbot.waitUntil(eeg_filled, timeout=WAIT_MS)
+    picture = window.camera_view.picture(0)
+    assert picture is not None and picture.shape == (260, 346, 3) and picture.std() > 5
+    # the modality weights come from Hi-MoE's routing, one bar per physiological input
+    assert window.affect_view.mod_names == ["eeg", "ecg", "ppg", "eda", "resp", "temp"]
+
+    window.stop_session()
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=WAIT_MS)
+    assert "stopped" in window.windowTitle()
+    snap = window.feed.snapshot()
+    # the view catches up with the last prediction by itself (the timer keeps running)
+    qtbot.waitUntil(lambda: all(window.affect_view.shown.get(m) is items[-1]
+                                for m, items in snap.history.items()), timeout=WAIT_MS)
+    with open(tmp_path / "preds.csv", newline="") as f:
+        logged = list(csv.DictReader(f))
+    assert len(logged) == snap.received > 0
+    for model, items in snap.history.items():
+        rows = [r for r in logged if r["model"] == model]
+        assert [int(r["window"]) for r in rows] == [p.window_index for p in items]
+        for row, p in zip(rows, items, strict=True):
+            for k, v in p.flat().items():
+                if isinstance(v, float):
+                    assert math.isclose(float(row[k]), v, rel_tol=1e-6, abs_tol=1e-9), (k, row[k], v)
+        shown = window.affect_view.shown[model]
+        assert shown is items[-1]
+        assert int(rows[-1]["window"]) == shown.window_index
+
+
+def test_a_stream_that_stops_is_shown_disconnected(qtbot, tmp_path):
+    cfg = demo_config(tmp_path, models=False)
+    window = Dashboard(lambda: Session(cfg), session=Session(cfg))
+    qtbot.addWidget(window)
+    window.show()
+    rows = window.sources_panel.rows
+    qtbot.waitUntil(lambda: "sim-davis-frames" in rows and rows["sim-davis-frames"].state is StreamState.CONNECTED, timeout=WAIT_MS)
+    camera = next(d for d in window.session.drivers if "sim-davis-frames" in d.rings)
+    camera.stop()
+    qtbot.waitUntil(lambda: rows["sim-davis-frames"].state is StreamState.DISCONNECTED
+                    and rows["sim-davis-events"].state is StreamState.DISCONNECTED, timeout=WAIT_MS)
+    assert rows["sim-eeg"].state is StreamState.CONNECTED
+    assert rows["sim-davis-frames"].rate == 0.0
+
+
+def test_stop_and_start_builds_a_new_session(qtbot, tmp_path):
+    cfg = demo_config(tmp_path, models=False)
+    built = []
+
+    def make() -> Session:
+        built.append(Session(cfg))
+        return built[-1]
+
+    window = Dashboard(make, session=make())
+    qtbot.addWidget(window)
+    first = window.session
+    window.controls.start.click()
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=WAIT_MS)
+    assert window.controls.start.text() == "Start"
+    assert not any(d.running for d in first.drivers)
+    assert not window.controls.marker.isEnabled() and not window.controls.record.isEnabled()
+    window.controls.start.click()
+    qtbot.waitUntil(lambda: window.state == "running", timeout=WAIT_MS)
+    assert window.session is built[-1] and window.session is not first and len(built) == 2
+    assert window.controls.marker.isEnabled() and window.controls.record.isEnabled()
+    assert "Start" not in window.controls.marker.toolTip()
+    qtbot.waitUntil(lambda: window.signal_view.points_shown().get("sim-ecg", 0) > 0, timeout=WAIT_MS)
+
+
+def test_a_session_that_cannot_be_built_is_a_message(qtbot, tmp_path):
+    cfg = demo_config(tmp_path, models=False)
+    window = Dashboard(lambda: Session(replace(cfg, models=[ModelConfig("no-such-model")])),
+                       session=Session(cfg))
+    qtbot.addWidget(window)
+    window.stop_session()
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=WAIT_MS)
+    window.controls.start.click()
+    qtbot.waitUntil(lambda: window.state == "failed", timeout=WAIT_MS)
+    assert "could not start" in window.error and "no-such-model" in window.error
+    assert window.controls.start.isEnabled()
+
+
+def test_cli_demo_screenshot(tmp_path, qapp):
+    import json
+
+    from PySide6 import QtGui
+
+    from app.cli import main
+
+    shot = tmp_path / "dash.png"
+    stats = tmp_path / "stats.json"
+    record = tmp_path / "session"
+    code = main(["demo", "--duration", "4", "--screenshot", str(shot), "--no-lsl", "--quiet",
+                 "--stats", str(stats), "--record", str(record)])
+    assert code == 0
+    image = QtGui.QImage(str(shot))
+    assert image.width() >= 800 and image.height() >= 500
+    assert json.loads(stats.read_text())["streams"]["sim-eeg"]["received"] > 0
+    manifest = json.loads((record / "manifest.json").read_text())  # --record: from the first sample
+    assert manifest["stop_lsl"] is not None
+    assert {s["name"]: s["count"] for s in manifest["streams"]}["sim-eeg"] > 0
+    # a folder that is not empty: a message and exit code 1, no window
+    assert main(["demo", "--duration", "1", "--no-lsl", "--quiet", "--record", str(record)]) == 1
+
+
+def test_record_button_markers_and_self_report_write_a_session(qtbot, tmp_path):
+    import json
+
+    import pyxdf
+
+    cfg = demo_config(tmp_path, models=False)
+    folder = tmp_path / "rec"
+    window = Dashboard(lambda: Session(cfg), session=Session(cfg), record_dir=folder)
+    qtbot.addWidget(window)
+    window.show()
+    rows = window.sources_panel.rows
+    qtbot.waitUntil(lambda: "sim-eeg" in rows and rows["sim-eeg"].state is StreamState.CONNECTED,
+                    timeout=WAIT_MS)
+    window.controls.record.click()
+    assert window.state == "recording" and window.session.recording is not None
+    assert "recording" in window.windowTitle()
+    qtbot.wait(600)
+    window.controls.marker_text.setText("stimulus on")
+    window.controls.marker.click()
+    window.controls.valence.setValue(7)
+    window.controls.arousal.setValue(3)
+    window.controls.submit.click()
+    # the marker shows as a labelled line across the signal plots
+    qtbot.waitUntil(lambda: len(window.signal_view.marker_lines) == 1, timeout=WAIT_MS)
+    assert window.affect_view.self_report == (7.0, 3.0)
+    qtbot.wait(600)
+    window.controls.record.click()  # stop
+    assert window.state == "running" and window.session.recording is None
+    assert "saved" in window.controls.record_info.text()
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["stop_lsl"] is not None
+    counts = {s["name"]: s["count"] for s in manifest["streams"]}
+    assert counts["sim-eeg"] > 0 and counts["affectlab-markers"] == 1 and counts["affectlab-self-report"] == 1
+    streams, _ = pyxdf.load_xdf(str(folder / "streams.xdf"), dejitter_timestamps=False)
+    by_name = {s["info"]["name"][0]: s for s in streams}
+    assert by_name["affectlab-markers"]["time_series"][0][0] == "stimulus on"
+    assert list(by_name["affectlab-self-report"]["time_series"][0]) == [7.0, 3.0]
+    # a second recording with the same preset folder goes to a fresh subfolder, never over the first
+    window.controls.record.click()
+    second = window.session.recording.folder
+    assert second.parent == folder and second != folder
+    window.controls.record.click()
+    assert (second / "manifest.json").exists()
+
+
+def test_replay_controls_move_the_replay(qtbot, tmp_path):
+    from recordings.replay import ReplayControl
+    from recordings.sources import open_recording
+
+    cfg = demo_config(tmp_path, models=False)
+    folder = tmp_path / "rec"
+    live = Session(cfg)
+    live.start_recording(folder)
+    live.run_for(4.0)
+    recording = open_recording(folder)
+
+    def make_replay() -> Session:
+        control = ReplayControl(recording, speed=1.0)
+        return Session(replace(cfg, name="replay", sources=[]), clock=control.clock,
+                       drivers=[control.driver], replay=control)
+
+    window = Dashboard(make_replay, session=make_replay())
+    qtbot.addWidget(window)
+    window.show()
+    replay = window.session.replay
+    c = window.controls
+    assert c.replay_box.isVisibleTo(window) and not c.marker.isEnabled() and not c.record.isEnabled()
+    qtbot.waitUntil(lambda: replay.position > 0.3, timeout=WAIT_MS)
+    c.play.click()  # pause
+    assert replay.paused
+    qtbot.waitUntil(lambda: "paused" in window.windowTitle(), timeout=WAIT_MS)
+    held = replay.position
+    qtbot.wait(400)
+    assert replay.position == pytest.approx(held, abs=0.05)
+    c.speed.setCurrentIndex(next(i for i in range(c.speed.count()) if c.speed.itemData(i) == 2.0))
+    assert replay.speed == 2.0
+    c.seek.setValue(750)  # 75 % of the recording
+    c.seek.sliderReleased.emit()
+    qtbot.waitUntil(lambda: replay.position >= 0.7 * replay.duration, timeout=WAIT_MS)
+    c.play.click()  # play
+    assert not replay.paused
+    qtbot.waitUntil(lambda: replay.finished or replay.position > 0.8 * replay.duration, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.signal_view.points_shown().get("sim-ecg", 0) > 0, timeout=WAIT_MS)
+    recording.close()
