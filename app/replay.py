@@ -54,8 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "'none' replays the streams only")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--quiet", action="store_true", help="no console line per prediction")
-    p.add_argument("--screenshot", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--screenshot", type=Path, metavar="FILE",
+                   help="(dashboard) save a PNG of the window when --duration ends, then exit")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="(dashboard) close the window after S seconds")
     return p
 
 
