@@ -34,18 +34,19 @@ from typing import Any
 
 import numpy as np
 
+from recordings.xdf_format import (
+    BOUNDARY_UUID,
+    MAGIC,
+    TAG_BOUNDARY,
+    TAG_CLOCK_OFFSET,
+    TAG_FILE_HEADER,
+    TAG_SAMPLES,
+    TAG_STREAM_FOOTER,
+    TAG_STREAM_HEADER,
+)
+
 log = logging.getLogger(__name__)
 
-MAGIC = b"XDF:"
-TAG_FILE_HEADER = 1
-TAG_STREAM_HEADER = 2
-TAG_SAMPLES = 3
-TAG_CLOCK_OFFSET = 4
-TAG_BOUNDARY = 5
-TAG_STREAM_FOOTER = 6
-BOUNDARY_UUID = bytes(
-    [0x43, 0xA5, 0x46, 0xDC, 0xCB, 0xF5, 0x41, 0x0F, 0xB3, 0x0E, 0xD5, 0x46, 0x73, 0x83, 0xCB, 0xE4]
-)
 
 #: XDF channel_format -> little-endian numpy dtype (None: strings)
 FORMATS: dict[str, str | None] = {

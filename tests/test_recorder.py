@@ -25,6 +25,7 @@ import numpy as np
 import pylsl
 import pytest
 import pyxdf
+from collect import Collect
 from waiting import wait_until
 
 from core.clock import lsl_now
@@ -196,21 +197,6 @@ name = "mco-e-net-lite-sim"
 device = "cpu"
 """
 
-
-class Collect:
-    """A bus sink that keeps every prediction (to compare with the recorded ones)."""
-
-    def __init__(self) -> None:
-        self.predictions: list = []
-
-    def on_prediction(self, p) -> None:
-        self.predictions.append(p)
-
-    def on_health(self, health, now) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_a_demo_session_is_recorded_item_for_item(tmp_path):

@@ -24,6 +24,7 @@ import dv_processing as dv
 import numpy as np
 import pylsl
 import pytest
+from collect import Collect
 from waiting import wait_until
 
 from app.config import SessionConfig, SinkConfig, load_config, shipped_config
@@ -113,19 +114,6 @@ def _session(control: ReplayControl, models: list[str] | None = None) -> Session
     cfg = SessionConfig(name="replay", models=[ModelConfig(m) for m in models or []])
     return Session(cfg, clock=control.clock, drivers=[control.driver], replay=control)
 
-
-class Collect:
-    def __init__(self) -> None:
-        self.predictions = []
-
-    def on_prediction(self, p) -> None:
-        self.predictions.append(p)
-
-    def on_health(self, health, now) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def test_seek_moves_the_position_and_predictions_resume(demo_session):
