@@ -16,12 +16,18 @@ view's min/max downsampling switched off (every sample drawn). Goal: 30 fps;
 for context, PhysioLabXR reports 5-9 fps under a multimodal load on a
 16-core desktop (REFERENCE 8).
 
-    QT_QPA_PLATFORM=offscreen python bench/bench_gui.py [--seconds 15] [--quick]
+    QT_QPA_PLATFORM=offscreen python bench/bench_gui.py [--seconds 15] [--quick] [--profile out.prof]
+
+``--profile`` runs cProfile on the GUI thread during the downsampled phase (the
+timer's update and every paint callback; wall time, so waits for the GIL show in
+the callers) and prints the top entries; the phase's figures then include the
+profiler's overhead.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import resource
@@ -158,6 +164,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--quick", action="store_true", help="5 s phases")
     parser.add_argument("--screenshot", type=Path, default=None, help="save the window under load")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="cProfile the GUI thread in the downsampled phase into this file")
     args = parser.parse_args()
     seconds = 5.0 if args.quick else args.seconds
 
@@ -174,7 +182,13 @@ def main() -> None:
         counter = PaintCounter()
         window.signal_view.canvas.viewport().installEventFilter(counter)
         measure(app, window, args.warmup, counter)
+        profiler = cProfile.Profile() if args.profile is not None else None
+        if profiler is not None:
+            profiler.enable()
         results = {"downsampled": measure(app, window, seconds, counter)}
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(args.profile))
         if args.screenshot is not None:
             save_screenshot(window, args.screenshot)
         window.signal_view.downsample = False  # baseline: every sample drawn
@@ -207,6 +221,11 @@ def main() -> None:
           "(other processes share it; the GUI competes with the session for Python's GIL)")
     print(f"context: PhysioLabXR reports {PHYSIOLABXR_FPS[0]}-{PHYSIOLABXR_FPS[1]} fps under a multimodal "
           f"load on a 16-core desktop; this machine has {os.cpu_count()} cores")
+    if args.profile is not None:
+        import pstats
+
+        print(f"profile of the GUI thread (downsampled phase) in {args.profile}; top by own time:")
+        pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(15)
     out = Path("bench/results")
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_gui.json").write_text(json.dumps({

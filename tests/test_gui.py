@@ -15,6 +15,7 @@ pytest.importorskip("pytestqt")
 
 from app.config import ModelConfig, SinkConfig, load_config, shipped_config  # noqa: E402
 from app.gui import Dashboard  # noqa: E402
+from app.gui.camera_view import compose  # noqa: E402
 from app.gui.downsample import minmax_downsample, stack_channels  # noqa: E402
 from app.gui.feed import DashboardFeed, StreamState, stream_state  # noqa: E402
 from app.session import Session  # noqa: E402
@@ -56,6 +57,23 @@ def test_stack_channels_one_polyline_per_channel():
     assert len(xs) == len(ys) == 2 * 11
     assert np.isnan(ys[10]) and np.isnan(ys[21])
     assert np.all(ys[:10] > 0.5) and np.all(ys[11:21] < 1.0)  # first channel on the upper lane
+
+
+def test_compose_converts_colour_shrinks_and_tints_events():
+    h, w = 6, 8
+    bgr = np.zeros((h, w, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV's order
+    rgb = compose(bgr, (h, w), None, bgr=True)
+    assert rgb.shape == (h, w, 3) and np.all(rgb[..., 2] == 200) and np.all(rgb[..., 0] == 0)
+    assert np.all(bgr[..., 0] == 200)  # the ring's frame is never written to
+    events = np.zeros(2, dtype=[("x", "<i2"), ("y", "<i2"), ("polarity", "u1")])
+    events["x"], events["y"], events["polarity"] = (5, 1), (3, 0), (1, 0)
+    grey = np.full((h, w), 100, np.uint8)
+    small = compose(grey, (h, w), events, step=2)  # a panel half the camera's size
+    assert small.shape == (h // 2, w // 2, 3)
+    tinted = np.argwhere(np.any(small != 100, axis=2))
+    assert {tuple(t) for t in tinted} == {(1, 2), (0, 0)}  # each event on the pixel covering it
+    assert np.all(small[1, 1] == 100)  # untouched pixels keep the frame
 
 
 def test_stream_state_classification():
@@ -117,8 +135,14 @@ def test_dashboard_on_the_demo_fills_and_shows_what_is_logged(qtbot, tmp_path):
     # 32 lanes, each filling with a real trace (at least 60 min/max pairs) as seconds of EEG arrive
     def eeg_filled() -> None:
         assert window.signal_view.points_shown()["sim-eeg"] >= 32 * 120
-        x, _ = window.signal_view.traces["sim-eeg"].curve.getData()
+        trace = window.signal_view.traces["sim-eeg"]
+        x, _ = trace.curve.getData()
         assert np.nanmax(x) - np.nanmin(x) > 2.0
+        # data in session time, slid by the curve's offset to "seconds ago": the newest sample
+        # sits near 0 s in the fixed view, and the whole trace within the visible span
+        ago = np.nanmax(x) + trace.curve.pos().x()
+        assert -1.0 < ago <= 0.1
+        assert trace.plot.getViewBox().viewRange()[0] == [-window.signal_view.seconds, 0.0]
 
     qtbot.waitUntil(eeg_filled, timeout=WAIT_MS)
     picture = window.camera_view.picture(0)
@@ -248,6 +272,11 @@ def test_record_button_markers_and_self_report_write_a_session(qtbot, tmp_path):
     # the marker shows as a labelled line across the signal plots
     qtbot.waitUntil(lambda: len(window.signal_view.marker_lines) == 1, timeout=WAIT_MS)
     assert window.affect_view.self_report == (7.0, 3.0)
+    # the views show "seconds ago": the marker line slides left as time passes
+    _, lines = window.signal_view.marker_lines[0]
+    first = lines[0][1].value()
+    assert -window.signal_view.seconds <= first <= 0.5
+    qtbot.waitUntil(lambda: lines[0][1].value() < first - 0.3, timeout=WAIT_MS)
     qtbot.wait(600)
     window.controls.record.click()  # stop
     assert window.state == "running" and window.session.recording is None

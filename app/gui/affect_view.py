@@ -10,6 +10,8 @@ inputs its window lacked marked as missing or stale.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
@@ -33,6 +35,8 @@ TRAIL = 40
 HISTORY_S = 120.0
 #: SAM scale of the affect dimensions
 SCALE = (1.0, 9.0)
+#: the latency table is rich text (a re-layout per change): refreshed at most this often
+LATENCY_HZ = 2.0
 
 _MASK_COLOURS = {"present": GOOD, "stale": WARN, "missing": BAD}
 
@@ -170,11 +174,19 @@ class AffectView(QtWidgets.QWidget):
         #: what is on screen, per model (tests compare it with the predictions log)
         self.shown: dict[str, Prediction] = {}
         self._drawn: dict[str, tuple] = {}
+        self._last_latency = -1e18
+        self._latency_pending: FeedSnapshot | None = None
+        colour = pg.mkColor(ACCENT)
+        #: the trail's fading brushes, oldest first, made once (a brush per point per redraw is slow)
+        self._trail_brushes = [pg.mkBrush(colour.red(), colour.green(), colour.blue(), int(al))
+                               for al in np.linspace(25, 200, TRAIL)]
 
     # ------------------------------------------------------------ update
     def refresh(self, snap: FeedSnapshot, now: float) -> None:
         """Redraw from a snapshot; ``now`` (one clock) slides the time plot."""
         if not snap.history:
+            if self._latency_pending is not None:  # the last table held back by the rate limit
+                self._refresh_latency(self._latency_pending)
             return
         x1 = now - self.t_ref
         self.timeplot.setXRange(max(0.0, x1 - HISTORY_S), max(x1, 10.0), padding=0)
@@ -191,6 +203,16 @@ class AffectView(QtWidgets.QWidget):
             self._draw_expression(snap.history[expr_model][-1])
         if weight_model is not None and self._is_new("weights", snap.history[weight_model][-1]):
             self._draw_weights(snap.history[weight_model][-1])
+        self._refresh_latency(snap)
+
+    def _refresh_latency(self, snap: FeedSnapshot) -> None:
+        """The latency table at most LATENCY_HZ; a snapshot held back is drawn on a later call."""
+        wall = time.monotonic()
+        if wall - self._last_latency < 1.0 / LATENCY_HZ:
+            self._latency_pending = snap
+            return
+        self._last_latency = wall
+        self._latency_pending = None
         self._draw_latency(snap)
 
     def _is_new(self, panel: str, p: Prediction) -> bool:
@@ -209,9 +231,7 @@ class AffectView(QtWidgets.QWidget):
         v = np.array([p.affect["valence"] for p in trail])
         a = np.array([p.affect["arousal"] for p in trail])
         n = len(trail)
-        alphas = np.linspace(25, 200, n).astype(int) if n > 1 else np.array([200])
-        colour = pg.mkColor(ACCENT)
-        brushes = [pg.mkBrush(colour.red(), colour.green(), colour.blue(), int(al)) for al in alphas]
+        brushes = self._trail_brushes[-n:] if n > 1 else self._trail_brushes[-1:]
         self.trail.setData(v, a, brush=brushes)
         self.trail_line.setData(v, a)
         self.current.setData([v[-1]], [a[-1]])
@@ -283,6 +303,7 @@ class AffectView(QtWidgets.QWidget):
                 colour = TEXT if s != "total" else (GOOD if med < 500 else WARN if med < 1500 else BAD)
                 cells.append(f"<td align='right' style='padding:0 4px; color:{colour}'>{med:.0f}</td>")
             rows.append(f"<tr><td style='color:{TEXT}; white-space:nowrap'>{model}</td>{''.join(cells)}</tr>")
-        self.latency.setText(
-            f"<table cellspacing='1' style='font-size:9pt'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
-            f"<p style='color:#5a606c'>median of the last 20 windows</p>")
+        text = (f"<table cellspacing='1' style='font-size:9pt'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+                f"<p style='color:#5a606c'>median of the last 20 windows</p>")
+        if self.latency.text() != text:
+            self.latency.setText(text)

@@ -39,7 +39,7 @@ FRAME_HZ = 60.0
 #: sources panel, clock and title refresh
 SLOW_HZ = 4.0
 #: affect view refresh at most (models publish at 2-5 Hz)
-AFFECT_HZ = 10.0
+AFFECT_HZ = 5.0
 
 
 def _group(title: str, widget: QtWidgets.QWidget) -> QtWidgets.QGroupBox:

@@ -4,14 +4,18 @@ Built to stay fast with many channels at full rate: one plot per stream and
 ONE curve item per stream (its channels stacked in lanes, split by NaN), data
 clipped to the visible span by the ring's binary search, and min/max
 downsampled to one point pair per two pixel columns. A curve is rebuilt only
-when its ring has new samples; between updates the view just slides (data are
-in session time, so scrolling is a range change, not new data). The time axis
-reads "seconds ago" and is not linked to the moving view, so it is drawn once
-instead of being re-laid out on every frame.
+when its ring has new samples, and at most REBUILD_HZ times a second; between
+rebuilds the picture just slides. Sliding moves the curves, not the views:
+each view shows a fixed span of "seconds ago" and each curve (data in session
+time) is shifted by ``setPos``, one transform per frame, so no view range,
+axis or range signal changes per frame and the axes are drawn once (measured
+with bench/bench_gui.py: 8 range changes a frame cost more than the curves).
+Marker lines (few) are moved one by one while they are in view.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,11 +48,45 @@ RESCALE_EVERY = 8
 PIXELS_PER_BIN = 2.0
 #: points drawn per stream at most: 64 lanes a few pixels high need no more (paint cost is per point)
 MAX_POINTS_PER_STREAM = 24_000
+#: curves are rebuilt from their rings at most this often; the slide between rebuilds stays
+#: at the frame rate, so new samples show at most 1/REBUILD_HZ s late (invisible) and the
+#: per-frame cost halves at a 60 Hz timer
+REBUILD_HZ = 30.0
 
 
 def plottable(source: StreamSource) -> bool:
     spec = source.spec
     return spec.kind is RingKind.NUMERIC and spec.modality not in NOT_SIGNALS and spec.dtype != "object"
+
+
+class LaneCurve(pg.PlotCurveItem):
+    """A PlotCurveItem whose bounds are handed over with the data instead of derived.
+
+    PlotCurveItem finds its bounding rectangle from the data (min/max of every point)
+    and pads it by a pixel it measures through the view: more costly than building the
+    path at 60 Hz over eight streams. Here the rectangle comes with the data: the
+    visible span at the rebuild (older points slide out to the left and are clipped by
+    the view; nothing newer can slide in before the next rebuild) and the lanes' extent.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._rect = QtCore.QRectF()
+
+    def set_lanes(self, xs: np.ndarray, ys: np.ndarray, x_lo: float, x_hi: float, y_lo: float,
+                  y_hi: float) -> None:
+        """New data, and the rectangle (item coordinates) they may paint in."""
+        self.prepareGeometryChange()
+        self._rect = QtCore.QRectF(x_lo, y_lo, max(x_hi - x_lo, 1e-9), max(y_hi - y_lo, 1e-9))
+        self.setData(xs, ys, connect="finite", skipFiniteCheck=True)
+
+    def clear_lanes(self) -> None:
+        self.prepareGeometryChange()
+        self._rect = QtCore.QRectF()
+        self.setData([], [])
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
+        return self._rect
 
 
 @dataclass
@@ -57,11 +95,12 @@ class _Trace:
 
     source: StreamSource
     plot: pg.PlotItem
-    curve: pg.PlotDataItem
+    curve: LaneCurve
     drawn_head: int = -1
     drawn_bins: int = -1
     tick_height: int = -1
     rebuilds: int = 0
+    last_rebuild: float = -1e18
     centre: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scale: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
@@ -116,6 +155,8 @@ class SignalView(QtWidgets.QWidget):
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground(PANEL)
         self.canvas.ci.setSpacing(2)
+        # the curves move every frame: a spatial index would be rebuilt each time for nothing
+        self.canvas.scene().setItemIndexMethod(QtWidgets.QGraphicsScene.ItemIndexMethod.NoIndex)
         self.empty = QtWidgets.QLabel("no physiological streams in this session")
         self.empty.setObjectName("dim")
         self.empty.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
@@ -153,6 +194,7 @@ class SignalView(QtWidgets.QWidget):
             self.time_axis.setRange(-self.seconds, 0)
         for t in self.traces.values():
             t.drawn_head = -1
+            t.plot.getViewBox().setXRange(-self.seconds, 0, padding=0)
 
     def _rebuild(self, *_: object) -> None:
         self.marker_lines.clear()  # their plots go with the canvas
@@ -170,6 +212,8 @@ class SignalView(QtWidgets.QWidget):
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()
             n = max(1, spec.n_channels)
+            # fixed ranges: "seconds ago" across, one lane per channel up; the curves slide instead
+            plot.setXRange(-self.seconds, 0, padding=0)
             plot.setYRange(-0.6, n - 0.4, padding=0)
             unit = f" [{spec.units[0]}]" if spec.units and len(set(spec.units)) == 1 and spec.units[0] else ""
             rate = f"{spec.nominal_rate:g} Hz" if spec.nominal_rate else "irregular"
@@ -189,10 +233,11 @@ class SignalView(QtWidgets.QWidget):
             plot.setMinimumHeight(36)
             plot.setPreferredHeight(60 * weight)
             self.canvas.ci.layout.setRowStretchFactor(row, weight)
-            # Axes follow their view through signals on every range change; only the left one
-            # (channel names) needs that here. Unlinked, scrolling costs one range change per plot.
+            # The views never change range, so no axis needs to follow them through signals
             for side in ("top", "right"):
                 plot.getAxis(side).unlinkFromView()
+            left.unlinkFromView()
+            left.setRange(-0.6, n - 0.4)
             if row < len(names) - 1:
                 plot.hideAxis("bottom")  # one time axis, under the last plot
                 bottom.unlinkFromView()
@@ -203,9 +248,15 @@ class SignalView(QtWidgets.QWidget):
                 plot.setMinimumHeight(36 + 44)  # the lane plus the time axis under it
                 plot.setPreferredHeight(60 * weight + 44)
                 self.time_axis = bottom
-            curve = plot.plot(pen=pg.mkPen(colour, width=1), connect="finite", antialias=False,
+            # a bare PlotCurveItem: PlotDataItem's bookkeeping (data bounds, clipping, display
+            # transforms) costs more than the path itself here, and the data are already clipped
+            curve = LaneCurve(pen=pg.mkPen(colour, width=1), connect="finite", antialias=False,
                               skipFiniteCheck=True)
-            curve.setClipToView(False)  # data are already clipped to the span
+            plot.addItem(curve, ignoreBounds=True)
+            # axes and title never change while the curves slide: Qt keeps them as pixmaps and
+            # blits them when a repaint touches them, instead of calling their Python paint
+            for item in (left, bottom, plot.titleLabel):
+                item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.traces[name] = _Trace(src, plot, curve)
 
     # ------------------------------------------------------------ update
@@ -216,10 +267,11 @@ class SignalView(QtWidgets.QWidget):
         """
         rebuilt = 0
         x1 = now - self.t_ref
-        x0 = x1 - self.seconds
-        for trace in self.traces.values():  # not x-linked: links re-enter every view per change
-            trace.plot.getViewBox().setXRange(x0, x1, padding=0)
+        wall = time.monotonic()
+        for trace in self.traces.values():  # slide: session time x1 lands on "0 s ago"
+            trace.curve.setPos(-x1, 0.0)
         self._draw_markers(now)
+        self._slide_markers(x1)
         for trace in self.traces.values():
             self._label_lanes(trace)
             ring = trace.source.ring
@@ -227,11 +279,14 @@ class SignalView(QtWidgets.QWidget):
             head = ring.head
             if head == trace.drawn_head and bins == trace.drawn_bins:
                 continue
+            if wall - trace.last_rebuild < 1.0 / REBUILD_HZ and bins == trace.drawn_bins:
+                continue
+            trace.last_rebuild = wall
             chunk = ring.range(now - self.seconds - 0.5, now + 1.0, pad_before=1)
             trace.drawn_head = head
             trace.drawn_bins = bins
             if len(chunk) == 0:
-                trace.curve.setData([], [])
+                trace.curve.clear_lanes()
                 continue
             data = chunk.data.reshape(len(chunk), -1).astype(np.float64, copy=False)
             x, y = minmax_downsample(chunk.ts - self.t_ref, data, bins)
@@ -243,12 +298,13 @@ class SignalView(QtWidgets.QWidget):
                 trace.centre = 0.6 * trace.centre + 0.4 * centre
                 trace.scale = 0.6 * trace.scale + 0.4 * span
             xs, ys = stack_channels(x, y, trace.centre, trace.scale)
-            trace.curve.setData(xs, ys, connect="finite", skipFiniteCheck=True)
+            # the rectangle: what is visible now (the view clips the curve to its own box, so
+            # lanes that overflow until the next rescale paint nothing outside it). Kept inside
+            # the view, a slide repaints the view alone, not the axes and titles around it.
+            lanes = y.shape[1]
+            trace.curve.set_lanes(xs, ys, max(float(x[0]), x1 - self.seconds), float(x[-1]) + 0.5,
+                                  -0.6, lanes - 0.4)
             rebuilt += 1
-        for trace in self.traces.values():
-            # pyqtgraph moves the view lazily, while painting, and the items it moves then ask
-            # for a second paint; moving it now keeps it to one paint per frame
-            trace.plot.getViewBox().updateMatrix()
         return rebuilt
 
     def _draw_markers(self, now: float) -> None:
@@ -274,6 +330,17 @@ class SignalView(QtWidgets.QWidget):
                     plot.addItem(line, ignoreBounds=True)
                     lines.append((plot, line))
                 self.marker_lines.append((x, lines))
+
+    def _slide_markers(self, x1: float) -> None:
+        """Markers are in session time, the views in "seconds ago": move the ones in view."""
+        for x, lines in self.marker_lines:
+            ago = x - x1
+            shown = -self.seconds - 1.0 <= ago <= 1.0
+            for _plot, line in lines:
+                if shown:
+                    line.setPos(ago)
+                if line.isVisible() != shown:
+                    line.setVisible(shown)
 
     def _clear_markers(self) -> None:
         for _, lines in self.marker_lines:
