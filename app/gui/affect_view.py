@@ -289,7 +289,7 @@ class AffectView(QtWidgets.QWidget):
             "✕ missing from the window (red), ~ stale (amber)")
 
     def _draw_latency(self, snap: FeedSnapshot) -> None:
-        stages = ["total", "model", "queue", "cut"]  # what matters first: the width may cut the last
+        stages = ["total", "model", "queue", "cut"]
         head = "".join(f"<th align='right' style='padding:0 4px'>{s}</th>" for s in stages)
         rows = []
         for model, items in snap.history.items():
@@ -302,8 +302,10 @@ class AffectView(QtWidgets.QWidget):
                 med = float(np.median(vals)) * 1e3 if vals else float("nan")
                 colour = TEXT if s != "total" else (GOOD if med < 500 else WARN if med < 1500 else BAD)
                 cells.append(f"<td align='right' style='padding:0 4px; color:{colour}'>{med:.0f}</td>")
-            rows.append(f"<tr><td style='color:{TEXT}; white-space:nowrap'>{model}</td>{''.join(cells)}</tr>")
-        text = (f"<table cellspacing='1' style='font-size:9pt'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+            # the name on a row of its own keeps the table narrow enough for the panel
+            rows.append(f"<tr><td colspan='{len(stages)}' style='color:{TEXT}; white-space:nowrap'>"
+                        f"{model}</td></tr><tr>{''.join(cells)}</tr>")
+        text = (f"<table cellspacing='1' style='font-size:9pt'><tr>{head}</tr>{''.join(rows)}</table>"
                 f"<p style='color:#5a606c'>median of the last 20 windows</p>")
         if self.latency.text() != text:
             self.latency.setText(text)
