@@ -7,8 +7,8 @@ Prediction carries how long every stage took, measured with ``perf_counter``
 (the clock may be virtual during replay, durations must not be).
 
 The model itself sits behind ``ModelRunner``, a two-call adapter (prepare the
-tensors, run the model) so the worker never imports torch; ``pick_device``
-does, lazily, for the runner's benefit.
+tensors, run the model) so the worker never imports torch (devices are
+chosen by ``models.runtime.pick_device``).
 """
 
 from __future__ import annotations
@@ -46,20 +46,6 @@ class ModelRunner(Protocol):
     def prepare(self, window: Window) -> Any: ...
 
     def infer(self, prepared: Any) -> ModelOutput: ...
-
-
-def pick_device(requested: str = "auto") -> str:
-    """``auto`` -> cuda when torch sees a GPU, else cpu. Asking for cuda without one is an error."""
-    import torch  # the engine must not import torch at import time
-
-    requested = (requested or "auto").lower()
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {requested!r} was asked for but torch sees no CUDA device; use 'auto' or 'cpu'"
-        )
-    return requested
 
 
 @dataclass

@@ -16,10 +16,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from core.window import ModelInputs
-from core.worker import pick_device
 from models.registry import RETRAIN, SHIPPED, shipped_path
 from models.serving import FAMILIES, FAMILY_OF_ARCHITECTURE
 from models.serving.base import (  # noqa: F401 - the public names of serving
@@ -42,6 +42,18 @@ from models.serving.mco_e_net import MCOENetRunner  # noqa: F401
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     f.architecture: f.model_type for f in FAMILIES.values()
 }
+
+
+def pick_device(requested: str = "auto") -> str:
+    """``auto`` -> cuda when torch sees a GPU, else cpu. Asking for cuda without one is an error."""
+    requested = (requested or "auto").lower()
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {requested!r} was asked for but torch sees no CUDA device; use 'auto' or 'cpu'"
+        )
+    return requested
 
 
 def family_for_model(model: nn.Module) -> Family:

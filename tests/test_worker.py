@@ -11,7 +11,8 @@ from core.clock import VirtualClock
 from core.prediction import LATENCIES, ModelOutput, Prediction
 from core.streams import Modality
 from core.window import InputData, ModelInputs, NumericInput, Presence, Window
-from core.worker import InferenceWorker, WorkerStats, pick_device
+from core.worker import InferenceWorker, WorkerStats
+from models.runtime import pick_device
 
 INPUTS = ModelInputs("mean", {"x": NumericInput(Modality.EEG, 1.0, 10.0)}, hop_s=0.5)
 
