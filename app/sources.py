@@ -87,7 +87,7 @@ SOURCE_BUILDERS: dict[str, Callable[[SourceConfig, str], list[Driver]]] = {
     "lsl": _driver_module("drivers.lsl"),
     "brainflow": _driver_module("drivers.brainflow"),
     "webcam": _driver_module("drivers.webcam"),
-    "davis": _driver_module("drivers.davis"),
+    "davis": _driver_module("drivers.davis_config"),
 }
 
 

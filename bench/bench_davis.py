@@ -47,13 +47,14 @@ sys.path.insert(0, str(ROOT))
 
 from core.resample import bin_events  # noqa: E402
 from core.window import EventRepresentation  # noqa: E402
-from drivers.davis import DAVIS346_MAX_RATE, DavisDriver, Endpoint  # noqa: E402
+from drivers.davis import DAVIS346_MAX_RATE, DavisDriver  # noqa: E402
 from drivers.davis_server import (  # noqa: E402
     VirtualEyeFrames,
     events_to_store,
     events_to_store_binned,
     free_port_pair,
 )
+from drivers.dv_data import Endpoint  # noqa: E402
 from drivers.simulated.events import EventEmulator  # noqa: E402
 from drivers.simulated.eye_camera import DAVIS346_SIZE  # noqa: E402
 

@@ -53,7 +53,6 @@ from __future__ import annotations
 import datetime
 import logging
 import math
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +64,30 @@ import numpy as np
 from core.clock import UnixClockMapper, lsl_now
 from core.ring import Ring, ring_for
 from core.streams import EVENT_DTYPE, Modality, StreamSpec
-from drivers.base import Driver, DriverError, OptionError, distinct_choices
+from drivers.base import Driver, DriverError
+from drivers.dv_data import (
+    AVAILABLE,
+    IMU_CHANNELS,
+    IMU_UNITS,
+    IS_TYPE,
+    KINDS,
+    READ,
+    Endpoint,
+    OverrunMeter,
+    Roi,
+    ShiftedTime,
+    UnixTime,
+    dv_error_text,
+    event_arrays,
+    gray_frame,
+    imu_arrays,
+    open_camera,
+    trigger_arrays,
+)
 
 log = logging.getLogger(__name__)
 
 SOURCE = "drivers.davis"
-KINDS = ("events", "frames", "imu", "triggers")
 INPUTS = ("camera", "network", "file")
 DAVIS346_RESOLUTION = (346, 260)  # (width, height), as dv speaks
 DAVIS346_MAX_RATE = 12e6  # events/s
@@ -79,255 +96,6 @@ RING_HEADROOM = 1.1  # a stream at exactly the top rate is not an overrun by tim
 MAX_FPS = 60.0  # frames per second the frame ring is sized for
 IMU_MAX_RATE = 2000.0  # samples per second the IMU ring is sized for
 DEFAULT_PORTS = {"events": 7777, "frames": 7778}  # drivers.davis_server's convention
-IMU_CHANNELS = ("accel_x", "accel_y", "accel_z", "gyro_x", "gyro_y", "gyro_z", "temperature")
-IMU_UNITS = ("g", "g", "g", "deg/s", "deg/s", "deg/s", "degC")
-
-_READ = {
-    "events": "getNextEventBatch",
-    "frames": "getNextFrame",
-    "imu": "getNextImuBatch",
-    "triggers": "getNextTriggerBatch",
-}
-_AVAILABLE = {
-    "events": "isEventStreamAvailable",
-    "frames": "isFrameStreamAvailable",
-    "imu": "isImuStreamAvailable",
-    "triggers": "isTriggerStreamAvailable",
-}
-_IS_TYPE = {
-    "events": "isStreamOfEventType",
-    "frames": "isStreamOfFrameType",
-    "imu": "isStreamOfImuType",
-    "triggers": "isStreamOfTriggerType",
-}
-
-
-# ------------------------------------------------------------------ plain data
-@dataclass(frozen=True)
-class Endpoint:
-    """Where one DV network stream is served: TCP ``host:port`` or a UNIX socket path."""
-
-    host: str = "127.0.0.1"
-    port: int | None = None
-    socket: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.port is None) == (self.socket is None):
-            raise ValueError("an endpoint needs a port or a socket path (not both)")
-
-    def connect(self) -> Any:
-        """A ``dv.io.NetworkReader``; raises RuntimeError when nobody serves there."""
-        if self.socket is not None:
-            return dv.io.NetworkReader(self.socket)
-        return dv.io.NetworkReader(self.host, int(self.port or 0))
-
-    def __str__(self) -> str:
-        return f"unix:{self.socket}" if self.socket is not None else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class Roi:
-    """An eye region in sensor pixels; events and frames are cropped to it."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    def check(self, resolution: tuple[int, int]) -> None:
-        W, H = resolution
-        if self.w < 1 or self.h < 1 or self.x < 0 or self.y < 0:
-            raise ValueError(f"roi {self.as_list()} must have x, y >= 0 and w, h >= 1")
-        if self.x + self.w > W or self.y + self.h > H:
-            raise ValueError(f"roi {self.as_list()} reaches outside the {W} x {H} sensor")
-
-    def as_list(self) -> list[int]:
-        return [self.x, self.y, self.w, self.h]
-
-    def crop_events(self, t_us: np.ndarray, ev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = ev["x"]
-        y = ev["y"]
-        keep = (x >= self.x) & (x < self.x + self.w) & (y >= self.y) & (y < self.y + self.h)
-        out = ev[keep]
-        out["x"] -= self.x
-        out["y"] -= self.y
-        return t_us[keep], out
-
-    def crop_frame(self, img: np.ndarray) -> np.ndarray:
-        return img[self.y : self.y + self.h, self.x : self.x + self.w]
-
-
-# ------------------------------------------------------------------ dv -> numpy
-def event_arrays(store: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Unix-microsecond stamps and ``EVENT_DTYPE`` records of a ``dv.EventStore``."""
-    a = store.numpy()
-    ev = np.empty(len(a), EVENT_DTYPE)
-    ev["x"] = a["x"]
-    ev["y"] = a["y"]
-    ev["polarity"] = a["polarity"]
-    return np.ascontiguousarray(a["timestamp"]), ev
-
-
-def imu_arrays(batch: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Stamps and (n, 7) float32 rows in ``IMU_CHANNELS`` order of a dv IMU batch."""
-    t = np.fromiter((m.timestamp for m in batch), np.int64, len(batch))
-    rows = [
-        (
-            m.accelerometerX,
-            m.accelerometerY,
-            m.accelerometerZ,
-            m.gyroscopeX,
-            m.gyroscopeY,
-            m.gyroscopeZ,
-            m.temperature,
-        )
-        for m in batch
-    ]
-    return t, np.asarray(rows, np.float32).reshape(len(batch), len(IMU_CHANNELS))
-
-
-def trigger_arrays(batch: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Stamps and (n, 1) float32 ``TriggerType`` codes of a dv trigger batch."""
-    t = np.fromiter((tr.timestamp for tr in batch), np.int64, len(batch))
-    codes = np.fromiter((int(tr.type) for tr in batch), np.float32, len(batch))
-    return t, codes.reshape(-1, 1)
-
-
-def gray_frame(img: np.ndarray) -> np.ndarray:
-    """APS frames are grayscale on a DAVIS346; colour models' BGR(A) frames are converted."""
-    if img.ndim == 3:
-        if img.shape[2] == 1:
-            return img[:, :, 0]
-        import cv2  # only colour DAVIS models need it
-
-        code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-        return cv2.cvtColor(img, code)
-    return img
-
-
-class UnixTime:
-    """dv's Unix microseconds on the one clock, through a re-measured Unix -> LSL offset."""
-
-    def __init__(self, mapper: UnixClockMapper) -> None:
-        self.mapper = mapper
-        self._ref_us: int | None = None
-        self._ref_lsl = 0.0
-        self._offset = math.nan
-
-    def to_lsl(self, t_us: np.ndarray) -> np.ndarray:
-        # Unix seconds as float64 keep only ~0.2 us, so stamps are taken relative to one
-        # integer reference, and that reference is mapped only when the offset is re-measured:
-        # stamps of consecutive batches then keep their exact microsecond distances.
-        offset = self.mapper.offset
-        if self._ref_us is None:
-            self._ref_us = int(t_us[0])
-        if offset != self._offset:
-            self._offset = offset
-            self._ref_lsl = self._ref_us * 1e-6 - offset
-        return (np.asarray(t_us, np.int64) - self._ref_us) * 1e-6 + self._ref_lsl
-
-    @property
-    def offset(self) -> float:
-        """Seconds added to source (Unix) seconds to land on the one clock."""
-        return -self.mapper.offset
-
-
-class ShiftedTime:
-    """A recording's microseconds moved so that ``origin_us`` lands at LSL ``origin_lsl``."""
-
-    def __init__(self, origin_us: int, origin_lsl: float) -> None:
-        self.origin_us = int(origin_us)
-        self.origin_lsl = float(origin_lsl)
-
-    def to_lsl(self, t_us: np.ndarray) -> np.ndarray:
-        return (np.asarray(t_us, np.int64) - self.origin_us) * 1e-6 + self.origin_lsl
-
-    @property
-    def offset(self) -> float:
-        return self.origin_lsl - self.origin_us * 1e-6
-
-
-class OverrunMeter:
-    """Counts events a burst overwrote sooner than ``hold_s`` after they arrived.
-
-    The event ring promises ``hold_s`` seconds at the sensor's top rate; what a
-    faster burst pushes out before that is data a reader keeping the promised
-    pace never saw. Chunks are tracked by (start, end, oldest, newest stamp),
-    stamps inside a chunk interpolated by index, so this costs O(1) per write
-    and reads nothing from the ring.
-    """
-
-    def __init__(self, capacity: int, hold_s: float) -> None:
-        self.capacity = int(capacity)
-        self.hold_s = float(hold_s)
-        self._chunks: deque[tuple[int, int, float, float]] = deque()
-        self._head = 0
-        self._counted = 0  # absolute index below which overwrites were accounted
-        self.lost = 0
-
-    def on_write(self, n: int, oldest: float, newest: float) -> int:
-        start, self._head = self._head, self._head + n
-        self._chunks.append((start, self._head, oldest, newest))
-        floor = self._head - self.capacity
-        young = newest - self.hold_s  # items stamped after this were overwritten too soon
-        lost = 0
-        while self._chunks and self._chunks[0][0] < floor:
-            c0, c1, t0, t1 = self._chunks[0]
-            a, b = max(c0, self._counted), min(c1, floor)
-            if b > a and t1 > young:
-                if t0 > young or c1 - c0 < 2:
-                    first = a
-                else:  # the first index of the chunk stamped after `young`
-                    first = c0 + math.floor((young - t0) / (t1 - t0) * (c1 - c0 - 1)) + 1
-                lost += max(0, b - max(a, first))
-            if c1 <= floor:
-                self._chunks.popleft()
-            else:
-                break
-        self._counted = max(self._counted, floor)
-        self.lost += lost
-        return lost
-
-
-# ------------------------------------------------------------------ cameras
-def find_cameras() -> list[str]:
-    """The cameras dv-processing discovers, as 'DAVIS346 (serial 00000499)'."""
-    return [describe_descriptor(d) for d in dv.io.camera.discover()]
-
-
-def describe_descriptor(d: Any) -> str:
-    model = str(getattr(d, "cameraModel", "camera")).split(".")[-1]
-    return f"{model} (serial {getattr(d, 'serialNumber', '?')})"
-
-
-def open_camera(serial: str | None = None) -> Any:
-    """Open a DV camera, checking ``discover()`` first (``open()`` with none attached raises)."""
-    found = list(dv.io.camera.discover())
-    if not found:
-        raise DriverError(
-            "no DV camera found: dv.io.camera.discover() lists none (looked for iniVation "
-            "DAVIS, DVXplorer and DVS cameras on USB; is one plugged in, with udev rules "
-            "installed?)"
-        )
-    chosen = found[0]
-    if serial is not None:
-        match = [d for d in found if str(d.serialNumber) == str(serial)]
-        if not match:
-            listed = ", ".join(describe_descriptor(d) for d in found)
-            raise DriverError(f"no DV camera with serial {serial}; found: {listed}")
-        chosen = match[0]
-    try:
-        return dv.io.camera.open(chosen)
-    except (RuntimeError, IndexError) as exc:
-        raise DriverError(f"cannot open {describe_descriptor(chosen)}: {_short(exc)}") from exc
-
-
-def _short(exc: BaseException) -> str:
-    """dv's messages carry a boost source location and a stack trace; keep the sentence."""
-    text = str(exc).strip()
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip()[:1].isdigit()]
-    text = next((ln for ln in lines if "Error:" in ln), lines[0] if lines else text)
-    return text.split(" [", 1)[0].split("RuntimeError: ", 1)[-1].strip()
 
 
 @dataclass
@@ -494,7 +262,7 @@ class DavisDriver(Driver):
         self.camera_name = str(cam.getCameraName())
         if self.serial is None and hasattr(cam, "getSerialNumber"):
             self.serial = str(cam.getSerialNumber())
-        kinds = [k for k in KINDS if getattr(cam, _AVAILABLE[k])()]
+        kinds = [k for k in KINDS if getattr(cam, AVAILABLE[k])()]
         res = cam.getEventResolution() or cam.getFrameResolution()
         if res is None:
             raise DriverError(f"{self.camera_name} reports no resolution")
@@ -507,14 +275,14 @@ class DavisDriver(Driver):
         try:
             return dv.io.MonoCameraRecording(str(self.file))
         except RuntimeError as exc:
-            raise DriverError(f"cannot read AEDAT4 file {self.file}: {_short(exc)}") from exc
+            raise DriverError(f"cannot read AEDAT4 file {self.file}: {dv_error_text(exc)}") from exc
 
     def _probe_file(self) -> tuple[list[str], tuple[int, int]]:
         rec = self._open_recording()
         names = list(rec.getStreamNames())
         for kind in KINDS:
             for n in names:
-                if getattr(rec, _IS_TYPE[kind])(n):
+                if getattr(rec, IS_TYPE[kind])(n):
                     self._file_streams[kind] = n
                     break
         res = None
@@ -697,7 +465,7 @@ class DavisDriver(Driver):
         try:
             handle = self._open_link(link)
         except (DriverError, RuntimeError) as exc:
-            self._link_message(link, f"waiting for {link.label}: {_short(exc)}")
+            self._link_message(link, f"waiting for {link.label}: {dv_error_text(exc)}")
             return
         if handle is None:
             return
@@ -715,7 +483,7 @@ class DavisDriver(Driver):
             return cam
         reader = link.endpoint.connect()
         kind = link.kinds[0]
-        if not getattr(reader, _AVAILABLE[kind])():
+        if not getattr(reader, AVAILABLE[kind])():
             sd = reader.getStreamDefinition()
             served = (
                 f"a {sd.mTypeIdentifier} stream {sd.mName!r}" if sd is not None else "no stream"
@@ -751,7 +519,7 @@ class DavisDriver(Driver):
             if not got and not handle.isRunning():
                 self._drop_link(link, f"{link.label} went away")
         except RuntimeError as exc:
-            self._drop_link(link, f"{link.label} failed: {_short(exc)}")
+            self._drop_link(link, f"{link.label} failed: {dv_error_text(exc)}")
         return got
 
     def _drop_link(self, link: _Link, why: str) -> None:
@@ -765,7 +533,7 @@ class DavisDriver(Driver):
         log.warning("%s: %s; reconnecting every %.1f s", self.name, why, self.reconnect_interval)
 
     def _read_kind(self, handle: Any, kind: str) -> bool:
-        read = getattr(handle, _READ[kind])
+        read = getattr(handle, READ[kind])
         if kind == "events":
             merged = None
             for _ in range(self.max_batches):
@@ -828,7 +596,7 @@ class DavisDriver(Driver):
 
     def _queue_next(self, rec: Any, kind: str, pending: dict[str, tuple[int, Any]]) -> None:
         """The kind's next non-empty batch with its newest stamp; nothing at the stream's end."""
-        read = getattr(rec, _READ[kind])
+        read = getattr(rec, READ[kind])
         name = self._file_streams[kind]
         while True:
             item = read(name)
@@ -892,179 +660,3 @@ class DavisDriver(Driver):
             return
         ts = self._time.to_lsl(np.array([frame.timestamp], np.int64))
         self.push(stream, img[None], ts, arrival)
-
-
-# ------------------------------------------------------------------ config
-COMMON_OPTIONS = {
-    "input",
-    "name",
-    "streams",
-    "noise_filter",
-    "noise_filter_ms",
-    "roi",
-    "exposure_us",
-    "frame_interval_us",
-    "auto_exposure",
-    "max_event_rate",
-    "event_ring_seconds",
-    "event_ring_max_mb",
-    "frame_ring_mb",
-    "ring_seconds",
-}
-INPUT_OPTIONS = {
-    "camera": {"serial", "reconnect_interval", "poll_interval"},
-    "network": {
-        "host",
-        "resolution",
-        "reconnect_interval",
-        "poll_interval",
-        *(f"{k}_port" for k in KINDS),
-        *(f"{k}_socket" for k in KINDS),
-    },
-    "file": {"file", "playback", "timestamps"},
-}
-OPTIONS = COMMON_OPTIONS.union(*INPUT_OPTIONS.values())
-
-
-def _number(o: Mapping[str, Any], key: str, default: float | None, lo: float, hi: float) -> Any:
-    v = o.get(key, default)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-        raise OptionError(key, f"expected a number from {lo:g} to {hi:g}, got {v!r}")
-    return v
-
-
-def _integer(o: Mapping[str, Any], key: str, lo: int, hi: int) -> int | None:
-    v = o.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise OptionError(key, f"expected an integer from {lo} to {hi}, got {v!r}")
-    return v
-
-
-def _flag(o: Mapping[str, Any], key: str) -> bool | None:
-    v = o.get(key)
-    if v is not None and not isinstance(v, bool):
-        raise OptionError(key, f"expected true or false, got {v!r}")
-    return v
-
-
-def _choice(o: Mapping[str, Any], key: str, choices: Sequence[str], default: str) -> str:
-    v = o.get(key, default)
-    if v not in choices:
-        raise OptionError(key, f"expected one of {', '.join(choices)}, got {v!r}")
-    return v
-
-
-def _endpoints(o: Mapping[str, Any]) -> dict[str, Endpoint] | None:
-    host = o.get("host", "127.0.0.1")
-    if not isinstance(host, str) or not host:
-        raise OptionError("host", f"expected a host name or address, got {host!r}")
-    eps: dict[str, Endpoint] = {}
-    for kind in KINDS:
-        pk, sk = f"{kind}_port", f"{kind}_socket"
-        if pk in o and sk in o:
-            raise OptionError(sk, f"give either {pk} or {sk}, not both")
-        if pk in o:
-            eps[kind] = Endpoint(host=host, port=_integer(o, pk, 1, 65535))
-        elif sk in o:
-            path = o[sk]
-            if not isinstance(path, str) or not path:
-                raise OptionError(sk, f"expected a UNIX socket path, got {path!r}")
-            eps[kind] = Endpoint(socket=path)
-    if not eps:
-        return {k: Endpoint(host=host, port=p) for k, p in DEFAULT_PORTS.items()}
-    return eps
-
-
-def from_config(options: Mapping[str, Any]) -> list[Driver]:
-    """One DavisDriver from a ``[[sources]]`` table of kind "davis".
-
-    ``input`` = "camera" (default; ``serial`` picks one of several), "network"
-    (``host`` default 127.0.0.1; ``events_port``, ``frames_port``, ``imu_port``,
-    ``triggers_port`` for TCP or ``<kind>_socket`` for UNIX socket paths; with
-    none given, events on 7777 and frames on 7778 as ``affectlab serve
-    virtual-davis`` serves them; ``resolution`` [w, h] default [346, 260];
-    ``reconnect_interval`` s) or "file" (``file``, ``playback`` realtime|fast,
-    ``timestamps`` now|recorded). For all: ``name`` (stream prefix, default
-    "davis"), ``streams`` (camera/file: kinds to publish), ``noise_filter``,
-    ``noise_filter_ms``, ``roi`` [x, y, w, h], ``exposure_us``,
-    ``frame_interval_us``, ``auto_exposure``, ``max_event_rate``,
-    ``event_ring_seconds``, ``event_ring_max_mb``, ``frame_ring_mb``, ``ring_seconds``.
-    """
-    o = dict(options)
-    unknown = sorted(set(o) - OPTIONS)
-    if unknown:
-        raise OptionError(
-            unknown[0], f"unknown option of a davis source; allowed: {', '.join(sorted(OPTIONS))}"
-        )
-    inp = _choice(o, "input", INPUTS, "camera")
-    foreign = sorted(set(o) - COMMON_OPTIONS - INPUT_OPTIONS[inp])
-    if foreign:
-        owner = next(i for i in INPUTS if foreign[0] in INPUT_OPTIONS[i])
-        raise OptionError(foreign[0], f"applies to input = {owner!r} only (this source is {inp!r})")
-    name = o.get("name", "davis")
-    if not isinstance(name, str) or not name:
-        raise OptionError("name", f"expected a non-empty string, got {name!r}")
-    streams = o.get("streams")
-    if streams is not None:
-        if inp == "network":
-            raise OptionError("streams", "for network input, choose streams by giving their ports")
-        distinct_choices(streams, "streams", KINDS)
-    kwargs: dict[str, Any] = {"name": name, "streams": streams}
-    roi = o.get("roi")
-    if roi is not None:
-        if (
-            not isinstance(roi, list)
-            or len(roi) != 4
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in roi)
-            or roi[0] < 0
-            or roi[1] < 0
-            or roi[2] < 1
-            or roi[3] < 1
-        ):
-            raise OptionError(
-                "roi", f"expected [x, y, width, height] in sensor pixels, got {roi!r}"
-            )
-        kwargs["roi"] = Roi(*roi)
-    kwargs["noise_filter"] = bool(_flag(o, "noise_filter"))
-    kwargs["noise_filter_ms"] = _number(o, "noise_filter_ms", 2.0, 0.001, 10000)
-    kwargs["exposure_us"] = _integer(o, "exposure_us", 1, 10_000_000)
-    kwargs["frame_interval_us"] = _integer(o, "frame_interval_us", 1, 10_000_000)
-    kwargs["auto_exposure"] = _flag(o, "auto_exposure")
-    kwargs["max_event_rate"] = _number(o, "max_event_rate", DAVIS346_MAX_RATE, 1, 1e9)
-    kwargs["event_ring_seconds"] = _number(o, "event_ring_seconds", 1.0, 0.01, 3600)
-    kwargs["event_ring_max_mb"] = _number(o, "event_ring_max_mb", 256.0, 1, 65536)
-    kwargs["frame_ring_mb"] = _number(o, "frame_ring_mb", 128.0, 1, 65536)
-    kwargs["ring_seconds"] = _number(o, "ring_seconds", None, 1, 86400)
-    if inp in ("camera", "network"):
-        kwargs["reconnect_interval"] = _number(o, "reconnect_interval", 1.0, 0.05, 3600)
-        kwargs["poll_interval"] = _number(o, "poll_interval", 0.002, 0.0001, 1)
-    if inp == "camera":
-        serial = o.get("serial")
-        if serial is not None and (not isinstance(serial, (str, int)) or isinstance(serial, bool)):
-            raise OptionError("serial", f"expected the camera's serial number, got {serial!r}")
-        kwargs["serial"] = None if serial is None else str(serial)
-    elif inp == "network":
-        kwargs["endpoints"] = _endpoints(o)
-        res = o.get("resolution")
-        if res is not None:
-            if (
-                not isinstance(res, list)
-                or len(res) != 2
-                or not all(
-                    isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 8192 for v in res
-                )
-            ):
-                raise OptionError("resolution", f"expected [width, height] in pixels, got {res!r}")
-            kwargs["resolution"] = (res[0], res[1])
-    else:
-        file = o.get("file")
-        if not isinstance(file, str) or not file:
-            raise OptionError("file", f"expected the path of an AEDAT4 file, got {file!r}")
-        kwargs["file"] = file
-        kwargs["playback"] = _choice(o, "playback", ("realtime", "fast"), "realtime")
-        kwargs["timestamps"] = _choice(o, "timestamps", ("now", "recorded"), "now")
-    return [DavisDriver(inp, **kwargs)]

@@ -24,8 +24,8 @@ import dv_processing as dv
 import numpy as np
 
 from core.streams import Modality, StreamSpec
-from drivers.davis import IMU_CHANNELS
 from drivers.davis_server import _lower_priority, _thread_ids, events_to_store
+from drivers.dv_data import IMU_CHANNELS
 
 #: modalities an event camera's driver publishes that belong in its AEDAT4 file
 AEDAT_MODALITIES = (Modality.EVENTS, Modality.FRAMES, Modality.IMU, Modality.TRIGGERS)

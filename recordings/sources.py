@@ -292,10 +292,10 @@ def read_aedat(path: Path) -> dict[str, Any]:
     ``resolution`` (W, H) and ``camera``. SourceError when dv-processing cannot open it."""
     import dv_processing as dv
 
-    from drivers.davis import (
-        _IS_TYPE,
-        _READ,
+    from drivers.dv_data import (
+        IS_TYPE,
         KINDS,
+        READ,
         event_arrays,
         gray_frame,
         imu_arrays,
@@ -316,10 +316,10 @@ def read_aedat(path: Path) -> dict[str, Any]:
     names = list(rec.getStreamNames())
     out: dict[str, Any] = {"camera": str(rec.getCameraName()), "resolution": None, "streams": {}}
     for kind in KINDS:
-        name = next((n for n in names if getattr(rec, _IS_TYPE[kind])(n)), None)
+        name = next((n for n in names if getattr(rec, IS_TYPE[kind])(n)), None)
         if name is None:
             continue
-        read = getattr(rec, _READ[kind])
+        read = getattr(rec, READ[kind])
         t_parts: list[np.ndarray] = []
         d_parts: list[np.ndarray] = []
         try:
@@ -368,7 +368,7 @@ def read_aedat(path: Path) -> dict[str, Any]:
 
 
 def _aedat_specs(path: Path, got: dict[str, Any], prefix: str) -> dict[str, StreamSpec]:
-    from drivers.davis import IMU_CHANNELS, IMU_UNITS
+    from drivers.dv_data import IMU_CHANNELS, IMU_UNITS
 
     w, h = got["resolution"] or (0, 0)
     meta = {"input": "file", "where": str(path), "camera": got["camera"], "width": w, "height": h,

@@ -21,15 +21,9 @@ from waiting import wait_until
 from core.clock import UnixClockMapper, measure_unix_offset
 from core.streams import EVENT_DTYPE, Modality
 from drivers.base import DriverError, OptionError
-from drivers.davis import (
-    IMU_CHANNELS,
-    DavisDriver,
-    Endpoint,
-    OverrunMeter,
-    Roi,
-    event_arrays,
-    from_config,
-)
+from drivers.davis import DavisDriver
+from drivers.davis_config import from_config
+from drivers.dv_data import IMU_CHANNELS, Endpoint, OverrunMeter, Roi, event_arrays
 
 W, H = 346, 260
 

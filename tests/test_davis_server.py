@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from app.serve import main as serve_main
-from drivers.davis import DavisDriver, Endpoint
+from drivers.davis import DavisDriver
 from drivers.davis_server import (
     VideoFrames,
     VirtualEyeFrames,
@@ -26,6 +26,7 @@ from drivers.davis_server import (
     free_port_pair,
     to_sensor_frame,
 )
+from drivers.dv_data import Endpoint
 from drivers.simulated.events import EventEmulator
 from drivers.simulated.eye_camera import DAVIS346_SIZE
 
