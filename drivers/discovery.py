@@ -128,7 +128,8 @@ def _quiet() -> Iterator[None]:
 def find_lsl(timeout: float = 2.0) -> tuple[list[Found], list[str]]:
     import pylsl
 
-    from drivers.lsl import StreamSummary, spec_from_summary
+    from drivers.lsl import spec_from_summary
+    from drivers.lsl_streams import StreamSummary
 
     infos = pylsl.resolve_streams(wait_time=max(0.1, timeout))
     found: list[Found] = []
