@@ -30,10 +30,8 @@ asking for a preset the board lacks raises and breaks the next
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,300 +45,24 @@ from brainflow.board_shim import (
 )
 
 from core.clock import UnixClockMapper, lsl_now
-from core.streams import Modality, StreamSpec
 from drivers.base import Driver, DriverError, OptionError, distinct_choices
-
-SOURCE = "drivers.brainflow"
-
-
-@dataclass(frozen=True)
-class SignalKind:
-    """How one of BrainFlow's channel lists becomes a stream."""
-
-    descr_key: str
-    modality: Modality
-    unit: str
-    axis_names: tuple[str, ...] = ()
-
-
-#: Kinds in the default claim order (see the module docstring). Units are those BrainFlow
-#: documents for boards that convert; a board that streams raw counts keeps its own.
-SIGNAL_KINDS: dict[str, SignalKind] = {
-    "eeg": SignalKind("eeg_channels", Modality.EEG, "uV"),
-    "ecg": SignalKind("ecg_channels", Modality.ECG, "uV"),
-    "emg": SignalKind("emg_channels", Modality.EMG, "uV"),
-    "eog": SignalKind("eog_channels", Modality.EOG, "uV"),
-    "eda": SignalKind("eda_channels", Modality.EDA, "uS"),
-    "ppg": SignalKind("ppg_channels", Modality.PPG, "a.u."),
-    "temperature": SignalKind("temperature_channels", Modality.TEMP, "degC"),
-    "accel": SignalKind("accel_channels", Modality.IMU, "g", ("x", "y", "z")),
-    "gyro": SignalKind("gyro_channels", Modality.IMU, "deg/s", ("x", "y", "z")),
-    "magnetometer": SignalKind("magnetometer_channels", Modality.IMU, "a.u.", ("x", "y", "z")),
-    "rotation": SignalKind("rotation_channels", Modality.IMU, "a.u."),
-}
-MARKERS = "markers"
-DEFAULT_STREAMS: tuple[str, ...] = (*SIGNAL_KINDS, MARKERS)
-
-PRESETS: tuple[int, ...] = (
-    int(BrainFlowPresets.DEFAULT_PRESET),
-    int(BrainFlowPresets.AUXILIARY_PRESET),
-    int(BrainFlowPresets.ANCILLARY_PRESET),
+from drivers.brainflow_board import (
+    DEFAULT_STREAMS,
+    MARKERS,
+    PARAM_FIELDS,
+    PRESETS,
+    RELAY_BOARDS,
+    RELAY_SOURCES,
+    SOURCE,
+    PackageCounter,
+    PresetLayout,
+    board_id,
+    board_name,
+    describe_params,
+    input_params,
+    marker_spec,
+    plan_streams,
 )
-PRESET_TAGS = {0: "", 1: "aux-", 2: "anc-"}
-#: Boards that relay another board: their layout is the master board's.
-RELAY_BOARDS = (int(BoardIds.PLAYBACK_FILE_BOARD), int(BoardIds.STREAMING_BOARD))
-#: Per preset, the input parameter that must be set for a relay board to deliver it.
-RELAY_SOURCES = {
-    int(BoardIds.PLAYBACK_FILE_BOARD): ("file", "file_aux", "file_anc"),
-    int(BoardIds.STREAMING_BOARD): ("ip_address", "ip_address_aux", "ip_address_anc"),
-}
-BOARD_ALIASES = {
-    "synthetic": int(BoardIds.SYNTHETIC_BOARD),
-    "playback": int(BoardIds.PLAYBACK_FILE_BOARD),
-    "streaming": int(BoardIds.STREAMING_BOARD),
-}
-PARAM_FIELDS: tuple[str, ...] = tuple(BrainFlowInputParams().__dict__)
-
-
-# ------------------------------------------------------------------ board names
-def board_id(value: int | str) -> int:
-    """A BrainFlow board id from an id or a name ("synthetic", "cyton_daisy", "MUSE_S_BOARD")."""
-    known = {int(b) for b in BoardIds}
-    if isinstance(value, bool):
-        raise ValueError(f"expected a board id or name, got {value!r}")
-    if isinstance(value, int):
-        if value not in known:
-            raise ValueError(f"unknown BrainFlow board id {value}")
-        return value
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return board_id(int(text))
-    key = text.lower().replace("-", "_").replace(" ", "_")
-    if key in BOARD_ALIASES:
-        return BOARD_ALIASES[key]
-    names = {b.name.lower(): int(b) for b in BoardIds}
-    for candidate in (key, f"{key}_board"):
-        if candidate in names:
-            return names[candidate]
-    choices = sorted({*BOARD_ALIASES, *(n.removesuffix("_board") for n in names)})
-    close = difflib.get_close_matches(key, choices, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown BrainFlow board {value!r}{hint}")
-
-
-def board_name(bid: int) -> str:
-    """Short lower-case name of a board id ("synthetic", "cyton_daisy")."""
-    for alias, v in BOARD_ALIASES.items():
-        if v == bid:
-            return alias
-    try:
-        return BoardIds(bid).name.lower().removesuffix("_board")
-    except ValueError:
-        return f"board-{bid}"
-
-
-def input_params(params: Mapping[str, Any]) -> BrainFlowInputParams:
-    """``BrainFlowInputParams`` from a mapping of its field names; unknown names raise."""
-    p = BrainFlowInputParams()
-    for key, value in params.items():
-        if key not in PARAM_FIELDS:
-            raise ValueError(f"unknown BrainFlow input parameter {key!r}; known: {PARAM_FIELDS}")
-        if key == "master_board":
-            value = board_id(value)
-        setattr(p, key, value)
-    return p
-
-
-def describe_params(p: BrainFlowInputParams) -> str:
-    """The parameters that differ from BrainFlow's defaults, for messages."""
-    default = BrainFlowInputParams().__dict__
-    set_ = {k: v for k, v in p.__dict__.items() if v != default[k]}
-    return ", ".join(f"{k}={v!r}" for k, v in set_.items()) or "no parameters"
-
-
-# ------------------------------------------------------------------ stream layout
-@dataclass(frozen=True)
-class ChannelGroup:
-    """Board rows of one preset that form one published stream."""
-
-    kind: str
-    preset: int
-    rows: tuple[int, ...]
-    spec: StreamSpec
-
-
-@dataclass(frozen=True)
-class PresetLayout:
-    """What one preset's table holds: the rows the driver needs besides the data rows."""
-
-    preset: int
-    rate: float
-    timestamp_row: int
-    counter_row: int | None
-    marker_row: int | None
-
-
-def channel_names(kind: str, rows: Sequence[int], descr: Mapping[str, Any]) -> tuple[str, ...]:
-    if kind == "eeg" and descr.get("eeg_names"):
-        names = str(descr["eeg_names"]).split(",")
-        all_rows = list(descr["eeg_channels"])
-        if len(names) == len(all_rows):
-            return tuple(names[all_rows.index(r)] for r in rows)
-    axes = SIGNAL_KINDS[kind].axis_names
-    if axes and len(rows) == len(axes):
-        return tuple(f"{kind}_{a}" for a in axes)
-    return tuple(f"{kind}{i + 1}" for i in range(len(rows)))
-
-
-def plan_streams(
-    descrs: Mapping[int, Mapping[str, Any]],
-    streams: Sequence[str] = DEFAULT_STREAMS,
-    channels: Mapping[str, Sequence[int]] | None = None,
-    prefix: str = "brainflow",
-    source: str = SOURCE,
-) -> tuple[list[ChannelGroup], list[PresetLayout]]:
-    """Apply the duplicate rule: each row once, each kind from the first preset that has it.
-
-    ``descrs`` maps preset -> board description. ``channels`` optionally fixes the
-    rows a kind takes (board row numbers, within the rows the board lists for it).
-    Returns the stream groups and the layouts of the presets that must be read.
-    """
-    channels = dict(channels or {})
-    for kind in [*streams, *channels]:
-        if kind != MARKERS and kind not in SIGNAL_KINDS:
-            raise ValueError(f"unknown stream kind {kind!r}; known: {', '.join(DEFAULT_STREAMS)}")
-    for kind in channels:
-        if kind not in streams:
-            raise ValueError(f"channels.{kind}: {kind!r} is not among the streams to publish")
-    presets = [p for p in PRESETS if p in descrs]
-    claimed: dict[int, set[int]] = {p: set() for p in presets}
-    # rows given explicitly are claimed first, so that automatic kinds cannot take them
-    for kind, rows in channels.items():
-        key = SIGNAL_KINDS[kind].descr_key
-        preset = next((p for p in presets if descrs[p].get(key)), None)
-        if preset is None:
-            raise ValueError(f"channels.{kind}: the board lists no {kind} channels")
-        allowed = set(descrs[preset][key])
-        bad = [r for r in rows if r not in allowed]
-        if bad or not rows:
-            raise ValueError(
-                f"channels.{kind}: rows {bad or rows} are not {kind} rows of this board "
-                f"(it lists {sorted(allowed)})"
-            )
-        taken = claimed[preset] & set(rows)
-        if taken:
-            raise ValueError(f"channels.{kind}: rows {sorted(taken)} are given to two kinds")
-        claimed[preset] |= set(rows)
-
-    groups: list[ChannelGroup] = []
-    for kind in streams:
-        if kind == MARKERS:
-            continue
-        sk = SIGNAL_KINDS[kind]
-        for preset in presets:
-            descr = descrs[preset]
-            listed = list(descr.get(sk.descr_key) or [])
-            if not listed:
-                continue
-            if kind in channels:
-                rows = list(channels[kind])
-            else:
-                rows = [r for r in listed if r not in claimed[preset]]
-                claimed[preset] |= set(rows)
-            if rows:
-                groups.append(
-                    ChannelGroup(
-                        kind, preset, tuple(rows), _spec(kind, preset, rows, descr, prefix, source)
-                    )
-                )
-            break  # a kind comes from the first preset that lists it, even when its rows are taken
-
-    wanted = {g.preset for g in groups}
-    if MARKERS in streams and 0 in descrs and descrs[0].get("marker_channel") is not None:
-        wanted.add(0)
-    layouts = [
-        PresetLayout(
-            preset=p,
-            rate=float(descrs[p]["sampling_rate"]),
-            timestamp_row=int(descrs[p]["timestamp_channel"]),
-            counter_row=descrs[p].get("package_num_channel"),
-            marker_row=descrs[p].get("marker_channel"),
-        )
-        for p in presets
-        if p in wanted
-    ]
-    return groups, layouts
-
-
-def _spec(
-    kind: str, preset: int, rows: Sequence[int], descr: Mapping[str, Any], prefix: str, source: str
-) -> StreamSpec:
-    sk = SIGNAL_KINDS[kind]
-    names = channel_names(kind, rows, descr)
-    return StreamSpec(
-        name=f"{prefix}-{PRESET_TAGS[preset]}{kind}",
-        modality=sk.modality,
-        nominal_rate=float(descr["sampling_rate"]),
-        channel_names=names,
-        units=(sk.unit,) * len(names),
-        dtype="float32",
-        source=source,
-        metadata={"board": descr.get("name", ""), "preset": preset, "rows": list(rows)},
-    )
-
-
-def marker_spec(prefix: str, source: str, board: str) -> StreamSpec:
-    return StreamSpec(
-        name=f"{prefix}-{MARKERS}",
-        modality=Modality.MARKERS,
-        nominal_rate=0.0,
-        channel_names=("marker",),
-        dtype="float64",
-        source=source,
-        metadata={"board": board, "note": "values given to BrainFlowDriver.insert_marker"},
-    )
-
-
-# ------------------------------------------------------------------ sample counting
-class PackageCounter:
-    """Counts samples lost between consecutive package numbers (which wrap at ``modulus``).
-
-    Most boards step the counter by one per sample; a few step by more, so the
-    step is learned as the most common difference once enough samples were seen.
-    """
-
-    def __init__(self, modulus: int = 256, learn: int = 16) -> None:
-        self.modulus = modulus
-        self.learn = learn
-        self.step: int | None = None
-        self.lost = 0
-        self._last: int | None = None
-        self._seen: list[np.ndarray] = []
-
-    def reset(self) -> None:
-        """Forget the last counter (after a reconnection the sequence restarts)."""
-        self._last = None
-
-    def update(self, counters: np.ndarray) -> int:
-        """Account for a chunk of counters; returns samples lost before and inside it."""
-        c = np.asarray(counters, dtype=np.int64) % self.modulus
-        if len(c) == 0:
-            return 0
-        seq = c if self._last is None else np.concatenate(([self._last], c))
-        self._last = int(c[-1])
-        d = np.diff(seq) % self.modulus
-        d = d[d > 0]  # a repeated counter is a duplicate, not a loss
-        if self.step is None:
-            self._seen.append(d)
-            seen = np.concatenate(self._seen)
-            if len(seen) < self.learn:
-                return 0
-            values, counts = np.unique(seen, return_counts=True)
-            self.step = int(values[np.argmax(counts)])
-            self._seen.clear()
-        lost = int(np.sum(np.maximum(np.rint(d / self.step).astype(np.int64) - 1, 0)))
-        self.lost += lost
-        return lost
 
 
 # ------------------------------------------------------------------ the driver
