@@ -14,7 +14,8 @@ import torch
 
 from core.prediction import AFFECT_DIMENSIONS, ModelOutput
 from core.window import FrameInput, ModelInputs, NumericInput, Window
-from models.hi_moe import FRAMES, HiMoE, HiMoEConfig
+from models.hi_moe import HiMoE, HiMoEConfig
+from models.hi_moe_config import FRAMES
 from models.serving.base import Family, Runner, floats, window_array
 
 
