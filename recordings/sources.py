@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from core.streams import EVENT_DTYPE, Modality, RingKind, StreamSpec
+from drivers.lsl_streams import TYPE_MODALITIES
 from recordings.xdf_reader import XdfError, XdfFile, XdfStream, load_xdf
 
 log = logging.getLogger(__name__)
@@ -33,27 +34,6 @@ MANIFEST = "manifest.json"
 XDF_FILE = "streams.xdf"
 FRAME_TIMES_SUFFIX = "-frame-times"
 
-#: LSL/XDF stream types (lower case) -> modality, for XDF files from other tools
-XDF_TYPE_MODALITIES: dict[str, Modality] = {
-    "eeg": Modality.EEG,
-    "ecg": Modality.ECG,
-    "eda": Modality.EDA,
-    "gsr": Modality.EDA,
-    "ppg": Modality.PPG,
-    "bvp": Modality.PPG,
-    "resp": Modality.RESP,
-    "respiration": Modality.RESP,
-    "temp": Modality.TEMP,
-    "temperature": Modality.TEMP,
-    "emg": Modality.EMG,
-    "eog": Modality.EOG,
-    "markers": Modality.MARKERS,
-    "marker": Modality.MARKERS,
-    "imu": Modality.IMU,
-    "ratings": Modality.RATINGS,
-    "emotion": Modality.PREDICTIONS,
-    "predictions": Modality.PREDICTIONS,
-}
 
 
 class SourceError(ValueError):
@@ -215,11 +195,11 @@ def _spec_from_xdf(s: XdfStream) -> tuple[StreamSpec | None, str]:
             dtype = own.findtext("dtype") or dtype
         source = own.findtext("source") or source
     if modality is None:
-        modality = XDF_TYPE_MODALITIES.get(s.type.strip().lower())
+        modality = TYPE_MODALITIES.get(s.type.strip().lower())  # the LSL driver's map
     if modality is None:
         return None, (
             f"stream {s.name!r} has type {s.type!r}, which affectlab does not know "
-            f"(known: EEG, ECG, EDA/GSR, PPG/BVP, RESP, TEMP, EMG, EOG, Markers, Emotion); skipped"
+            f"(known: EEG, ECG, EDA/GSR, PPG/BVP, RESP, TEMP, EMG, EOG, IMU, Markers, Emotion, ...); skipped"
         )
     if modality in (Modality.EVENTS, Modality.FRAMES):
         return None, f"stream {s.name!r} ({modality}) cannot come from an XDF file; skipped"
