@@ -199,7 +199,7 @@ def _spec_from_xdf(s: XdfStream) -> tuple[StreamSpec | None, str]:
     if modality is None:
         return None, (
             f"stream {s.name!r} has type {s.type!r}, which affectlab does not know "
-            f"(known: EEG, ECG, EDA/GSR, PPG/BVP, RESP, TEMP, EMG, EOG, IMU, Markers, Emotion, ...); skipped"
+            f"(known: EEG, ECG, EDA/GSR, PPG/BVP, RESP, TEMP, EMG, EOG, Markers, Emotion); skipped"
         )
     if modality in (Modality.EVENTS, Modality.FRAMES):
         return None, f"stream {s.name!r} ({modality}) cannot come from an XDF file; skipped"
