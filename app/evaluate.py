@@ -15,8 +15,10 @@ DEAP / DREAMER: ``metrics`` (per dimension CCC, PCC, MAE, RMSE, high/low ACC
 and F1), ``missing_rate`` (CCC against r, mean and std over seeds) and
 ``missing_rate_summary`` (CCC at the ends, drop, slope), plots
 ``missing_rate.png``, ``confusion_<model>.png`` (high/low per dimension),
-``trajectories_<model>.png``. SEE: ``lighting`` (WAR, UAR per lighting
-condition), ``confusion_<model>.png``. Everything also goes to ``summary.json``.
+``trajectories_<model>.png``; with ``--modality-ablation`` also
+``modality_ablation`` (CCC with each modality removed and each alone, and the
+fall over the sweep that those drops predict). SEE: ``lighting`` (WAR, UAR per
+lighting condition), ``confusion_<model>.png``. Everything also goes to ``summary.json``.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="see: average N randomly sampled clips per sequence (released test: 20; default 1, centred)",
+    )
+    p.add_argument(
+        "--modality-ablation",
+        action="store_true",
+        help="deap/dreamer: also test with each modality removed and each alone",
     )
     p.add_argument("--labels", default=None, metavar="A,B", help="row labels, one per CHECKPOINT")
     p.add_argument(
@@ -151,10 +158,12 @@ def evaluate_signals(
     out: Path,
     n_traj: int,
     quiet: bool,
+    ablate: bool = False,
 ) -> dict[str, Any]:
     import torch
     from tqdm import tqdm
 
+    from models.ablation import modality_ablation
     from models.datasets import UsageError, load_signals
     from models.evaluation import (
         binary_confusions,
@@ -172,7 +181,7 @@ def evaluate_signals(
 
     loaded: dict[tuple[float, float], Any] = {}
     summary: dict[str, Any] = {"rates": rates, "seeds": seeds, "models": {}}
-    metric_rows, curve_rows, curve_summary = [], [], []
+    metric_rows, curve_rows, curve_summary, ablation_rows = [], [], [], []
     curves: dict[str, tuple[list[float], np.ndarray]] = {}
     total = sum(len(c.paths) for c in cks) * (1 + sum(seeds for r in rates if r > 0))
     bar = tqdm(total=total, desc="evaluate", disable=quiet, unit="pass")
@@ -181,6 +190,7 @@ def evaluate_signals(
         per_fold, values = [], np.zeros((len(rates), seeds))
         pooled_y, pooled_p, pooled_prob = [], [], []
         traj: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        ablations: list[dict[str, list[float]]] = []
         data = None
         for path, info in zip(ck.paths, ck.infos, strict=True):
             d = info.get("data", {})
@@ -201,6 +211,8 @@ def evaluate_signals(
             y = data.y[idx]
             reg, prob = predict_signals(model, data, idx)
             bar.update(1)
+            if ablate:
+                ablations.append(modality_ablation(model, data, idx, progress=bar))
             per_fold.append(regression_metrics(y, reg, names, data.threshold, prob))
             pooled_y.append(y)
             pooled_p.append(reg)
@@ -240,6 +252,9 @@ def evaluate_signals(
             curve_rows.append(row)
         cs = {"model": ck.label, **summarise_curve(rates, values)}
         curve_summary.append(cs)
+        if ablations:
+            span = max(rates) - min(rates)
+            ablation_rows += _ablation_rows(ck.label, ablations, names, span, cs["drop"])
         y_all, p_all = np.concatenate(pooled_y), np.concatenate(pooled_p)
         prob_all = None if pooled_prob[0] is None else np.concatenate(pooled_prob)
         cms = binary_confusions(y_all, p_all, names, data.threshold, prob_all)
@@ -266,8 +281,41 @@ def evaluate_signals(
                 "ccc_first / ccc_last: at the lowest / highest rate; drop = first - last; "
                 "slope: least-squares CCC change per 0.1 of missing rate.",
                 ["model", "ccc_first", "ccc_last", "drop", "relative_drop", "slope_per_0.1"])  # fmt: skip
+    if ablation_rows:
+        write_table(ablation_rows, out / "modality_ablation", "CCC with each modality removed, and each alone",
+                    f"Test folds, fold mean; change: against all modalities present. predicted_drop (all row): "
+                    f"{max(rates) - min(rates):g} (the sweep's span of rates) x the sum of the 'without' "
+                    f"drops, the first-order fall over the sweep; measured_drop: the curve's drop.",
+                    ["model", "condition", *names, "mean", "change", "predicted_drop", "measured_drop"])  # fmt: skip
+        summary["modality_ablation"] = ablation_rows
     plot_missing_rate(curves, out / "missing_rate.png", f"CCC against missing rate ({ref.kind})")
     return summary
+
+
+def _ablation_rows(
+    label: str,
+    per_fold: list[dict[str, list[float]]],
+    names: tuple[str, ...],
+    rate: float,
+    measured_drop: float,
+) -> list[dict[str, Any]]:
+    """Fold-mean ablation table rows of one model; the ``all`` row carries the predicted fall."""
+    from models.ablation import ALL, first_order_drop
+
+    mean = {k: np.mean([f[k] for f in per_fold], axis=0).tolist() for k in per_fold[0]}
+    rows = []
+    for cond, vals in mean.items():
+        row: dict[str, Any] = {
+            "model": label,
+            "condition": cond,
+            **dict(zip(names, vals, strict=False)),
+        }
+        row["mean"] = vals[-1]
+        row["change"] = vals[-1] - mean[ALL][-1]
+        row["predicted_drop"] = first_order_drop(mean, rate) if cond == ALL else ""
+        row["measured_drop"] = measured_drop if cond == ALL else ""
+        rows.append(row)
+    return rows
 
 
 # --------------------------------------------------------------------------- SEE
@@ -364,8 +412,9 @@ def run(args: argparse.Namespace) -> int:
         summary = evaluate_see(cks, ref, args.passes, args.out, args.quiet)
     else:
         summary = evaluate_signals(
-            cks, ref, rates, args.seeds, args.out, args.trajectories, args.quiet
-        )
+            cks, ref, rates, args.seeds, args.out, args.trajectories, args.quiet,
+            args.modality_ablation,
+        )  # fmt: skip
     summary["data"] = str(ref)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     for md in sorted(args.out.glob("*.md")):

@@ -26,6 +26,7 @@ and log-compressed (robust to sensor resolution and event rate).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -94,6 +95,26 @@ class FusionConfig:
 
 
 # --------------------------------------------------------------------------- normalisation
+def batch_size_of(
+    owner: str,
+    keys: Sequence[str],
+    inputs: Mapping[str, torch.Tensor | None],
+    present: Mapping[str, torch.Tensor],
+) -> int:
+    """The batch size of a ``model(inputs, present)`` call, after refusing inputs the model lacks.
+
+    Every signal model takes a modality missing for the whole batch as absent
+    (or None), so the size comes from whichever input or mask is there.
+    """
+    unknown = set(inputs) - set(keys)
+    if unknown:
+        raise ValueError(f"unknown inputs {sorted(unknown)}; {owner} has {list(keys)}")
+    for t in (*present.values(), *inputs.values()):
+        if t is not None:
+            return int(t.shape[0])
+    raise ValueError(f"{owner}.forward needs at least one input or presence mask to know the batch")
+
+
 def normalise_numeric(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, C, T) raw -> (centred shape scaled by the channel-pooled std, per-channel stats (B, 2C)).
 

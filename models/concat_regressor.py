@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from core.prediction import AFFECT_DIMENSIONS
-from models.baselines import NUMERIC, ConcatFusion, FusionConfig
+from models.baselines import NUMERIC, ConcatFusion, FusionConfig, batch_size_of
 from models.losses import mse_pearson_loss
 
 
@@ -106,14 +106,7 @@ class ConcatRegressor(nn.Module):
     ) -> ConcatRegressorOutput:
         f = self.fusion
         present = dict(present or {})
-        unknown = set(inputs) - set(f.keys)
-        if unknown:
-            raise ValueError(f"unknown inputs {sorted(unknown)}; this model has {list(f.keys)}")
-        b = next(
-            (int(t.shape[0]) for t in (*present.values(), *inputs.values()) if t is not None), 0
-        )
-        if b == 0:
-            raise ValueError("ConcatRegressor.forward needs at least one input or presence mask")
+        b = batch_size_of("ConcatRegressor", f.keys, inputs, present)
         ref = f.missing
         feats, aux, masks = [], [], []
         for i, key in enumerate(f.keys):

@@ -11,6 +11,7 @@ the paper leaves open is ours and is listed in ``models/cards/hi_moe.md``.
       -> emotion expert bank: L experts, attention or differential-attention router (eq. 5-6)
       -> mean over the S sub-windows -> one regression head (and one binary head) per dimension
     training: L_emo (masked MSE [+ BCE]) + lambda * cross-modal NT-Xent on Z_m  (eq. 7-8)
+              [+ mu * each present modality's own prediction from its expert-bank output (ours, off by default)]
 
 Missing data never reaches the network: a missing modality's raw input is
 replaced by zeros before its encoder and its encoder output is replaced by the
@@ -323,6 +324,7 @@ class HiMoEOutput:
     gate_weights: torch.Tensor  # (B, M, K): modality expert gates, eq. 2
     router_weights: torch.Tensor  # (B, L): emotion expert weights, eq. 5
     modality_attention: torch.Tensor  # (B, M): fusion weights, eq. 4 (0 where missing)
+    modality_regression: torch.Tensor | None = None  # (B, M, D): each modality alone (aux heads)
     output_names: tuple[str, ...] = ()
     modality_names: tuple[str, ...] = ()
     output_range: tuple[float, float] = (1.0, 9.0)
@@ -356,6 +358,14 @@ class HiMoE(nn.Module):
         )
         self.binary_heads = (
             nn.ModuleList(nn.Linear(d, 1) for _ in cfg.outputs) if cfg.binary_heads else None
+        )
+        # Auxiliary heads (not in the paper): each modality's expert-bank output must predict
+        # the ratings by itself, so every modality keeps a usable representation when the
+        # others drop out; used by the loss only, the fused heads give the answer.
+        self.modality_heads = (
+            nn.ModuleDict({m.name: nn.Linear(d, len(cfg.outputs)) for m in cfg.modalities})
+            if cfg.modality_aux_weight > 0
+            else None
         )
 
     @torch.no_grad()
@@ -431,11 +441,19 @@ class HiMoE(nn.Module):
         pmat = torch.stack([masks[n] for n in cfg.names], dim=1)  # (B, M)
         z, alpha = self.modality_bank(x)
         fused, attn = self.fusion(z, pmat)
+        per_modality = None
+        if self.modality_heads is not None:
+            zm = z.mean(1)  # (B, M, d)
+            per_modality = torch.stack(
+                [self.modality_heads[n](zm[:, i]) for i, n in enumerate(cfg.names)], dim=1
+            )
         e, beta = self.emotion_bank(fused)
         pooled = e.mean(1)
         low, high = cfg.output_range
         raw = torch.cat([head(pooled) for head in self.regression_heads], dim=-1)
         regression = low + (high - low) * torch.sigmoid(raw)
+        if per_modality is not None:
+            per_modality = low + (high - low) * torch.sigmoid(per_modality)
         logits = (
             torch.cat([head(pooled) for head in self.binary_heads], dim=-1)
             if self.binary_heads is not None
@@ -449,6 +467,7 @@ class HiMoE(nn.Module):
             gate_weights=alpha.mean(1),
             router_weights=beta.mean(1),
             modality_attention=attn.mean(1),
+            modality_regression=per_modality,
             output_names=cfg.outputs,
             modality_names=cfg.names,
             output_range=cfg.output_range,
@@ -469,6 +488,7 @@ class HiMoE(nn.Module):
             binary_targets,
             lambda_ntxent=self.config.lambda_ntxent,
             temperature=self.config.temperature,
+            modality_aux_weight=self.config.modality_aux_weight,
         )
 
 
@@ -485,6 +505,7 @@ def hi_moe_loss(
     binary_targets: torch.Tensor | None = None,
     lambda_ntxent: float = 0.1,
     temperature: float = 0.1,
+    modality_aux_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 8: ``L_emo + lambda * L_NT-Xent``, with L_emo = MSE (+ BCE for the binary heads).
 
@@ -492,7 +513,10 @@ def hi_moe_loss(
     one lambda means the same on DEAP and DREAMER. ``label_mask`` (B, D) bool
     drops unlabeled entries (their targets may be NaN); non-finite targets are
     dropped too. Binary targets default to ``binarise(targets)``.
-    Returns the total and its parts (``mse``, ``bce``, ``emo``, ``ntxent``).
+    With ``modality_aux_weight`` mu > 0 and per-modality predictions in the output,
+    ``mu * aux`` is added, aux the same MSE over each present modality's own
+    prediction (part ``aux``).
+    Returns the total and its parts (``mse``, ``bce``, ``emo``, ``ntxent``[, ``aux``]).
     """
     pred = output.regression
     targets = targets.to(pred)
@@ -522,7 +546,16 @@ def hi_moe_loss(
         emo = emo + bce
     ntx = cross_modal_nt_xent(output.embeddings, output.present, temperature)
     parts["emo"], parts["ntxent"] = emo, ntx
-    return emo + lambda_ntxent * ntx, parts
+    total = emo + lambda_ntxent * ntx
+    per_modality = output.modality_regression
+    if modality_aux_weight > 0 and per_modality is not None:
+        present = torch.stack([output.present[n] for n in output.modality_names], dim=1)  # (B, M)
+        wm = w[:, None, :] * present[:, :, None].to(pred.dtype)  # (B, M, D)
+        err = ((per_modality - safe[:, None, :]) / half) ** 2
+        aux = (wm * err).sum() / wm.sum().clamp_min(1.0)
+        parts["aux"] = aux
+        total = total + modality_aux_weight * aux
+    return total, parts
 
 
 # --------------------------------------------------------------------------- missing modalities

@@ -103,6 +103,8 @@ class HiMoEConfig:
     diff_lambda_max: float = 0.8
     mask_missing_in_fusion: bool = True
     proj_dim: int = 0  # 0: NT-Xent on the encoder features themselves (the paper); >0: a projection
+    # > 0: each modality also predicts alone, a loss term only (ours; the card says why)
+    modality_aux_weight: float = 0.0
     dropout: float = 0.1
     temperature: float = 0.1
     lambda_ntxent: float = 0.1
@@ -135,6 +137,8 @@ class HiMoEConfig:
         low, high = self.output_range
         if not high > low:
             raise ValueError(f"output_range {self.output_range} must be (low, high), low < high")
+        if self.modality_aux_weight < 0:
+            raise ValueError(f"modality_aux_weight must be >= 0, got {self.modality_aux_weight}")
         if not 0.0 < self.diff_lambda_init < self.diff_lambda_max < 1.0:
             raise ValueError("need 0 < diff_lambda_init < diff_lambda_max < 1")
 

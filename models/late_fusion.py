@@ -37,7 +37,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.prediction import AFFECT_DIMENSIONS
-from models.baselines import FRAMES, NUMERIC, FrameEncoder, InputLayout, NumericEncoder
+from models.baselines import (
+    FRAMES,
+    NUMERIC,
+    FrameEncoder,
+    InputLayout,
+    NumericEncoder,
+    batch_size_of,
+)
 
 WEIGHTINGS = ("validation", "equal")
 WEIGHT_FLOOR = 1e-4  # a modality that predicts nothing still counts when it is all there is
@@ -146,9 +153,7 @@ class LateFusion(nn.Module):
         self.config = config
         self.branches = nn.ModuleDict({lay.key: Branch(lay, config) for lay in config.layouts})
         # (M, D) weight of each modality's prediction per output; ones = the plain average
-        self.register_buffer(
-            "branch_weights", torch.ones(len(config.layouts), len(config.outputs))
-        )
+        self.register_buffer("branch_weights", torch.ones(len(config.layouts), len(config.outputs)))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
         # checkpoints from before the weights existed were plain averages
@@ -197,16 +202,7 @@ class LateFusion(nn.Module):
         """``inputs[key]`` batches (absent or None: missing for the whole batch); ``present[key]`` (B,)."""
         cfg = self.config
         present = dict(present or {})
-        unknown = set(inputs) - set(cfg.keys)
-        if unknown:
-            raise ValueError(
-                f"unknown modalities {sorted(unknown)}; this model has {list(cfg.keys)}"
-            )
-        b = next(
-            (int(t.shape[0]) for t in (*present.values(), *inputs.values()) if t is not None), 0
-        )
-        if b == 0:
-            raise ValueError("LateFusion.forward needs at least one input or presence mask")
+        b = batch_size_of("LateFusion", cfg.keys, inputs, present)
         ref = next(iter(self.parameters()))
         n = len(cfg.outputs)
         low, high = cfg.output_range

@@ -65,21 +65,29 @@ def predict_signals(
     missing_rate: float = 0.0,
     generator: torch.Generator | None = None,
     batch_size: int = EVAL_BATCH,
+    present: dict[str, bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Regression (N, D) and high probability (N, D) or None, in ``index`` order.
 
     The missing-modality masks are drawn for the whole of ``index`` at once from
     ``generator`` (before batching), so every model evaluated with the same seed
-    sees exactly the same masks.
+    sees exactly the same masks. ``present`` fixes which modalities every window
+    has instead (modalities not named are present); ``missing_rate`` then drops
+    among those.
     """
     model.eval()
-    present = all_present(data, len(index))
+    n = len(index)
+    fixed = present or {}
+    unknown = set(fixed) - set(data.modalities)
+    if unknown:
+        raise ValueError(f"unknown modalities {sorted(unknown)}; the data has {data.modalities}")
+    masks = {m: torch.full((n,), bool(fixed.get(m, True))) for m in data.modalities}
     if missing_rate > 0:
-        present = sample_missing(present, missing_rate, generator)
+        masks = sample_missing(masks, missing_rate, generator)
     regs, probs = [], []
     for i in range(0, len(index), batch_size):
         sl = slice(i, i + batch_size)
-        out = model(signal_inputs(data, index[sl]), {m: p[sl] for m, p in present.items()})
+        out = model(signal_inputs(data, index[sl]), {m: p[sl] for m, p in masks.items()})
         regs.append(out.regression.float().numpy())
         lg = getattr(out, "binary_logits", None)
         if lg is not None:
@@ -153,7 +161,9 @@ class SignalTask:
         idx = self.fold.val
         fit_weights = getattr(model, "fit_branch_weights", None)
         if fit_weights is not None:  # late fusion: weigh modalities by their validation CCC
-            fit_weights(branch_predictions(model, self.data, idx), torch.from_numpy(self.data.y[idx]))
+            fit_weights(
+                branch_predictions(model, self.data, idx), torch.from_numpy(self.data.y[idx])
+            )
         pred, _ = predict_signals(model, self.data, idx, self.missing_rate, gen)
         y = self.data.y[idx]
         return {

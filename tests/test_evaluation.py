@@ -65,6 +65,7 @@ def test_pearson_mae_ccc_against_scipy_and_numpy():
 
 def test_classification_metrics_against_sklearn():
     import sklearn.metrics as skm  # a dev dependency: the reference implementation
+
     rng = np.random.default_rng(1)
     t = rng.integers(0, 7, 300)
     p = np.where(rng.random(300) < 0.6, t, rng.integers(0, 7, 300))
@@ -228,3 +229,41 @@ def test_evaluate_errors(runs, tmp_path, capsys):
         == 2
     )
     assert "no model.safetensors" in capsys.readouterr().err
+
+
+def test_modality_ablation_table(runs, tmp_path):
+    """--modality-ablation: all / without m / only m per model, fold means that match the model
+    run by hand, and the first-order fall those drops predict over the sweep."""
+    from models.datasets import load_signals, parse_data_ref
+    from models.metrics import ccc
+    from models.tasks import signal_inputs
+    from models.zoo import load_checkpoint
+
+    rc = evaluate([str(runs["hm"]), "--data", f"deap:{runs['deap']}", "--missing-rates", "0,0.3",
+                   "--seeds", "1", "--modality-ablation", "--out", str(tmp_path), "--quiet"])  # fmt: skip
+    assert rc == 0
+    rows = read_table(tmp_path / "modality_ablation.csv")
+    data = load_signals(parse_data_ref(f"deap:{runs['deap']}"), 4.0, 2.0)
+    mods = data.modalities
+    assert [r["condition"] for r in rows] == (
+        ["all"] + [f"without {m}" for m in mods] + [f"only {m}" for m in mods]
+    )
+    metrics = read_table(tmp_path / "metrics.csv")
+    assert rows[0]["mean"] == pytest.approx(metrics[-1]["ccc"], abs=1e-9)
+    # "without emg", recomputed from the fold checkpoints directly
+    want = []
+    for f in sorted(runs["hm"].glob("fold_*/model.safetensors")):
+        model, info = load_checkpoint(f)
+        idx = data.select(info["fold"]["test_keys"])
+        n = len(idx)
+        present = {m: torch.full((n,), m != "emg") for m in mods}
+        with torch.no_grad():
+            pred = model.eval()(signal_inputs(data, idx), present).regression.numpy()
+        want.append(np.mean([ccc(data.y[idx][:, d], pred[:, d]) for d in range(pred.shape[1])]))
+    without_emg = next(r for r in rows if r["condition"] == "without emg")
+    assert without_emg["mean"] == pytest.approx(float(np.mean(want)), abs=1e-6)
+    assert without_emg["change"] == pytest.approx(without_emg["mean"] - rows[0]["mean"], abs=1e-9)
+    drops = sum(rows[0]["mean"] - r["mean"] for r in rows if r["condition"].startswith("without"))
+    assert rows[0]["predicted_drop"] == pytest.approx(0.3 * drops, abs=1e-9)
+    summary = read_table(tmp_path / "missing_rate_summary.csv")
+    assert rows[0]["measured_drop"] == pytest.approx(summary[0]["drop"], abs=1e-9)

@@ -462,3 +462,40 @@ def test_safetensors_state_dict_and_json_config_round_trip(tmp_path) -> None:
     save_hi_moe(model, tmp_path / "m.safetensors")
     with torch.no_grad():
         assert_outputs_equal(before, load_hi_moe(tmp_path / "m.safetensors")(x, present))
+
+
+def test_modality_aux_heads_train_each_present_modality_alone() -> None:
+    """``modality_aux_weight`` > 0: each present modality predicts by itself; the loss adds
+    mu times their MSE, missing modalities add nothing, and weight 0 is the paper's model."""
+    assert model_for(HiMoEConfig.simulated(**SMALL)).modality_heads is None
+    cfg = HiMoEConfig.simulated(modality_aux_weight=0.5, **SMALL)
+    model = model_for(cfg).eval()
+    b = 6
+    x = batch(cfg, b)
+    present = random_present(cfg, b, seed=4)
+    present["temp"][:] = False  # one modality missing in every sample
+    out = model(x, present)
+    assert out.modality_regression is not None
+    assert out.modality_regression.shape == (b, len(cfg.modalities), 4)
+    assert bool(((out.modality_regression > 1.0) & (out.modality_regression < 9.0)).all())
+    targets = torch.rand(b, 4, generator=torch.Generator().manual_seed(5)) * 8 + 1
+    total, parts = model.loss(out, targets)
+    pm = torch.stack([present[n] for n in cfg.names], 1)
+    err = ((out.modality_regression - targets[:, None]) / 4.0) ** 2
+    expected_aux = err[pm].mean()
+    assert parts["aux"].item() == pytest.approx(expected_aux.item(), rel=1e-5)
+    base = parts["emo"] + cfg.lambda_ntxent * parts["ntxent"]
+    assert total.item() == pytest.approx((base + 0.5 * parts["aux"]).item(), rel=1e-6)
+    # a missing modality's head gets no gradient from the aux term; a present one does
+    model.zero_grad()
+    parts["aux"].backward()
+    seen = [n for n in cfg.names if bool(present[n].any())]
+    grad = model.modality_heads["temp"].weight.grad
+    assert grad is None or float(grad.abs().sum()) == 0.0
+    assert seen and all(float(model.modality_heads[n].weight.grad.abs().sum()) > 0 for n in seen)
+    # the heads only add a loss term: the fused answer is the same function of the inputs
+    plain = model_for(HiMoEConfig.simulated(**SMALL)).eval()
+    plain.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith("modality_heads.")}
+    )
+    assert torch.equal(plain(x, present).regression, out.regression)
