@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from app.config import ConfigError
+from core.scheduler import BindingError
 from drivers.base import DriverError
 
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"affectlab: config error: {exc}", file=sys.stderr)
         return 2
-    except DriverError as exc:  # a missing device or file: a message, not a traceback
+    except (DriverError, BindingError) as exc:  # a missing device, a stream a model cannot take
         print(f"affectlab: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

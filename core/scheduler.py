@@ -166,16 +166,27 @@ class Aligner:
                     ),
                     None,
                 )
-            if name is not None and isinstance(spec, NumericInput) and spec.channels:
-                have = self.sources[name].spec.channel_names
-                absent = [c for c in spec.channels if c not in have]
-                if absent:
-                    raise BindingError(
-                        f"model {model.model!r} input {key!r} needs channels {absent} "
-                        f"that stream {name!r} does not have"
-                    )
+            if name is not None and isinstance(spec, NumericInput):
+                self._check_channels(model.model, key, spec, name)
             bound[key] = name
         return bound
+
+    def _check_channels(self, model: str, key: str, spec: NumericInput, stream: str) -> None:
+        have = self.sources[stream].spec.channel_names
+        absent = [c for c in spec.channels if c not in have]
+        if absent:
+            raise BindingError(
+                f"model {model!r} input {key!r} needs channels {absent} "
+                f"that stream {stream!r} does not have"
+            )
+        count = len(spec.channels) if spec.channels else len(have)
+        if spec.n_channels and count != spec.n_channels:
+            raise BindingError(
+                f"model {model!r} input {key!r} takes {spec.n_channels} channel(s), but stream "
+                f"{stream!r} has {count} ({', '.join(have)}); choose the channels in that "
+                f"source's config, e.g. channels = {{ {spec.modality.lower()} = [...] }} for "
+                f"BrainFlow, or bind the input to another stream"
+            )
 
     # ------------------------------------------------------------ cutting
     def cut(self, model: str, t_end: float) -> Window:

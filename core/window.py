@@ -33,13 +33,17 @@ class EventRepresentation(StrEnum):
 class NumericInput:
     """A sampled stream resampled to ``rate`` Hz over the last ``window_s`` seconds.
 
-    Delivered as float32 ``(channels, round(window_s * rate))``.
+    Delivered as float32 ``(channels, round(window_s * rate))``. ``n_channels``
+    > 0 is how many channels the model's weights take: binding a stream with
+    another count is refused when the session starts, instead of every window
+    failing in the worker.
     """
 
     modality: Modality
     window_s: float
     rate: float
     channels: tuple[str, ...] = ()  # empty: all channels, in stream order
+    n_channels: int = 0  # 0: any count
 
 
 @dataclass(frozen=True)

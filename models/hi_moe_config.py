@@ -211,7 +211,9 @@ class HiMoEConfig:
                     Modality(m.modality), m.duration_s, m.samples, m.frame_shape
                 )
             else:
-                inputs[m.name] = NumericInput(Modality(m.modality), m.duration_s, m.rate)
+                inputs[m.name] = NumericInput(
+                    Modality(m.modality), m.duration_s, m.rate, n_channels=m.channels
+                )
         return ModelInputs(model, inputs, hop_s, allowed_lateness_s, stale_after_s)
 
     # ----------------------------------------------------------------- JSON

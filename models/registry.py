@@ -69,12 +69,12 @@ def concat_fusion_sim_inputs(name: str = CONCAT_FUSION_SIM) -> ModelInputs:
     return ModelInputs(
         model=name,
         inputs={
-            "eeg": NumericInput(Modality.EEG, 4.0, 64.0, DEAP_EEG_CHANNELS),
-            "ecg": NumericInput(Modality.ECG, 4.0, 64.0),
-            "ppg": NumericInput(Modality.PPG, 4.0, 32.0),
-            "eda": NumericInput(Modality.EDA, 4.0, 8.0),
-            "resp": NumericInput(Modality.RESP, 4.0, 8.0),
-            "temp": NumericInput(Modality.TEMP, 4.0, 2.0),
+            "eeg": NumericInput(Modality.EEG, 4.0, 64.0, DEAP_EEG_CHANNELS, 32),
+            "ecg": NumericInput(Modality.ECG, 4.0, 64.0, n_channels=1),
+            "ppg": NumericInput(Modality.PPG, 4.0, 32.0, n_channels=1),
+            "eda": NumericInput(Modality.EDA, 4.0, 8.0, n_channels=1),
+            "resp": NumericInput(Modality.RESP, 4.0, 8.0, n_channels=1),
+            "temp": NumericInput(Modality.TEMP, 4.0, 2.0, n_channels=1),
             "frames": FrameInput(Modality.FRAMES, 0.5, 4, (48, 64)),
             "events": EventInput(
                 Modality.EVENTS, 0.5, 4, 0.125, (48, 64), EventRepresentation.COUNT

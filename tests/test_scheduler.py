@@ -100,6 +100,21 @@ def test_channel_selection_and_unknown_channel():
         Aligner([model(eeg=bad)], {"eeg": src}, VirtualClock())
 
 
+def test_channel_count_is_checked_when_binding():
+    """A model that takes n channels refuses a stream with another count when the session
+    starts (before: every window failed in the worker); a selection of n channels passes."""
+    src = numeric_source("ppg", Modality.PPG, 100.0, channels=3)
+    one = NumericInput(Modality.PPG, 1.0, 100.0, n_channels=1)
+    with pytest.raises(BindingError, match=r"takes 1 channel\(s\), but stream 'ppg' has 3"):
+        Aligner([model(ppg=one)], {"ppg": src}, VirtualClock())
+    picked = NumericInput(Modality.PPG, 1.0, 100.0, channels=("c1",), n_channels=1)
+    write_ramp(src, 0.0, 3.0, 100.0)
+    x = Aligner([model(ppg=picked)], {"ppg": src}, VirtualClock()).cut("m", 2.0).inputs["ppg"].data
+    assert x.shape == (1, 100)
+    three = NumericInput(Modality.PPG, 1.0, 100.0, n_channels=3)
+    assert Aligner([model(ppg=three)], {"ppg": src}, VirtualClock()).bound["m"]["ppg"] == "ppg"
+
+
 # ---------------------------------------------------------------- masks
 def test_masks_when_a_stream_stops():
     eeg = numeric_source("eeg", Modality.EEG, 100.0)

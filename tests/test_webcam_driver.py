@@ -250,3 +250,22 @@ def test_shipped_brainflow_webcam_config_runs_both_models(tmp_path):
     rows = list(csv.DictReader(preds.open()))
     assert sum(r["model"] == "mco-e-net-lite-sim" and r["p_neutral"] != "" for r in rows) > 3
     assert sum(r["model"] == "hi-moe-sim" and r["arousal"] != "" for r in rows) > 3
+
+
+def test_a_stream_with_the_wrong_channel_count_is_refused_at_start(tmp_path, capsys):
+    """Without `channels = { ppg = [24] }` the synthetic board's PPG has two channels and the
+    demo Hi-MoE takes one: `affectlab run` says so and exits 1 before the session runs."""
+    from app.cli import main as cli_main
+
+    path = Path(__file__).resolve().parents[1] / "app" / "configs" / "brainflow_webcam.toml"
+    text = path.read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("channels = { ppg"))
+    video, _ = _face_video(tmp_path / "face.mkv", 10)
+    text = text.replace("device = 0 ", f'file = "{video}"\nloop = true  ', 1)
+    config = tmp_path / "session.toml"
+    config.write_text(text.replace(line, ""))
+    rc = cli_main(["run", "--config", str(config), "--headless", "--duration", "2", "--no-lsl",
+                   "--quiet"])  # fmt: skip
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "'hi-moe-sim' input 'ppg' takes 1 channel(s), but stream 'board-ppg' has 2" in err

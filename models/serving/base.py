@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ def _spec_to_dict(spec: InputSpec) -> dict[str, Any]:
             "window_s": spec.window_s,
             "rate": spec.rate,
             "channels": list(spec.channels),
+            "n_channels": spec.n_channels,
         }
     if isinstance(spec, FrameInput):
         return {
@@ -77,7 +78,11 @@ def _spec_from_dict(d: dict[str, Any]) -> InputSpec:
     modality = Modality(d["modality"])
     if kind == "numeric":
         return NumericInput(
-            modality, float(d["window_s"]), float(d["rate"]), tuple(d.get("channels", ()))
+            modality,
+            float(d["window_s"]),
+            float(d["rate"]),
+            tuple(d.get("channels", ())),
+            int(d.get("n_channels", 0)),
         )
     if kind == "frames":
         return FrameInput(modality, float(d["window_s"]), int(d["count"]), tuple(d["size"]))
@@ -220,6 +225,19 @@ class Runner:
             "path": str(self.path) if self.path else None,
             "device": self.device,
         }
+
+
+def with_channel_counts(inputs: ModelInputs, counts: dict[str, int]) -> ModelInputs:
+    """``inputs`` with each numeric input's ``n_channels`` set from the model's weights, so
+    the aligner refuses a stream with another count when the session starts (files saved
+    before ``n_channels`` existed do not carry it)."""
+    specs = {
+        key: replace(spec, n_channels=counts[key])
+        if isinstance(spec, NumericInput) and key in counts
+        else spec
+        for key, spec in inputs.inputs.items()
+    }
+    return replace(inputs, inputs=specs)
 
 
 @dataclass(frozen=True)

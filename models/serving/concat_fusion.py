@@ -22,7 +22,7 @@ from core.window import (
     Window,
 )
 from models.baselines import EVENTS, FRAMES, NUMERIC, ConcatFusion, FusionConfig, InputLayout
-from models.serving.base import Family, Runner, window_array
+from models.serving.base import Family, Runner, window_array, with_channel_counts
 
 #: the flat column names every ConcatFusion runner fills, in order
 OUTPUTS: tuple[str, ...] = (*AFFECT_DIMENSIONS, *(f"p_{e}" for e in EXPRESSIONS))
@@ -66,6 +66,8 @@ class TorchRunner(Runner):
     def __init__(self, model: ConcatFusion, *args, **kwargs) -> None:
         super().__init__(model, *args, **kwargs)
         self._layouts = {lay.key: lay for lay in model.config.layouts}
+        counts = {k: lay.shape[0] for k, lay in self._layouts.items() if lay.kind == NUMERIC}
+        self.inputs = with_channel_counts(self.inputs, counts)
         self._keys = model.keys
 
     def prepare(self, window: Window) -> Prepared:

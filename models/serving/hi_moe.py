@@ -16,7 +16,7 @@ from core.prediction import AFFECT_DIMENSIONS, ModelOutput
 from core.window import FrameInput, ModelInputs, NumericInput, Window
 from models.hi_moe import HiMoE, HiMoEConfig
 from models.hi_moe_config import FRAMES
-from models.serving.base import Family, Runner, floats, window_array
+from models.serving.base import Family, Runner, floats, window_array, with_channel_counts
 
 
 @dataclass
@@ -38,6 +38,8 @@ class HiMoERunner(Runner):
     def __init__(self, model: HiMoE, *args, **kwargs) -> None:
         super().__init__(model, *args, **kwargs)
         self.config: HiMoEConfig = model.config
+        counts = {m.name: m.channels for m in self.config.modalities if m.kind != FRAMES}
+        self.inputs = with_channel_counts(self.inputs, counts)
         self.outputs = tuple(self.config.outputs)
 
     def prepare(self, window: Window) -> HiMoEPrepared:
