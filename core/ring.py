@@ -64,7 +64,7 @@ class Ring:
         if n == 0:
             return
         data = np.asarray(data)
-        if data.shape[0] != n or data.shape[1:] != self.item_shape:
+        if data.ndim == 0 or data.shape[0] != n or data.shape[1:] != self.item_shape:
             raise ValueError(
                 f"ring expects ({n}, {', '.join(map(str, self.item_shape))}) items, "
                 f"got {data.shape}"

@@ -391,6 +391,8 @@ def test_shape_errors_raise_value_error() -> None:
         ring.write(np.zeros(4), stamps(0, 4))  # missing channel axis
     with pytest.raises(ValueError):
         ring.write(np.zeros((4, 3, 1)), stamps(0, 4))
+    with pytest.raises(ValueError, match="ring expects"):
+        Ring(10, ()).write(np.float64(1.0), stamps(0, 1))  # a 0-d scalar, not a chunk of one
     assert ring.head == 0  # nothing half-written
     events = Ring(10, (), EVENT_DTYPE)
     with pytest.raises(ValueError):
