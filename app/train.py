@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
     p.add_argument(
+        "--weight-decay", type=float, default=None, metavar="WD", help="default: the recipe's"
+    )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        metavar="D",
+        help="keep an exponential moving average of the weights (e.g. 0.998; 0 = off; "
+        "default: the recipe's)",
+    )
+    p.add_argument(
         "--missing-rate",
         type=float,
         default=0.0,
@@ -264,7 +275,12 @@ def train_fold(
 
 def _recipe(recipe: Any, args: argparse.Namespace) -> Any:
     return recipe.with_(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        weight_decay=args.weight_decay,
+        ema_decay=args.ema_decay,
     )
 
 
@@ -321,6 +337,10 @@ def run(args: argparse.Namespace) -> int:
         v = getattr(args, flag)
         if v is not None and v < (2 if flag == "folds" else 1):
             raise UsageError(f"--{flag.replace('_', '-')} {v}: too small")
+    if args.weight_decay is not None and args.weight_decay < 0:
+        raise UsageError(f"--weight-decay {args.weight_decay}: must be >= 0")
+    if args.ema_decay is not None and not 0.0 <= args.ema_decay < 1.0:
+        raise UsageError(f"--ema-decay {args.ema_decay}: must lie in [0, 1)")
     if args.out.exists() and any(args.out.iterdir()) and not args.resume:
         raise UsageError(
             f"{args.out}: exists and is not empty; pass --resume to continue it or choose another --out"

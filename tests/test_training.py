@@ -172,6 +172,26 @@ def test_resume_gives_the_uninterrupted_weights(sim, tmp_path, model):
     assert _run(model, data, tmp_path / "cut", *args[:-1], "2", "--resume") == 2
 
 
+def test_recipe_overrides_weight_decay_and_ema(sim, tmp_path):
+    """--weight-decay and --ema-decay change the recipe any model trains with: recorded in
+    model.json, EMA weights carried in last.safetensors and kept as the model."""
+    data = f"deap:{sim['deap']}"
+    args = ("--protocol", "holdout", "--epochs", "1", "--seed", "3")
+    assert _run("hi-moe", data, tmp_path / "plain", *args) == 0
+    assert _run("hi-moe", data, tmp_path / "ema", *args, "--ema-decay", "0.99",
+                "--weight-decay", "0.01") == 0  # fmt: skip
+    info = json.loads((tmp_path / "ema" / "fold_00" / "model.json").read_text())
+    assert info["recipe"]["ema_decay"] == 0.99 and info["recipe"]["weight_decay"] == 0.01
+    last = _weights(tmp_path / "ema" / "fold_00" / "last.safetensors")
+    assert any(k.startswith("ema.") for k in last)
+    kept = _weights(tmp_path / "ema" / "fold_00" / "model.safetensors")
+    assert all(torch.equal(kept[k], last[f"ema.{k}"]) for k in kept)
+    plain = _weights(tmp_path / "plain" / "fold_00" / "model.safetensors")
+    assert not any(k.startswith("ema.") for k in _weights(tmp_path / "plain" / "fold_00" / "last.safetensors"))
+    assert any(not torch.equal(plain[k], kept[k]) for k in plain)
+    assert _run("hi-moe", data, tmp_path / "bad", *args, "--ema-decay", "1.5") == 2
+
+
 def test_optimizer_state_round_trips_through_flat_tensors():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
