@@ -94,7 +94,7 @@ def predict(model, data: WindowSet, rate: float = 0.0, seed: int = MASK_SEED, ke
     masks for a seed), with ``keep`` only those modalities present."""
     import torch
 
-    from models.hi_moe import sample_missing
+    from models.hi_moe_loss import sample_missing
 
     model.eval()
     idx_all = np.arange(len(data))
@@ -140,7 +140,7 @@ class HiMoEWindowsTask:
     def batches(self, epoch_seed: int) -> Iterator[dict[str, Any]]:
         import torch
 
-        from models.hi_moe import sample_missing
+        from models.hi_moe_loss import sample_missing
         from models.tasks import batch_order
 
         rng = np.random.default_rng(epoch_seed)

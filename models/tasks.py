@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from models.datasets import Fold, SeeData, SignalData
-from models.hi_moe import sample_missing
+from models.hi_moe_loss import sample_missing
 from models.metrics import accuracy, ccc, uar
 from models.zoo import Recipe, see_loss, signal_loss
 
