@@ -38,7 +38,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,27 +58,28 @@ from recordings.manifest import (
     software_versions,
     write_manifest,
 )
+from recordings.taps import (
+    FRAME_TIMES_SUFFIX,
+    PREDICTION_STREAM_PREFIX,
+    PREDICTION_TYPE,
+    PredictionTap,
+    StreamTap,
+    is_string,
+    prediction_channel,
+    spec_fields,
+    stream_kind,
+    xdf_type,
+)
 from recordings.xdf_writer import XdfStreamInfo, XdfWriter, xdf_format
 
 log = logging.getLogger(__name__)
 
-PREDICTION_STREAM_PREFIX = "affectlab-predictions"
-PREDICTION_TYPE = "Emotion"
-FRAME_TIMES_SUFFIX = "-frame-times"
 #: refuse to start with less free space than this (bytes)
 MIN_FREE_BYTES = 128 * 1024 * 1024
 #: stop recording when less than this is left on the disk, or when a file comes this close
 #: to the process's file-size limit: dv-processing's writer thread aborts the whole process
 #: on a failed write (measured with 2.0.4), so the recorder must stop before the disk does
 RESERVE_BYTES = 64 * 1024 * 1024
-
-#: XDF stream types for our modalities where LSL's usual spelling differs
-XDF_TYPES = {Modality.MARKERS: "Markers", Modality.PREDICTIONS: PREDICTION_TYPE}
-
-
-def xdf_type(modality: Modality) -> str:
-    return XDF_TYPES.get(modality, str(modality))
-
 
 @dataclass
 class RecordedDriver:
@@ -87,57 +88,6 @@ class RecordedDriver:
     name: str
     specs: list[StreamSpec]
     rings: dict[str, Ring]
-
-
-@dataclass
-class _Tap:
-    """One recorded stream: where its items come from and where they go."""
-
-    spec: StreamSpec
-    reader: RingReader
-    kind: str  # numeric | events | frames | markers
-    file: str
-    start: int = 0  # ring index of the first item recorded
-    xdf_id: int | None = None
-    aedat: Any = None  # recordings.aedat.AedatStreams
-    video: Any = None  # recordings.video.VideoStream
-    count: int = 0
-    lost: int = 0
-    first_t: float = math.nan
-    last_t: float = math.nan
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def account(self, ts: np.ndarray) -> None:
-        if len(ts):
-            if self.count == 0:
-                self.first_t = float(ts[0])
-            self.count += len(ts)
-            self.last_t = float(ts[-1])
-
-
-@dataclass
-class _PredictionTap:
-    model: str
-    channels: list[str]
-    xdf_id: int
-    count: int = 0
-    first_t: float = math.nan
-    last_t: float = math.nan
-
-
-def stream_kind(spec: StreamSpec) -> str:
-    """The manifest's kind: numeric, events, frames or markers (string values)."""
-    if spec.kind is RingKind.EVENTS:
-        return "events"
-    if spec.kind is RingKind.FRAMES:
-        return "frames"
-    if spec.modality is Modality.MARKERS or np.dtype(spec.dtype) == np.dtype(object):
-        return "markers"
-    return "numeric"
-
-
-def _is_string(spec: StreamSpec) -> bool:
-    return spec.dtype in ("object", "str", "string") or np.dtype(spec.dtype) == np.dtype(object)
 
 
 def check_folder(folder: Path) -> Path:
@@ -209,8 +159,8 @@ class SessionRecorder:
         self.unix_minus_lsl = 0.0
         self.unix_minus_lsl_us = 0
         self._created = _dt.datetime.now(_dt.UTC)
-        self._taps: list[_Tap] = []
-        self._pred_taps: dict[str, _PredictionTap] = {}
+        self._taps: list[StreamTap] = []
+        self._pred_taps: dict[str, PredictionTap] = {}
         self._aedat: dict[str, Any] = {}  # file name -> AedatStreams
         self._videos: list[Any] = []
         self._xdf: XdfWriter | None = None
@@ -328,14 +278,14 @@ class SessionRecorder:
             for spec in driver.specs:
                 reader = driver.rings[spec.name].reader()  # from the head: recording starts now
                 if spec in aedat_specs:
-                    tap = _Tap(spec, reader, stream_kind(spec), aedat_file, aedat=aedat)
+                    tap = StreamTap(spec, reader, stream_kind(spec), aedat_file, aedat=aedat)
                     tap.extra["aedat_stream"] = aedat.dv_names[spec.name]
                 elif spec.kind is RingKind.FRAMES:
                     tap = self._video_tap(spec, reader)
                 elif spec.kind is RingKind.EVENTS:
                     raise ValueError(f"stream {spec.name!r}: events outside an event camera's driver")
                 else:
-                    tap = _Tap(spec, reader, stream_kind(spec), XDF_FILE)
+                    tap = StreamTap(spec, reader, stream_kind(spec), XDF_FILE)
                     tap.xdf_id = self._xdf.add_stream(self._xdf_info(spec), self._now())
                 tap.start = reader.cursor
                 self._taps.append(tap)
@@ -348,20 +298,20 @@ class SessionRecorder:
                 nominal_srate=0.0,
                 channel_format="double64",
                 source_id=f"affectlab-model-{runner.name}",
-                channels=[_prediction_channel(c) for c in channels],
+                channels=[prediction_channel(c) for c in channels],
                 extra={"affectlab": {"modality": str(Modality.PREDICTIONS), "model": runner.name}},
             )
             sid = self._xdf.add_stream(info, self._now())
-            self._pred_taps[runner.name] = _PredictionTap(runner.name, channels, sid)
+            self._pred_taps[runner.name] = PredictionTap(runner.name, channels, sid)
         self._xdf.clock_offsets(self._now())
 
-    def _video_tap(self, spec: StreamSpec, reader: RingReader) -> _Tap:
+    def _video_tap(self, spec: StreamSpec, reader: RingReader) -> StreamTap:
         from recordings.video import VideoStream  # OpenCV loads here
 
         file = f"{_safe(spec.name)}.mkv"
         video = VideoStream(self.folder / file, spec)
         self._videos.append(video)
-        tap = _Tap(spec, reader, "frames", file, video=video)
+        tap = StreamTap(spec, reader, "frames", file, video=video)
         times = XdfStreamInfo(
             name=spec.name + FRAME_TIMES_SUFFIX,
             type="FrameTimes",
@@ -370,7 +320,7 @@ class SessionRecorder:
             channel_format="int64",
             source_id=f"{spec.source or 'affectlab'}/{spec.name}{FRAME_TIMES_SUFFIX}",
             channels=[{"label": "frame", "unit": "index", "type": "FrameIndex"}],
-            extra={"affectlab": {"frame_stream": spec.name, "video": file, **_spec_fields(spec)}},
+            extra={"affectlab": {"frame_stream": spec.name, "video": file, **spec_fields(spec)}},
         )
         assert self._xdf is not None
         tap.xdf_id = self._xdf.add_stream(times, self._now())
@@ -380,7 +330,7 @@ class SessionRecorder:
         return tap
 
     def _xdf_info(self, spec: StreamSpec) -> XdfStreamInfo:
-        fmt, _ = xdf_format("object" if _is_string(spec) else spec.dtype)
+        fmt, _ = xdf_format("object" if is_string(spec) else spec.dtype)
         n = max(1, spec.n_channels)
         labels = list(spec.channel_names) or [f"ch{i}" for i in range(n)]
         units = list(spec.units) or [""] * n
@@ -395,7 +345,7 @@ class SessionRecorder:
                 {"label": lab, "unit": unit, "type": xdf_type(spec.modality)}
                 for lab, unit in zip(labels, units, strict=True)
             ],
-            extra={"affectlab": _spec_fields(spec)},
+            extra={"affectlab": spec_fields(spec)},
         )
 
     def _close_files(self, clean: bool) -> None:
@@ -539,7 +489,7 @@ class SessionRecorder:
             tap.account(chunk.ts)
         self._write_predictions()
 
-    def _write(self, tap: _Tap, data: np.ndarray, ts: np.ndarray) -> None:
+    def _write(self, tap: StreamTap, data: np.ndarray, ts: np.ndarray) -> None:
         if tap.aedat is not None:
             try:
                 tap.aedat.write(tap.spec.name, data, ts)
@@ -590,50 +540,8 @@ class SessionRecorder:
 
     # ------------------------------------------------------------ manifest
     def manifest(self) -> dict[str, Any]:
-        streams: list[dict[str, Any]] = []
-        for tap in self._taps:
-            spec = tap.spec
-            entry = {
-                "name": spec.name,
-                "modality": str(spec.modality),
-                "kind": tap.kind,
-                "file": tap.file,
-                "xdf_stream_id": tap.xdf_id,
-                "channels": list(spec.channel_names),
-                "units": list(spec.units),
-                "nominal_rate": spec.nominal_rate,
-                "dtype": spec.dtype,
-                "frame_shape": list(spec.frame_shape) if spec.frame_shape else None,
-                "source": spec.source,
-                "metadata": dict(spec.metadata),
-                "count": tap.count,
-                "lost": tap.lost,
-                "first_t": tap.first_t,
-                "last_t": tap.last_t,
-            }
-            entry.update(tap.extra)
-            streams.append(entry)
-        for p in self._pred_taps.values():
-            streams.append(
-                {
-                    "name": self._pred_name(p.model),
-                    "modality": str(Modality.PREDICTIONS),
-                    "kind": "numeric",
-                    "file": XDF_FILE,
-                    "xdf_stream_id": p.xdf_id,
-                    "channels": list(p.channels),
-                    "units": [_prediction_channel(c)["unit"] for c in p.channels],
-                    "nominal_rate": 0.0,
-                    "dtype": "float64",
-                    "frame_shape": None,
-                    "source": f"model:{p.model}",
-                    "metadata": {"model": p.model},
-                    "count": p.count,
-                    "lost": 0,
-                    "first_t": p.first_t,
-                    "last_t": p.last_t,
-                }
-            )
+        streams = [tap.manifest_entry() for tap in self._taps]
+        streams += [p.manifest_entry(self._pred_name(p.model)) for p in self._pred_taps.values()]
         files = {name: {"bytes": size} for name, size in sorted(self.bytes_per_file.items())}
         return {
             "format": FORMAT,
@@ -660,30 +568,6 @@ def _file_size_limit() -> int | None:
         return None
     soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
     return None if soft == resource.RLIM_INFINITY else int(soft)
-
-
-def _spec_fields(spec: StreamSpec) -> dict[str, Any]:
-    """The StreamSpec for an XDF header's desc/affectlab (metadata as JSON text)."""
-    import json
-
-    d = spec.to_dict()
-    return {
-        "name": d["name"],
-        "modality": d["modality"],
-        "nominal_rate": d["nominal_rate"],
-        "dtype": d["dtype"],
-        "frame_shape": json.dumps(d["frame_shape"]),
-        "source": d["source"],
-        "metadata": json.dumps(d["metadata"], default=str),
-    }
-
-
-def _prediction_channel(column: str) -> dict[str, str]:
-    if column.startswith("p_"):
-        return {"label": column, "unit": "probability", "type": "expression"}
-    if column in ("valence", "arousal", "dominance", "liking"):
-        return {"label": column, "unit": "SAM 1-9", "type": column}
-    return {"label": column, "unit": "", "type": column}
 
 
 def _number(v: object) -> float:

@@ -26,13 +26,12 @@ import numpy as np
 
 from core.streams import EVENT_DTYPE, Modality, RingKind, StreamSpec
 from drivers.lsl_streams import TYPE_MODALITIES
+from recordings.manifest import MANIFEST, XDF_FILE
+from recordings.taps import FRAME_TIMES_SUFFIX
 from recordings.xdf_reader import XdfError, XdfFile, XdfStream, load_xdf
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-XDF_FILE = "streams.xdf"
-FRAME_TIMES_SUFFIX = "-frame-times"
 
 
 
