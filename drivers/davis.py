@@ -65,10 +65,9 @@ from core.clock import UnixClockMapper, lsl_now
 from core.ring import Ring, ring_for
 from core.streams import EVENT_DTYPE, Modality, StreamSpec
 from drivers.base import Driver, DriverError
+from drivers.davis_streams import stream_specs
 from drivers.dv_data import (
     AVAILABLE,
-    IMU_CHANNELS,
-    IMU_UNITS,
     IS_TYPE,
     KINDS,
     READ,
@@ -319,7 +318,6 @@ class DavisDriver(Driver):
     # ------------------------------------------------------------ specs and rings
     def _specs(self, name: str, max_event_rate: float) -> list[StreamSpec]:
         W, H = self.resolution
-        h, w = self.shape
         meta: dict[str, Any] = {
             "input": self.input,
             "where": self.where,
@@ -329,71 +327,16 @@ class DavisDriver(Driver):
         }
         if self.roi is not None:
             meta["roi"] = self.roi.as_list()
-        src = f"{SOURCE}:{self.input}:{self.where}"
-        specs = []
-        for kind in self.kinds:
-            stream = self.stream[kind]
-            if kind == "events":
-                specs.append(
-                    StreamSpec(
-                        name=stream,
-                        modality=Modality.EVENTS,
-                        nominal_rate=0.0,
-                        dtype=str(EVENT_DTYPE),
-                        frame_shape=(h, w),
-                        source=src,
-                        metadata={
-                            **meta,
-                            "width": w,
-                            "height": h,
-                            "polarity": "1 = ON, 0 = OFF",
-                            "noise_filter_ms": self.noise_filter_ms,
-                            "ring_capacity": self.event_capacity,
-                            "max_event_rate": max_event_rate,
-                        },
-                    )
-                )
-            elif kind == "frames":
-                specs.append(
-                    StreamSpec(
-                        name=stream,
-                        modality=Modality.FRAMES,
-                        nominal_rate=self.frame_rate,
-                        dtype="uint8",
-                        frame_shape=(h, w),
-                        source=src,
-                        metadata={**meta, "width": w, "height": h, "color": "gray"},
-                    )
-                )
-            elif kind == "imu":
-                specs.append(
-                    StreamSpec(
-                        name=stream,
-                        modality=Modality.IMU,
-                        nominal_rate=0.0,
-                        channel_names=IMU_CHANNELS,
-                        units=IMU_UNITS,
-                        dtype="float32",
-                        source=src,
-                        metadata=meta,
-                    )
-                )
-            else:
-                specs.append(
-                    StreamSpec(
-                        name=stream,
-                        modality=Modality.TRIGGERS,
-                        nominal_rate=0.0,
-                        channel_names=("type",),
-                        dtype="float32",
-                        source=src,
-                        metadata={
-                            **meta,
-                            "codes": {t.name: int(t) for t in dv.TriggerType.__members__.values()},
-                        },
-                    )
-                )
-        return specs
+        return stream_specs(
+            self.stream,
+            f"{SOURCE}:{self.input}:{self.where}",
+            meta,
+            self.shape,
+            frame_rate=self.frame_rate,
+            noise_filter_ms=self.noise_filter_ms,
+            event_capacity=self.event_capacity,
+            max_event_rate=max_event_rate,
+        )
 
     def _make_ring(self, spec: StreamSpec, seconds: float) -> Ring:
         if spec.modality is Modality.EVENTS:
