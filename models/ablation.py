@@ -24,10 +24,13 @@ ALL = "all"
 
 
 def conditions(modalities: Sequence[str]) -> list[tuple[str, dict[str, bool]]]:
-    """``all``, then ``without <m>`` and ``only <m>`` for every modality, as presence maps."""
+    """``all``, then ``without <m>`` and ``only <m>`` for every modality, as presence maps.
+
+    With two modalities "only a" is "without b", so the "only" rows are left out.
+    """
     out = [(ALL, {m: True for m in modalities})]
     out += [(f"without {m}", {n: n != m for n in modalities}) for m in modalities]
-    if len(modalities) > 1:
+    if len(modalities) > 2:
         out += [(f"only {m}", {n: n == m for n in modalities}) for m in modalities]
     return out
 

@@ -267,3 +267,15 @@ def test_modality_ablation_table(runs, tmp_path):
     assert rows[0]["predicted_drop"] == pytest.approx(0.3 * drops, abs=1e-9)
     summary = read_table(tmp_path / "missing_rate_summary.csv")
     assert rows[0]["measured_drop"] == pytest.approx(summary[0]["drop"], abs=1e-9)
+
+
+def test_ablation_conditions_are_presence_maps():
+    from models.ablation import conditions
+
+    three = dict(conditions(["eeg", "ecg", "eda"]))
+    assert list(three) == ["all", "without eeg", "without ecg", "without eda",
+                           "only eeg", "only ecg", "only eda"]  # fmt: skip
+    assert three["without ecg"] == {"eeg": True, "ecg": False, "eda": True}
+    assert three["only eda"] == {"eeg": False, "ecg": False, "eda": True}
+    # two modalities: "only eeg" would repeat "without ecg"
+    assert [c for c, _ in conditions(["eeg", "ecg"])] == ["all", "without eeg", "without ecg"]
