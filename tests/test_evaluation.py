@@ -213,6 +213,9 @@ def test_evaluate_see_per_lighting(runs, tmp_path):
 def test_evaluate_errors(runs, tmp_path, capsys):
     assert evaluate([str(runs["hm"]), "--data", f"see:{runs['see']}", "--out", str(tmp_path)]) == 2
     assert "hi-moe is evaluated on deap or dreamer, not see" in capsys.readouterr().err
+    assert evaluate([str(runs["see_run"]), "--data", f"see:{runs['see']}", "--modality-ablation",
+                     "--out", str(tmp_path)]) == 2  # fmt: skip
+    assert "--modality-ablation applies to deap and dreamer" in capsys.readouterr().err
     assert (
         evaluate([str(tmp_path / "none"), "--data", f"deap:{runs['deap']}", "--out", str(tmp_path)])
         == 2
