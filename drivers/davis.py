@@ -65,6 +65,7 @@ from core.clock import UnixClockMapper, lsl_now
 from core.ring import Ring, ring_for
 from core.streams import EVENT_DTYPE, Modality, StreamSpec
 from drivers.base import Driver, DriverError
+from drivers.davis_file import next_batch, open_recording
 from drivers.davis_streams import stream_specs
 from drivers.dv_data import (
     AVAILABLE,
@@ -269,12 +270,7 @@ class DavisDriver(Driver):
 
     def _open_recording(self) -> Any:
         assert self.file is not None
-        if not self.file.is_file():
-            raise DriverError(f"AEDAT4 file not found: {self.file}")
-        try:
-            return dv.io.MonoCameraRecording(str(self.file))
-        except RuntimeError as exc:
-            raise DriverError(f"cannot read AEDAT4 file {self.file}: {dv_error_text(exc)}") from exc
+        return open_recording(self.file)
 
     def _probe_file(self) -> tuple[list[str], tuple[int, int]]:
         rec = self._open_recording()
@@ -538,25 +534,9 @@ class DavisDriver(Driver):
                 t.on_disconnect(f"end of AEDAT4 file {self.file}")
 
     def _queue_next(self, rec: Any, kind: str, pending: dict[str, tuple[int, Any]]) -> None:
-        """The kind's next non-empty batch with its newest stamp; nothing at the stream's end."""
-        read = getattr(rec, READ[kind])
-        name = self._file_streams[kind]
-        while True:
-            item = read(name)
-            if item is None:
-                return
-            if kind == "events":
-                if item.isEmpty():
-                    continue
-                newest = int(item.getHighestTime())
-            elif kind == "frames":
-                newest = int(item.timestamp)
-            else:
-                if len(item) == 0:
-                    continue
-                newest = int(item[-1].timestamp)
-            pending[kind] = (newest, item)
-            return
+        got = next_batch(rec, kind, self._file_streams[kind])
+        if got is not None:
+            pending[kind] = got
 
     # ------------------------------------------------------------ delivery
     def _deliver(self, kind: str, item: Any, arrival: float) -> None:

@@ -30,11 +30,8 @@ files are closed as far as they can be, the session keeps running.
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import logging
 import math
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -48,6 +45,7 @@ from core.clock import lsl_now, measure_unix_offset
 from core.prediction import Prediction
 from core.ring import Ring, RingReader
 from core.streams import Modality, RingKind, StreamSpec
+from recordings.disk import RESERVE_BYTES, check_folder, check_room
 from recordings.errors import RecordingError
 from recordings.manifest import (
     FORMAT,
@@ -74,13 +72,6 @@ from recordings.xdf_writer import XdfStreamInfo, XdfWriter, xdf_format
 
 log = logging.getLogger(__name__)
 
-#: refuse to start with less free space than this (bytes)
-MIN_FREE_BYTES = 128 * 1024 * 1024
-#: stop recording when less than this is left on the disk, or when a file comes this close
-#: to the process's file-size limit: dv-processing's writer thread aborts the whole process
-#: on a failed write (measured with 2.0.4), so the recorder must stop before the disk does
-RESERVE_BYTES = 64 * 1024 * 1024
-
 @dataclass
 class RecordedDriver:
     """What the recorder needs of a driver: its name, streams and rings."""
@@ -88,33 +79,6 @@ class RecordedDriver:
     name: str
     specs: list[StreamSpec]
     rings: dict[str, Ring]
-
-
-def check_folder(folder: Path) -> Path:
-    """Create ``folder`` (with parents) or accept an empty one; anything else is a RecordingError."""
-    folder = Path(folder).expanduser()
-    if folder.exists():
-        if not folder.is_dir():
-            raise RecordingError(f"cannot record into {folder}: it is a file, not a folder")
-        if any(folder.iterdir()):
-            raise RecordingError(
-                f"cannot record into {folder}: the folder is not empty (a session is never "
-                f"written over another); choose a new folder"
-            )
-    else:
-        try:
-            folder.mkdir(parents=True)
-        except OSError as exc:
-            raise RecordingError(f"cannot create the session folder {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise RecordingError(f"cannot record into {folder}: permission denied")
-    free = shutil.disk_usage(folder).free
-    if free < MIN_FREE_BYTES:
-        raise RecordingError(
-            f"cannot record into {folder}: only {free / 1e6:.0f} MB free on its disk "
-            f"(at least {MIN_FREE_BYTES / 1e6:.0f} MB needed)"
-        )
-    return folder
 
 
 class SessionRecorder:
@@ -439,25 +403,7 @@ class SessionRecorder:
             path = self.folder / name
             queued += max(0, aedat.bytes_in - sizes[path])
             sizes[path] = max(sizes[path], aedat.bytes_in)
-        free = shutil.disk_usage(self.folder).free - queued
-        if free < self.reserve_bytes:
-            raise OSError(
-                errno.ENOSPC,
-                f"the disk is nearly full ({free / 1e6:.0f} MB free; "
-                f"{self.reserve_bytes / 1e6:.0f} MB are kept to close the files)",
-                str(self.folder),
-            )
-        limit = _file_size_limit()
-        if limit is None:
-            return
-        for path, size in sizes.items():
-            if size + self.reserve_bytes > limit:
-                raise OSError(
-                    errno.EFBIG,
-                    f"the file is {size / 1e6:.1f} MB, close to this process's file size limit "
-                    f"({limit / 1e6:.1f} MB)",
-                    str(path),
-                )
+        check_room(self.folder, sizes, queued, self.reserve_bytes)
 
     def _paths(self) -> list[Path]:
         paths = [self.folder / name for name in self._aedat]
@@ -558,16 +504,6 @@ class SessionRecorder:
             "files": files,
             "error": self.error,
         }
-
-
-def _file_size_limit() -> int | None:
-    """The soft RLIMIT_FSIZE in bytes, or None when there is none (or no such limit here)."""
-    try:
-        import resource
-    except ImportError:  # not on this platform
-        return None
-    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    return None if soft == resource.RLIM_INFINITY else int(soft)
 
 
 def _number(v: object) -> float:
