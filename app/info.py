@@ -48,14 +48,14 @@ def find_gaps(ts: np.ndarray, nominal_rate: float) -> list[tuple[float, float]]:
 
 
 def describe(recording: Any, markers: int = MARKERS_SHOWN) -> dict[str, Any]:
-    from recordings.sources import effective_rate
+    from recordings.tracks import effective_rate
 
     t0 = recording.start
     streams = []
     marker_list: list[dict[str, Any]] = []
     for t in recording.tracks:
         spec = t.spec
-        gaps = find_gaps(t.ts, spec.nominal_rate)
+        gaps = find_gaps(t.ts, spec.nominal_rate) if spec.nominal_rate > 0 else []
         entry = {
             "name": spec.name,
             "modality": str(spec.modality),
@@ -64,11 +64,11 @@ def describe(recording: Any, markers: int = MARKERS_SHOWN) -> dict[str, Any]:
             "channels": list(spec.channel_names),
             "frame_shape": list(spec.frame_shape) if spec.frame_shape else None,
             "count": t.count,
-            "first_s": float(t.ts[0] - t0) if t.count else None,
-            "last_s": float(t.ts[-1] - t0) if t.count else None,
-            "duration_s": float(t.ts[-1] - t.ts[0]) if t.count else 0.0,
+            "first_s": t.first - t0 if t.count else None,
+            "last_s": t.last - t0 if t.count else None,
+            "duration_s": t.last - t.first if t.count else 0.0,
             "nominal_rate": spec.nominal_rate,
-            "effective_rate": _num(effective_rate(t.ts)),
+            "effective_rate": _num(effective_rate(t)),
             "gaps": len(gaps),
             "gap_s": float(sum(g for _, g in gaps)),
             "longest_gap_s": float(max((g for _, g in gaps), default=0.0)),

@@ -115,12 +115,7 @@ class ReplayClock(VirtualClock):
 def ring_capacity(track: Track, hold_s: float) -> int:
     """Items in the busiest ``hold_s`` seconds of a track (at least a few), so a ring holds
     that much of the recording whatever its rate."""
-    ts = track.ts
-    if len(ts) == 0:
-        return 64
-    ends = np.searchsorted(ts, ts + hold_s, side="right")
-    busiest = int(np.max(ends - np.arange(len(ts))))
-    return max(64, busiest + 16)
+    return max(64, track.busiest(hold_s) + 16)
 
 
 class ReplayDriver(Driver):
@@ -161,21 +156,21 @@ class ReplayDriver(Driver):
         left = False
         for name, track in self._tracks.items():
             i0 = cursors[name]
-            i1 = int(np.searchsorted(track.ts, min(rec_t, limit), side="left"))
+            i1 = track.index(min(rec_t, limit), "left")
             if rec_t >= limit:
-                i1 = int(np.searchsorted(track.ts, limit, side="right"))
+                i1 = track.index(limit, "right")
             cap = self.rings[name].capacity // 2
             while i0 < i1 and not self.stopping:
                 j = min(i1, i0 + cap)
-                data = track.read(i0, j)
-                ts = track.ts[i0:j] + shift
+                ts, data = track.span(i0, j)
+                ts = ts + shift
                 self.push(name, data, ts, arrival=self.control.clock.now())  # replay time
                 self.pushed[name] += j - i0
                 for listener in self.listeners:
                     listener(track.spec, data, ts)
                 i0 = j
             cursors[name] = i0
-            end = int(np.searchsorted(track.ts, limit, side="right"))
+            end = track.index(limit, "right")
             left = left or i0 < end
         return left
 
@@ -311,8 +306,7 @@ class ReplayControl:
                 pass
 
     def _run(self, driver: ReplayDriver) -> None:
-        cursors = {t.spec.name: int(np.searchsorted(t.ts, self.t0 + self.from_s, "left"))
-                   for t in self.recording.tracks}
+        cursors = {t.spec.name: t.index(self.t0 + self.from_s, "left") for t in self.recording.tracks}
         limit = self.t0 + self.to_s
         # the aligner plans its first hop from the clock when it starts: not before then
         while self.aligner is not None and self.aligner.next_due == -math.inf:
@@ -362,7 +356,7 @@ class ReplayControl:
         target = self.t0 + pos
         now = self.clock.now()
         for t in self.recording.tracks:
-            cursors[t.spec.name] = int(np.searchsorted(t.ts, target, "left"))
+            cursors[t.spec.name] = t.index(target, "left")
         if self.clock.speed is not None:
             # paced, as live: the sought data continues from now; the first windows after
             # it may still hold a little of what played before, as a live stream would

@@ -1,7 +1,9 @@
 """Open a recording (a session folder, an XDF file or an AEDAT4 file) as replayable tracks.
 
-A ``Track`` is one stream: its original ``StreamSpec``, every timestamp (one
-clock, sorted) and a way to read items ``[i0, i1)``. Everything is checked
+A ``Track`` (``recordings.tracks``) is one stream: its original ``StreamSpec``
+and its items in time order on the one clock. XDF streams are held in memory,
+videos and AEDAT4 events and frames are read as the replay reaches them
+(``recordings.aedat_tracks``). Everything is checked
 here, before a replay starts, so that a bad file is a message naming the file
 and what is wrong (``SourceError``) and a damaged-but-readable file is a list
 of ``problems`` (the replay goes up to where it breaks).
@@ -17,89 +19,23 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.streams import EVENT_DTYPE, Modality, RingKind, StreamSpec
+from core.streams import Modality, RingKind, StreamSpec
 from drivers.lsl_streams import TYPE_MODALITIES
+from recordings.aedat_tracks import AedatContents, aedat_specs, aedat_track, scan_aedat
 from recordings.manifest import MANIFEST, XDF_FILE
 from recordings.taps import FRAME_TIMES_SUFFIX
+from recordings.tracks import SourceError, Track, VideoTrack, sorted_track
 from recordings.xdf_reader import XdfError, XdfFile, XdfStream, load_xdf
 
+__all__ = ["Recording", "RecordedPredictions", "SourceError", "Track", "open_recording"]
+
 log = logging.getLogger(__name__)
-
-
-
-
-class SourceError(ValueError):
-    """A recording cannot be replayed; the message names the file and the problem."""
-
-
-# ------------------------------------------------------------------ tracks
-@dataclass
-class Track:
-    """One replayable stream with its items in memory."""
-
-    spec: StreamSpec
-    ts: np.ndarray
-    data: Any  # ndarray (n, ...) of the ring's item type
-    file: Path
-
-    def read(self, i0: int, i1: int) -> np.ndarray:
-        return self.data[i0:i1]
-
-    @property
-    def count(self) -> int:
-        return len(self.ts)
-
-
-class VideoTrack(Track):
-    """Frames decoded from a video file on demand; ``ts`` from its frame-times stream."""
-
-    def __init__(self, spec: StreamSpec, ts: np.ndarray, file: Path) -> None:
-        super().__init__(spec, ts, None, file)
-        self._cap: Any = None
-        self._next = 0
-
-    def _open(self) -> Any:
-        import cv2
-
-        cap = cv2.VideoCapture(str(self.file))
-        if not cap.isOpened():
-            raise SourceError(f"{self.file}: OpenCV cannot open this video")
-        assert self.spec.frame_shape is not None
-        if len(self.spec.frame_shape) == 2:
-            cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
-        return cap
-
-    def read(self, i0: int, i1: int) -> np.ndarray:
-        import cv2
-
-        if self._cap is None:
-            self._cap = self._open()
-            self._next = 0
-        if i0 != self._next:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, i0)
-        assert self.spec.frame_shape is not None
-        out = np.zeros((max(0, i1 - i0), *self.spec.frame_shape), np.uint8)
-        for k in range(i1 - i0):
-            ok, frame = self._cap.read()
-            if not ok:
-                break  # the video is shorter than its stamps (a crash): black frames
-            if frame.ndim == 3 and len(self.spec.frame_shape) == 2:
-                frame = frame[:, :, 0]
-            out[k] = frame.reshape(self.spec.frame_shape)
-        self._next = i1
-        return out
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
 
 @dataclass
@@ -131,14 +67,14 @@ class Recording:
 
     @property
     def start(self) -> float:
-        firsts = [float(t.ts[0]) for t in self.tracks if t.count]
+        firsts = [t.first for t in self.tracks if t.count]
         if self.started_at is not None:
             firsts.append(self.started_at)
         return min(firsts) if firsts else 0.0
 
     @property
     def end(self) -> float:
-        lasts = [float(t.ts[-1]) for t in self.tracks if t.count]
+        lasts = [t.last for t in self.tracks if t.count]
         return max(lasts) if lasts else 0.0
 
     @property
@@ -147,8 +83,7 @@ class Recording:
 
     def close(self) -> None:
         for t in self.tracks:
-            if isinstance(t, VideoTrack):
-                t.close()
+            t.close()
 
 
 # ------------------------------------------------------------------ opening
@@ -235,15 +170,6 @@ def _predictions(s: XdfStream) -> RecordedPredictions:
     return RecordedPredictions(model.strip(), s.time_stamps, list(s.labels), values)
 
 
-def _sorted(track: Track) -> Track:
-    if track.count > 1 and bool(np.any(np.diff(track.ts) < 0)):
-        order = np.argsort(track.ts, kind="stable")
-        track.ts = track.ts[order]
-        if track.data is not None:
-            track.data = track.data[order]
-    return track
-
-
 def _open_xdf(path: Path) -> Recording:
     xdf = load_xdf(path)
     rec = Recording(path, "xdf", [], problems=list(xdf.problems), xdf=xdf)
@@ -258,7 +184,7 @@ def _open_xdf(path: Path) -> Recording:
         if spec.modality is Modality.PREDICTIONS:
             rec.predictions.append(_predictions(s))
             continue
-        rec.tracks.append(_sorted(Track(spec, s.time_stamps, _values(s, spec), path)))
+        rec.tracks.append(sorted_track(Track(spec, s.time_stamps, _values(s, spec), path)))
     if not rec.tracks:
         reasons = "; ".join(rec.skipped) or "it holds no stream"
         raise SourceError(f"{path}: nothing affectlab can replay ({reasons})")
@@ -266,123 +192,16 @@ def _open_xdf(path: Path) -> Recording:
 
 
 # ------------------------------------------------------------------ AEDAT4
-def read_aedat(path: Path) -> dict[str, Any]:
-    """Every stream of an AEDAT4 file as arrays: ``{kind: (t_us, data)}``, plus
-    ``resolution`` (W, H) and ``camera``. SourceError when dv-processing cannot open it."""
-    import dv_processing as dv
-
-    from drivers.dv_data import (
-        IS_TYPE,
-        KINDS,
-        READ,
-        event_arrays,
-        gray_frame,
-        imu_arrays,
-        trigger_arrays,
-    )
-
-    if not path.is_file():
-        raise SourceError(f"{path}: no such AEDAT4 file")
-    try:
-        rec = dv.io.MonoCameraRecording(str(path))
-    except Exception as exc:  # noqa: BLE001 - dv raises RuntimeError and others
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if ".hpp(" in first or ".cpp(" in first:  # a C++ source location says nothing to a person
-            first = "it ends before its contents do" if "read" in first.lower() else "internal error"
-        raise SourceError(
-            f"{path}: dv-processing cannot open this AEDAT4 file: it is damaged or not AEDAT4 ({first})"
-        ) from None
-    names = list(rec.getStreamNames())
-    out: dict[str, Any] = {"camera": str(rec.getCameraName()), "resolution": None, "streams": {}}
-    for kind in KINDS:
-        name = next((n for n in names if getattr(rec, IS_TYPE[kind])(n)), None)
-        if name is None:
-            continue
-        read = getattr(rec, READ[kind])
-        t_parts: list[np.ndarray] = []
-        d_parts: list[np.ndarray] = []
-        try:
-            while True:
-                item = read(name)
-                if item is None:
-                    break
-                if kind == "events":
-                    if item.isEmpty():
-                        continue
-                    t, d = event_arrays(item)
-                elif kind == "frames":
-                    t = np.array([item.timestamp], np.int64)
-                    d = gray_frame(np.asarray(item.image))[None]
-                elif kind == "imu":
-                    if len(item) == 0:
-                        continue
-                    t, d = imu_arrays(item)
-                else:
-                    if len(item) == 0:
-                        continue
-                    t, d = trigger_arrays(item)
-                t_parts.append(t)
-                d_parts.append(d)
-        except Exception as exc:  # noqa: BLE001 - a damaged packet: keep what came before
-            out.setdefault("problems", []).append(f"{path}: {kind} stream {name!r} breaks off ({exc})")
-        if kind == "events" and out["resolution"] is None:
-            res = rec.getEventResolution(name)
-            out["resolution"] = (int(res[0]), int(res[1])) if res is not None else None
-        if kind == "frames" and out["resolution"] is None:
-            res = rec.getFrameResolution(name)
-            out["resolution"] = (int(res[0]), int(res[1])) if res is not None else None
-        if kind == "frames" and not d_parts:
-            continue
-        empty = {"events": np.empty(0, EVENT_DTYPE), "imu": np.empty((0, 7), np.float32),
-                 "triggers": np.empty((0, 1), np.float32)}
-        out["streams"][kind] = (
-            np.concatenate(t_parts) if t_parts else np.empty(0, np.int64),
-            np.concatenate(d_parts) if d_parts else empty[kind],
-            name,
-        )
-    del rec
-    if not out["streams"]:
-        raise SourceError(f"{path}: the AEDAT4 file holds no event, frame, IMU or trigger stream")
-    return out
-
-
-def _aedat_specs(path: Path, got: dict[str, Any], prefix: str) -> dict[str, StreamSpec]:
-    from drivers.dv_data import IMU_CHANNELS, IMU_UNITS
-
-    w, h = got["resolution"] or (0, 0)
-    meta = {"input": "file", "where": str(path), "camera": got["camera"], "width": w, "height": h,
-            "sensor_width": w, "sensor_height": h}
-    src = f"recordings.replay:{path}"
-    specs: dict[str, StreamSpec] = {}
-    for kind in got["streams"]:
-        name = f"{prefix}-{kind}"
-        if kind == "events":
-            specs[kind] = StreamSpec(name, Modality.EVENTS, 0.0, dtype=str(EVENT_DTYPE),
-                                     frame_shape=(h, w), source=src, metadata=dict(meta))
-        elif kind == "frames":
-            shape = got["streams"][kind][1].shape[1:]
-            specs[kind] = StreamSpec(name, Modality.FRAMES, 0.0, dtype="uint8", frame_shape=shape,
-                                     source=src, metadata={**meta, "color": "gray"})
-        elif kind == "imu":
-            specs[kind] = StreamSpec(name, Modality.IMU, 0.0, IMU_CHANNELS, IMU_UNITS, source=src,
-                                     metadata=dict(meta))
-        else:
-            specs[kind] = StreamSpec(name, Modality.TRIGGERS, 0.0, ("type",), source=src,
-                                     metadata=dict(meta))
-    return specs
-
-
 def _open_aedat(path: Path) -> Recording:
-    got = read_aedat(path)
-    firsts = [int(t[0]) for t, _, _ in got["streams"].values() if len(t)]
+    got = scan_aedat(path)
+    firsts = [f for f in (st.first_us for st in got.streams.values()) if f is not None]
     if not firsts:
         raise SourceError(f"{path}: the AEDAT4 file holds no data")
     origin_us = (min(firsts) // 1_000_000) * 1_000_000
-    specs = _aedat_specs(path, got, path.stem)
-    rec = Recording(path, "aedat4", [], problems=list(got.get("problems", [])))
-    for kind, (t_us, data, _) in got["streams"].items():
-        ts = (t_us - origin_us) * 1e-6
-        rec.tracks.append(_sorted(Track(specs[kind], ts, data, path)))
+    specs = aedat_specs(path, got, path.stem)
+    rec = Recording(path, "aedat4", [], problems=list(got.problems))
+    for kind, stream in got.streams.items():
+        rec.tracks.append(aedat_track(specs[kind], path, stream, origin_us))
     return rec
 
 
@@ -442,7 +261,7 @@ def _open_session(folder: Path) -> Recording:
     off_us = clock.get("unix_minus_lsl_us")
     if off_us is None:
         off_us = round(float(clock.get("unix_minus_lsl") or 0.0) * 1e6)
-    aedat_cache: dict[str, dict[str, Any]] = {}
+    aedat_cache: dict[str, AedatContents | None] = {}
     for e in entries:
         name = e["name"]
         try:
@@ -465,43 +284,40 @@ def _open_session(folder: Path) -> Recording:
                 rec.predictions.append(p)
                 continue
             _note_count(rec, e, s.count, file)
-            rec.tracks.append(_sorted(Track(spec, s.time_stamps, _values(s, spec), file)))
+            rec.tracks.append(sorted_track(Track(spec, s.time_stamps, _values(s, spec), file)))
         elif file.suffix.lower() == ".aedat4":
             if e["file"] not in aedat_cache:
                 try:
-                    aedat_cache[e["file"]] = read_aedat(file)
+                    aedat_cache[e["file"]] = scan_aedat(file)
                 except SourceError as exc:
                     # dv-processing needs the index a clean stop writes; the other files
                     # of the session still replay
-                    aedat_cache[e["file"]] = {}
+                    aedat_cache[e["file"]] = None
                     names = [x["name"] for x in entries if x.get("file") == e["file"]]
                     rec.problems.append(f"{exc}; not replayed: {', '.join(names)}")
                     rec.skipped.extend(f"stream {n!r}: its file {file.name} cannot be read" for n in names)
-                rec.problems.extend(aedat_cache[e["file"]].get("problems", []))
+                    continue
+                rec.problems.extend(aedat_cache[e["file"]].problems)  # type: ignore[union-attr]
             got = aedat_cache[e["file"]]
-            if not got:
+            if got is None:
                 continue
             dv_name = e.get("aedat_stream") or {
                 Modality.EVENTS: "events", Modality.FRAMES: "frames",
                 Modality.IMU: "imu", Modality.TRIGGERS: "triggers",
             }.get(spec.modality)
-            item = next((v for v in got["streams"].values() if v[2] == dv_name), None)
-            if item is None:
+            stream = next((v for v in got.streams.values() if v.name == dv_name), None)
+            if stream is None:
                 raise SourceError(f"{mpath}: stream {name!r} is in the manifest but not in {file}")
-            t_us, data, _ = item
-            ts = (t_us - int(off_us)) * 1e-6  # exact to the microsecond the file keeps
             if spec.kind is RingKind.FRAMES:
                 assert spec.frame_shape is not None
-                if int(np.prod(data.shape[1:])) != int(np.prod(spec.frame_shape)):
+                shape = stream.frame_shape or ()
+                if int(np.prod(shape)) != int(np.prod(spec.frame_shape)):
                     raise SourceError(
-                        f"{file}: frames of {name!r} are {data.shape[1:]}, the manifest says "
+                        f"{file}: frames of {name!r} are {tuple(shape)}, the manifest says "
                         f"{spec.frame_shape}"
                     )
-                data = data.reshape(len(data), *spec.frame_shape)
-            if spec.kind is not RingKind.EVENTS:
-                data = data.astype(spec.dtype, copy=False)
-            _note_count(rec, e, len(ts), file)
-            rec.tracks.append(_sorted(Track(spec, ts, data, file)))
+            _note_count(rec, e, stream.count, file)
+            rec.tracks.append(aedat_track(spec, file, stream, int(off_us)))
         else:  # a video and its frame times in the XDF
             times_name = e.get("frame_times_stream") or name + FRAME_TIMES_SUFFIX
             s = xdf.stream(times_name) if xdf is not None else None
@@ -535,10 +351,3 @@ def _note_count(rec: Recording, entry: dict[str, Any], got: int, file: Path) -> 
             f"{file}: stream {entry['name']!r} has {got} items, the manifest says {want}"
             + (" (the recording did not stop cleanly)" if got < want else "")
         )
-
-
-def effective_rate(ts: np.ndarray) -> float:
-    """Items per second between the first and last stamp (NaN for fewer than two)."""
-    if len(ts) < 2 or ts[-1] <= ts[0]:
-        return math.nan
-    return (len(ts) - 1) / float(ts[-1] - ts[0])

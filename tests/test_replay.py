@@ -273,8 +273,8 @@ def test_replays_an_aedat4_from_monocamerawriter(tmp_path):
     assert by[Modality.FRAMES].count == truth["frames"]
     assert by[Modality.EVENTS].spec.frame_shape == (260, 346)
     # stamps: seconds since the whole Unix second before the first one, microsecond exact
-    assert by[Modality.FRAMES].ts[0] == pytest.approx(0.123456, abs=1e-9)
-    assert by[Modality.FRAMES].data[3].max() == 30
+    assert by[Modality.FRAMES].first == pytest.approx(0.123456, abs=1e-9)
+    assert by[Modality.FRAMES].read(3, 4)[0].max() == 30
     control = ReplayControl(rec, speed=None)
     session = _session(control, ["mco-e-net-lite-sim"])
     sink = Collect()
