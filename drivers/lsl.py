@@ -87,6 +87,52 @@ def spec_from_summary(
     )
 
 
+def layout_mismatch(want: StreamSummary, got: StreamSummary) -> str | None:
+    """Why stream ``got`` cannot fill a ring made for ``want`` (None when it can): channel
+    count, format and rate must match, and channel labels when both declare them."""
+    if (got.channel_count, got.channel_format, got.nominal_rate) != (
+        want.channel_count,
+        want.channel_format,
+        want.nominal_rate,
+    ):
+        return (
+            f"this ring holds {want.channel_count} x {want.channel_format} @ {want.rate_text}"
+        )
+    if want.channel_names and got.channel_names and want.channel_names != got.channel_names:
+        return f"its channels are {list(got.channel_names)}, this ring's {list(want.channel_names)}"
+    return None
+
+
+def expected_summary(
+    query: LslQuery,
+    channels: int,
+    rate: float,
+    channel_format: str = "float32",
+    labels: tuple[str, ...] = (),
+    units: tuple[str, ...] = (),
+) -> StreamSummary:
+    """The header a declared stream will have, as far as the session needs it before it
+    appears (``LslDriver(expect=...)``)."""
+    if channel_format not in FORMAT_NAMES.values():
+        raise ValueError(f"channel format {channel_format!r}; expected one of {sorted(FORMAT_NAMES.values())}")
+    if channels < 1 or rate < 0:
+        raise ValueError(f"expected channels >= 1 and rate >= 0, got {channels} and {rate}")
+    for what, names in (("labels", labels), ("units", units)):
+        if names and len(names) != channels:
+            raise ValueError(f"{len(names)} {what} for {channels} channels")
+    return StreamSummary(
+        name=query.name or query.type or query.source_id or "",
+        type=query.type or "",
+        channel_count=int(channels),
+        nominal_rate=float(rate),
+        channel_format=channel_format,
+        source_id=query.source_id or "",
+        hostname=query.hostname or "",
+        channel_names=tuple(labels),
+        units=tuple(units),
+    )
+
+
 def _format_code(name: str) -> int:
     for code, n in FORMAT_NAMES.items():
         if n == name:
@@ -98,7 +144,12 @@ class LslDriver(Driver):
     """One LSL stream read into one ring.
 
     The stream is resolved in the constructor (``resolve_timeout``); a missing
-    stream raises DriverError listing the streams that were found. ``stream``
+    stream raises DriverError listing the streams that were found, unless its
+    layout is declared (``expect``: channel count, format and rate, optionally
+    labels and units). Then the ring is made from that declaration, the
+    session starts, and the thread looks for the stream until it appears - a
+    stream with another layout is refused with a message and the search goes on.
+    A stream that is there at start must match the declaration too. ``stream``
     names the ring (default: the LSL name). ``max_buffered`` is the inlet's
     buffer in seconds: data older than that is dropped by LSL if the driver ever
     falls that far behind. ``poll_interval`` is the shortest time between two
@@ -132,6 +183,7 @@ class LslDriver(Driver):
         behind_s: float = 1.0,
         poll_interval: float = 0.005,
         ring_seconds: float | None = None,
+        expect: StreamSummary | None = None,
     ) -> None:
         self.query = query
         self.resolve_timeout = float(resolve_timeout)
@@ -140,8 +192,7 @@ class LslDriver(Driver):
         self.reconnect_interval = float(reconnect_interval)
         self.behind_s = float(behind_s)
         self.poll_interval = float(poll_interval)
-        info = resolve(query, self.resolve_timeout)
-        inlet, summary = self._open(info)
+        inlet, summary = self._first_inlet(query, expect)
         if summary.channel_count < 1:
             raise DriverError(f"LSL stream {summary.describe()} has no channels")
         spec = spec_from_summary(summary, stream, modality)
@@ -166,6 +217,8 @@ class LslDriver(Driver):
         if summary.source_id:
             pinned["source_id"] = summary.source_id
         self.reconnect_query = LslQuery(**pinned)
+        #: False while a declared stream has not appeared yet
+        self.connected_once = inlet is not None
         self.reconnects = 0
         self.clock_offset = 0.0
         self._inlet: pylsl.StreamInlet | None = inlet
@@ -177,9 +230,30 @@ class LslDriver(Driver):
         self._buf = (
             None if self.is_string else np.empty((self._cap, spec.n_channels), dtype=spec.dtype)
         )
-        self.tracker(self.stream).health.message = f"resolved {summary.describe()}"
+        self.tracker(self.stream).health.message = (
+            f"resolved {summary.describe()}" if inlet is not None
+            else f"waiting for an LSL stream with {query.describe()} (not on the network yet)"
+        )
 
     # ------------------------------------------------------------ inlets
+    def _first_inlet(
+        self, query: LslQuery, expect: StreamSummary | None
+    ) -> tuple[pylsl.StreamInlet | None, StreamSummary]:
+        """The inlet and header of the stream; (None, ``expect``) when it is declared and
+        not there yet (the thread waits for it)."""
+        if expect is None:
+            return self._open(resolve(query, self.resolve_timeout))
+        infos = pylsl.resolve_bypred(query.predicate(), 1, min(self.resolve_timeout, 1.0))
+        if not infos:
+            return None, expect
+        inlet, summary = self._open(infos[0])
+        problem = layout_mismatch(expect, summary)
+        if problem is not None:
+            with contextlib.suppress(Exception):
+                inlet.close_stream()
+            raise DriverError(f"LSL stream {summary.describe()} {problem}")
+        return inlet, summary
+
     def _flags(self, rate: float) -> int:
         flags = pylsl.proc_clocksync | pylsl.proc_monotonize
         if self.dejitter and rate > 0:  # de-jitter fits a regular rate; meaningless for markers
@@ -205,19 +279,15 @@ class LslDriver(Driver):
         return inlet, StreamSummary.from_info(full, full=True)
 
     def _incompatible(self, s: StreamSummary) -> str | None:
-        """Why a stream that came back cannot continue this ring (None when it can)."""
-        old = self.summary
-        if (s.channel_count, s.channel_format, s.nominal_rate) != (
-            old.channel_count,
-            old.channel_format,
-            old.nominal_rate,
-        ):
-            return (
-                f"a stream matching {self.reconnect_query.describe()} is back as {s.describe()}, "
-                f"but this ring holds {old.channel_count} x {old.channel_format} "
-                f"@ {old.rate_text}; not reconnecting to it"
-            )
-        return None
+        """Why a stream that (re)appeared cannot fill this ring (None when it can)."""
+        problem = layout_mismatch(self.summary, s)
+        if problem is None:
+            return None
+        how = "is back" if self.connected_once else "appeared"
+        return (
+            f"a stream matching {self.reconnect_query.describe()} {how} as {s.describe()}, "
+            f"but {problem}; not connecting to it"
+        )
 
     # ------------------------------------------------------------ thread
     def _run(self) -> None:
@@ -346,19 +416,34 @@ class LslDriver(Driver):
                     continue
                 problem = self._incompatible(summary)
                 if problem is None:
-                    self.reconnects += 1
-                    health.message = f"reconnected to {summary.describe()}"
-                    log.info("LSL stream %r reconnected", summary.name)
+                    if self.connected_once:
+                        self.reconnects += 1
+                        health.message = f"reconnected to {summary.describe()}"
+                        log.info("LSL stream %r reconnected", summary.name)
+                    else:
+                        self._first_seen(summary)
+                        health.message = f"resolved {summary.describe()}"
+                        log.info("LSL stream %r appeared", summary.name)
                     return inlet
                 with contextlib.suppress(Exception):
                     inlet.close_stream()
             health.message = problem or (
                 f"LSL stream {self.summary.name!r} lost; looking for "
                 f"{self.reconnect_query.describe()} again (attempt {attempt})"
+                if self.connected_once
+                else f"waiting for an LSL stream with {self.query.describe()} "
+                f"(not on the network yet; {attempt} looks)"
             )
             if infos and self.wait(self.reconnect_interval):
                 return None
         return None
+
+    def _first_seen(self, summary: StreamSummary) -> None:
+        """A declared stream appeared: from now on look for this very device after a loss."""
+        self.connected_once = True
+        self.summary = summary
+        if summary.source_id:
+            self.reconnect_query = LslQuery(**{**self.query.fields(), "source_id": summary.source_id})
 
     def _close(self) -> None:
         inlet, self._inlet = self._inlet, None
@@ -369,7 +454,9 @@ class LslDriver(Driver):
 
 # ------------------------------------------------------------------ config
 QUERY_KEYS = ("lsl_name", "type", "source_id", "hostname")
-PER_INLET = (*QUERY_KEYS, "stream", "modality")
+PER_INLET = (*QUERY_KEYS, "stream", "modality", "expect")
+#: keys of an ``expect`` table (a declared layout: the source may start before its stream)
+EXPECT_KEYS = ("channels", "rate", "format", "labels", "units")
 COMMON = (
     "name",
     "resolve_timeout",
@@ -397,6 +484,8 @@ NUMERIC_MODALITIES = tuple(
 def _inlet_args(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Query, stream name and modality of one inlet; ``where`` prefixes keys in errors."""
     for key in PER_INLET:
+        if key == "expect":
+            continue
         if key in table and (not isinstance(table[key], str) or not table[key]):
             raise OptionError(f"{where}{key}", f"expected a non-empty string, got {table[key]!r}")
     if not any(k in table for k in ("lsl_name", "type", "source_id")):
@@ -419,7 +508,40 @@ def _inlet_args(table: Mapping[str, Any], where: str) -> dict[str, Any]:
         source_id=table.get("source_id"),
         hostname=table.get("hostname"),
     )
-    return {"query": query, "stream": table.get("stream"), "modality": modality}
+    expect = None
+    if "expect" in table:
+        if modality is None and query.type is None:
+            raise OptionError(f"{where}expect", "a declared stream needs a modality or a type "
+                              "(the ring is made before the stream is seen)")
+        expect = _expect_args(query, table["expect"], f"{where}expect")
+    return {"query": query, "stream": table.get("stream"), "modality": modality, "expect": expect}
+
+
+def _expect_args(query: LslQuery, table: Any, where: str) -> StreamSummary:
+    """``expect = { channels = 32, rate = 256.0, format = "float32", labels = [...], units = [...] }``"""
+    if not isinstance(table, Mapping):
+        raise OptionError(where, f"expected a table like {{ channels = 32, rate = 256.0 }}, got {table!r}")
+    bad = sorted(set(table) - set(EXPECT_KEYS))
+    if bad:
+        raise OptionError(f"{where}.{bad[0]}", f"unknown key; allowed: {', '.join(EXPECT_KEYS)}")
+    for key in ("channels", "rate"):
+        if key not in table:
+            raise OptionError(f"{where}.{key}", "needed: the ring is made before the stream is seen")
+    channels, rate = table["channels"], table["rate"]
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise OptionError(f"{where}.channels", f"expected a whole number >= 1, got {channels!r}")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+        raise OptionError(f"{where}.rate", f"expected Hz >= 0 (0: irregular), got {rate!r}")
+    fmt = table.get("format", "float32")
+    if fmt not in FORMAT_NAMES.values():
+        raise OptionError(f"{where}.format", f"expected one of {', '.join(FORMAT_NAMES.values())}, got {fmt!r}")
+    names: dict[str, tuple[str, ...]] = {}
+    for key in ("labels", "units"):
+        v = table.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or (v and len(v) != channels):
+            raise OptionError(f"{where}.{key}", f"expected {channels} strings, got {v!r}")
+        names[key] = tuple(v)
+    return expected_summary(query, channels, float(rate), fmt, names["labels"], names["units"])
 
 
 def from_config(options: Mapping[str, Any]) -> list[Driver]:
@@ -434,7 +556,9 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
     (s, 0.005: shortest time between pulls) and ``ring_seconds``.
     (``name`` is the source's own name in every [[sources]] table, so the LSL
     stream name is ``lsl_name``.) The streams are resolved here: a missing one
-    raises DriverError listing what the network offers.
+    raises DriverError listing what the network offers, unless the inlet declares
+    its layout (``expect = { channels, rate[, format, labels, units] }``): then the
+    source starts and waits for it.
     """
     o = dict(options)
     unknown = sorted(set(o) - OPTIONS)

@@ -16,7 +16,7 @@ from waiting import wait_until
 
 from core.streams import Modality
 from drivers.base import DriverError, OptionError
-from drivers.lsl import LslDriver, from_config
+from drivers.lsl import LslDriver, expected_summary, from_config
 from drivers.lsl_streams import LslQuery, modality_for, xpath_literal
 
 #: An outlet sending a counter (channel 0) and its own LSL stamp (channel 1) at a paced rate.
@@ -298,6 +298,92 @@ def test_modalities_queries_and_options():
         ({"type": "EEG", "inlets": [{"type": "ECG"}]}, "type"),
         ({"inlets": [{"type": "ECG", "rate": 1}]}, "inlets[0].rate"),
         ({"inlets": []}, "inlets"),
+    ]:
+        with pytest.raises(OptionError) as err:
+            from_config(options)
+        assert err.value.key == key, (options, err.value)
+
+
+# ------------------------------------------------------------------ declared streams (expect)
+def _labelled_outlet(name: str, labels: list[str], rate: float = 100.0):
+    info = pylsl.StreamInfo(name, "EEG", len(labels), rate, "float32", f"sid-{name}")
+    chans = info.desc().append_child("channels")
+    for label in labels:
+        chans.append_child("channel").append_child_value("label", label)
+    return pylsl.StreamOutlet(info)
+
+
+def test_a_declared_stream_that_appears_after_the_start_is_read_from_then():
+    tag = _tag()
+    expect = expected_summary(LslQuery(name=f"late-{tag}"), 2, 100.0, labels=("Fz", "Cz"))
+    driver = LslDriver(LslQuery(name=f"late-{tag}"), modality="EEG", expect=expect,
+                       reconnect_interval=0.2, resolve_timeout=5)
+    spec = driver.specs[0]
+    assert (spec.name, spec.modality, spec.n_channels, spec.nominal_rate, spec.dtype) == (
+        f"late-{tag}", Modality.EEG, 2, 100.0, "float32")
+    assert spec.channel_names == ("Fz", "Cz")
+    driver.start()
+    try:
+        assert wait_until(lambda: "not on the network yet" in driver.health()[driver.stream].message, 10)
+        assert not driver.health()[driver.stream].connected
+        # a stream with the name but another layout is refused, and the search goes on
+        wrong = _local_outlet(f"late-{tag}", n=3)
+        assert wait_until(lambda: "appeared as" in driver.health()[driver.stream].message, 10)
+        assert "3 x float32" in driver.health()[driver.stream].message
+        assert "not connecting" in driver.health()[driver.stream].message
+        del wrong
+        outlet = _labelled_outlet(f"late-{tag}", ["Fz", "Cz"])
+        assert wait_until(lambda: outlet.have_consumers(), 15)
+        t0 = pylsl.local_clock()
+        x = np.stack([np.arange(50), -np.arange(50)], axis=1).astype(np.float32)
+        outlet.push_chunk(x, (t0 + np.arange(50) / 100).tolist())
+        assert wait_until(lambda: driver.rings[driver.stream].head >= 50, 10)
+    finally:
+        driver.stop()
+    chunk = _all(driver)
+    np.testing.assert_array_equal(chunk.data, x)
+    health = driver.health()[driver.stream]
+    assert health.connected and health.received == 50
+    assert driver.reconnects == 0 and driver.connected_once
+    assert driver.summary.source_id == f"sid-late-{tag}"
+    assert driver.reconnect_query.source_id == f"sid-late-{tag}"  # pinned once seen
+    assert driver.error is None
+
+
+def test_a_declared_stream_present_at_start_must_match_the_declaration():
+    tag = _tag()
+    outlet = _labelled_outlet(f"decl-{tag}", ["Fz", "Cz"])
+    query = LslQuery(name=f"decl-{tag}")
+    with pytest.raises(DriverError, match="this ring holds 4 x float32 @ 100 Hz"):
+        LslDriver(query, expect=expected_summary(query, 4, 100.0), resolve_timeout=5)
+    with pytest.raises(DriverError, match=r"its channels are \['Fz', 'Cz'\]"):
+        LslDriver(query, expect=expected_summary(query, 2, 100.0, labels=("C3", "C4")),
+                  resolve_timeout=5)
+    driver = LslDriver(query, expect=expected_summary(query, 2, 100.0), resolve_timeout=5)
+    assert driver.connected_once and driver.specs[0].channel_names == ("Fz", "Cz")
+    del outlet
+
+
+def test_expect_in_a_config():
+    tag = _tag()
+    [driver] = from_config({"lsl_name": f"cfg-{tag}", "type": "ECG", "stream": "ecg",
+                            "expect": {"channels": 3, "rate": 256, "format": "int16",
+                                       "units": ["mV", "mV", "mV"]}})
+    spec = driver.specs[0]
+    assert (spec.name, spec.modality, spec.n_channels, spec.nominal_rate, spec.dtype, spec.units) == (
+        "ecg", Modality.ECG, 3, 256.0, "int16", ("mV",) * 3)
+    assert not driver.connected_once
+    for options, key in [
+        ({"lsl_name": "x", "expect": {"channels": 2, "rate": 1}}, "expect"),  # no modality or type
+        ({"type": "EEG", "expect": {"rate": 1}}, "expect.channels"),
+        ({"type": "EEG", "expect": {"channels": 2}}, "expect.rate"),
+        ({"type": "EEG", "expect": {"channels": 0, "rate": 1}}, "expect.channels"),
+        ({"type": "EEG", "expect": {"channels": 2, "rate": -1}}, "expect.rate"),
+        ({"type": "EEG", "expect": {"channels": 2, "rate": 1, "format": "float16"}}, "expect.format"),
+        ({"type": "EEG", "expect": {"channels": 2, "rate": 1, "labels": ["a"]}}, "expect.labels"),
+        ({"type": "EEG", "expect": {"channels": 2, "rate": 1, "hz": 1}}, "expect.hz"),
+        ({"type": "EEG", "expect": 32}, "expect"),
+        ({"inlets": [{"type": "EEG", "expect": {"channels": 2}}]}, "inlets[0].expect.rate"),
     ]:
         with pytest.raises(OptionError) as err:
             from_config(options)
