@@ -387,6 +387,17 @@ def check_common(args: argparse.Namespace) -> Splits | None:
     return splits
 
 
+def start(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[argparse.Namespace, Splits] | None:
+    """Parsed arguments and the participants' splits with torch's threads set, or None after
+    saying what is wrong: the first steps every demo trainer takes."""
+    args = parser.parse_args(list(argv))
+    splits = check_common(args)
+    if splits is None:
+        return None
+    set_threads(args.threads)
+    return args, splits
+
+
 def command_line(argv: Sequence[str]) -> str:
     """The command as typed, for the weights' provenance."""
     return ("affectlab train-demo " + shlex.join(argv)).strip()
@@ -474,11 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def train_concat_fusion(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    splits = check_common(args)
-    if splits is None:
+    parsed = start(build_parser(), argv)
+    if parsed is None:
         return 2
-    set_threads(args.threads)
+    args, splits = parsed
     import torch
 
     from models.baselines import count_parameters

@@ -46,10 +46,9 @@ from app.demo_data import (
 )
 from app.train_demo import (
     CliDefaults,
-    check_common,
     command_line,
     common_parser,
-    set_threads,
+    start,
     utc_now,
     write_figures,
 )
@@ -208,11 +207,10 @@ def build_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv) if argv is not None else sys.argv[1:]
-    args = build_parser().parse_args(argv)
-    splits = check_common(args)
-    if splits is None:
+    parsed = start(build_parser(), argv)
+    if parsed is None:
         return 2
-    set_threads(args.threads)
+    args, splits = parsed
     import torch
 
     from models.mco_e_net import MCOENet, parameter_counts

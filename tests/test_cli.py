@@ -27,3 +27,17 @@ def test_unknown_command_is_an_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fly"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("model", ["concat-fusion", "hi-moe", "mco-e-net-lite"])
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["--seeds", "1"], "need --seeds >= 2"),
+        (["--test-seeds", "9", "--first-seed", "4"], "must stay below --first-seed"),
+        (["--minutes", "0.1"], "at least 10 s"),
+    ],
+)
+def test_train_demo_says_what_is_wrong_with_its_splits(model, args, problem, capsys):
+    assert main(["train-demo", "--model", model, *args]) == 2
+    assert problem in capsys.readouterr().err
