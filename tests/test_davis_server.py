@@ -154,10 +154,12 @@ def test_virtual_davis_end_to_end():
     assert len(events) > 1000
     assert events.data["x"].max() < W and events.data["y"].max() < H
     assert set(np.unique(events.data["polarity"]).tolist()) == {0, 1}
-    # each frame's events lie in the interval before it; the server's very last frame may
-    # be cut off by its exit after that frame's events went out, hence one interval of slack
+    # events are stamped on the server's frame schedule, within its 4 s run (its last
+    # frames may be cut off by its exit after their events went out - more of them when
+    # the machine is busy - so the bound is the run, not the last frame received)
     assert events.ts[0] >= frames.ts[0] - 1.0
-    assert events.ts[-1] <= frames.ts[-1] + 1 / 30 + 1e-6
+    assert events.ts[-1] <= frames.ts[0] + 4.0 + 1 / 30 + 1e-6
+    assert frames.ts[-1] <= frames.ts[0] + 4.0 + 1e-6
     inside = (events.ts > frames.ts[0]) & (events.ts <= frames.ts[-1])
     rate = inside.sum() / (frames.ts[-1] - frames.ts[0])
     want = emulated_rate(3)
