@@ -36,6 +36,7 @@ from recordings.aedat import lsl_to_unix_us
 from recordings.errors import RecordingError
 from recordings.manifest import read_manifest
 from recordings.recorder import SessionRecorder
+from recordings.sources import open_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -423,10 +424,56 @@ def test_a_recording_killed_with_sigkill_loads_up_to_its_last_flush(tmp_path):
         np.testing.assert_allclose(np.diff(ts), 1.0 / rate, rtol=1e-6)
         assert np.all(np.isfinite(got[name]["time_series"]))
     # dv-processing opens an AEDAT4 file that was never closed (no index) and reads its events
-    assert sum(len(b) for b in read_aedat(folder / "davis.aedat4")["events"]) > 0
+    n_events = sum(len(b) for b in read_aedat(folder / "davis.aedat4")["events"])
+    assert n_events > 0
     m = read_manifest(folder)
     assert m["stop_lsl"] is None and m["start_lsl"] is not None
     assert {s["name"] for s in m["streams"]} >= {"sim-eeg", "sim-davis-events"}
+    # and the replay reads them by time from it, every one
+    events = next(t for t in open_recording(folder).tracks if t.spec.name == "sim-davis-events")
+    assert events.count == len(events.span(0, events.count)[0]) == n_events
+
+
+#: records a looped video played as a webcam until killed
+RECORD_VIDEO_UNTIL_KILLED = textwrap.dedent(
+    """
+    import sys, time
+    from drivers.webcam import WebcamDriver
+    from recordings.recorder import SessionRecorder
+    d = WebcamDriver(file=sys.argv[2], loop=True, gray=False)
+    rec = SessionRecorder(sys.argv[1], [d], name="killed")
+    rec.start()
+    d.start()
+    print("recording", flush=True)
+    while True:
+        time.sleep(1)
+    """
+)
+
+
+def test_a_webcam_recording_killed_with_sigkill_replays_its_frames(tmp_path):
+    from test_webcam_driver import _index, _indexed_frames, _write_video
+
+    clip = _write_video(tmp_path / "clip.mkv", _indexed_frames(30))
+    folder = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RECORD_VIDEO_UNTIL_KILLED, str(folder), str(clip)], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "recording"
+        xdf = folder / "streams.xdf"
+        assert wait_until(lambda: xdf.exists() and xdf.stat().st_size > 2_000, 30)
+        time.sleep(1.5)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    # the .mkv was cut mid-write; every frame whose stamp reached the XDF decodes, lossless
+    [video] = open_recording(folder).tracks
+    assert video.count >= 20
+    frames = video.read(0, video.count)
+    shown = [_index(f) for f in frames]
+    assert all((b - a) % 30 == 1 for a, b in zip(shown, shown[1:], strict=False)), shown
 
 
 def test_folders_that_cannot_take_a_session_are_refused_before_anything_starts(tmp_path):
