@@ -283,16 +283,10 @@ class AedatTrack(Track):
                 self._reader = _open(self.file)
             lo = int(self.idx.lo_us[j])
             hi = lo + self.idx.bin_us
-            if self.kind == "events":
-                store = self._reader.getEventsTimeRange(lo, hi, self.dv_name)
-                got = _arrays("events", store) if store is not None else None
-                t_us, items = got if got is not None else (np.empty(0, np.int64), _EMPTY["events"])
-            else:
-                frames = self._reader.getFramesTimeRange(lo, hi, self.dv_name) or []
-                t_us, items = _frames_arrays(frames) if frames else (np.empty(0, np.int64), None)
-                if items is not None:
-                    items = items.reshape(len(items), *self.spec.frame_shape).astype(
-                        self.spec.dtype, copy=False)
+            try:
+                t_us, items = self._fetch(lo, hi)
+            except Exception as exc:  # noqa: BLE001 - dv raises RuntimeError and others
+                raise SourceError(f"{self.file}: reading {self.kind} {lo}..{hi} us failed ({exc})") from None
             want = int(self.idx.counts[j])
             if len(t_us) != want:
                 raise SourceError(
@@ -304,6 +298,19 @@ class AedatTrack(Track):
             while len(self._cache) > CACHED_BINS:
                 self._cache.popitem(last=False)
             return hit
+
+    def _fetch(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Stamps (file us) and items in ``[lo, hi)`` by dv's time-range read."""
+        if self.kind == "events":
+            store = self._reader.getEventsTimeRange(lo, hi, self.dv_name)
+            got = _arrays("events", store) if store is not None else None
+            return got if got is not None else (np.empty(0, np.int64), _EMPTY["events"])
+        frames = self._reader.getFramesTimeRange(lo, hi, self.dv_name) or []
+        if not frames:
+            return np.empty(0, np.int64), None
+        t_us, items = _frames_arrays(frames)
+        assert self.spec.frame_shape is not None
+        return t_us, items.reshape(len(items), *self.spec.frame_shape).astype(self.spec.dtype, copy=False)
 
     def span(self, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
         i0, i1 = max(0, i0), min(self.count, i1)
