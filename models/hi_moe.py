@@ -230,23 +230,37 @@ class ModalityExpertBank(nn.Module):
 
 
 class AttentionFusion(nn.Module):
-    """Eq. 4: multi-head attention pooling over the modality tokens of each sub-window.
+    """Eq. 4: attention over the modality tokens of each sub-window, in one of two forms.
 
     The query is a learned vector plus a projection of the mean of the present
     modalities, so the weighting depends on what is available. Missing
     modalities are masked out; when a sample has none, it attends over all the
     modalities' default embeddings (eq. 2 with x = 0), a learned prior.
+
+    ``pool`` (the default): multi-head attention pooling, a weighted average of
+    the tokens' values per head. ``concat``: the tokens are scaled by their
+    attention weight (times the number attended, so equal weights leave them as
+    they are) and laid side by side, then projected; a missing modality's slot
+    is zero. Pooling mixes modalities in one d-dim space, so a strong modality
+    can crowd out a weaker one; concatenation keeps each in its own slot, as
+    concatenation fusion does, with attention still deciding how much each counts.
     """
 
-    def __init__(self, m: int, d: int, heads: int, dropout: float, mask_missing: bool) -> None:
+    def __init__(
+        self, m: int, d: int, heads: int, dropout: float, mask_missing: bool, concat: bool = False
+    ) -> None:
         super().__init__()
-        self.heads, self.mask_missing = heads, mask_missing
+        self.heads, self.mask_missing, self.concat = heads, mask_missing, concat
         self.embed = nn.Parameter(torch.randn(m, d) * 0.02)
         self.norm = nn.LayerNorm(d)
         self.query = nn.Parameter(torch.randn(heads, d // heads) * 0.02)
         self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
-        self.proj = nn.Linear(d, d)
+        if concat:
+            self.k = nn.Linear(d, d)
+            self.proj = nn.Linear(m * d, d)
+        else:
+            self.kv = nn.Linear(d, 2 * d)
+            self.proj = nn.Linear(d, d)
         self.drop = nn.Dropout(dropout)
         self.out_norm = nn.LayerNorm(d)
 
@@ -260,11 +274,18 @@ class AttentionFusion(nn.Module):
         w = mask.to(u.dtype)[:, None, :, None]
         ctx = (u * w).sum(2) / w.sum(2)  # (B, S, d)
         q = self.query + self.q(ctx).view(b, s, h, d // h)
-        k, v = self.kv(u).view(b, s, m, 2, h, d // h).unbind(3)
+        if self.concat:
+            k = self.k(u).view(b, s, m, h, d // h)
+        else:
+            k, v = self.kv(u).view(b, s, m, 2, h, d // h).unbind(3)
         scores = torch.einsum("bshe,bsmhe->bshm", q, k) / math.sqrt(d // h)
         scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
         attn = torch.softmax(scores, dim=-1)
-        out = torch.einsum("bshm,bsmhe->bshe", attn, v).reshape(b, s, d)
+        if self.concat:
+            weight = attn.mean(2) * w.sum(2)  # (B, S, M); masked slots are exactly 0
+            out = (u * weight.unsqueeze(-1)).reshape(b, s, m * d)
+        else:
+            out = torch.einsum("bshm,bsmhe->bshe", attn, v).reshape(b, s, d)
         return self.out_norm(ctx + self.drop(self.proj(out))), attn.mean(2)
 
 
@@ -364,7 +385,9 @@ class HiMoE(nn.Module):
         )
         m = len(cfg.modalities)
         self.modality_bank = ModalityExpertBank(m, cfg.n_modality_experts, d, cfg.expert_hidden)
-        self.fusion = AttentionFusion(m, d, cfg.heads, cfg.dropout, cfg.mask_missing_in_fusion)
+        self.fusion = AttentionFusion(
+            m, d, cfg.heads, cfg.dropout, cfg.mask_missing_in_fusion, cfg.fusion == "attention-concat"
+        )
         self.emotion_bank = EmotionExpertBank(cfg)
         self.regression_heads = nn.ModuleList(
             nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, 1))

@@ -14,6 +14,7 @@ from core.window import FrameInput, ModelInputs, NumericInput
 
 SIGNAL, FRAMES = "signal", "frames"
 ROUTERS = ("attention", "diff-attention")
+FUSIONS = ("attention-pool", "attention-concat")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -102,6 +103,9 @@ class HiMoEConfig:
     diff_lambda_init: float = 0.2  # Diff Transformer's lambda_init for a first layer
     diff_lambda_max: float = 0.8
     mask_missing_in_fusion: bool = True
+    # eq. 4's Fuse: "attention-pool" (attention-weighted average of the modality tokens) or
+    # "attention-concat" (attention-weighted modality tokens side by side, then projected)
+    fusion: str = "attention-pool"
     proj_dim: int = 0  # 0: NT-Xent on the encoder features themselves (the paper); >0: a projection
     # > 0: each modality also predicts alone, a loss term only (ours; the card says why)
     modality_aux_weight: float = 0.0
@@ -132,6 +136,8 @@ class HiMoEConfig:
             raise ValueError("HiMoEConfig needs at least one output")
         if self.router not in ROUTERS:
             raise ValueError(f"router {self.router!r} is not one of {ROUTERS}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion {self.fusion!r} is not one of {FUSIONS}")
         if self.d_model % self.heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
         low, high = self.output_range

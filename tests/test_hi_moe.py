@@ -20,6 +20,7 @@ from models.hi_moe import (
     sample_missing,
     save_hi_moe,
 )
+from models.hi_moe_config import FUSIONS
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -121,6 +122,8 @@ def test_config_accepts_plain_dict_and_rejects_bad_values() -> None:
     assert HiMoEConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(ValueError, match="router"):
         HiMoEConfig.simulated(router="top-k")
+    with pytest.raises(ValueError, match="fusion"):
+        HiMoEConfig.simulated(fusion="sum")
     with pytest.raises(ValueError, match="unique"):
         HiMoEConfig((ModalitySpec("eeg", 1, 8), ModalitySpec("eeg", 2, 8)))
     model = HiMoE(cfg)
@@ -148,8 +151,9 @@ def test_random_missing_patterns_give_finite_outputs_and_gradients(router: str) 
     assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
 
 
-def test_all_missing_gives_the_learned_prior_without_nan() -> None:
-    cfg = HiMoEConfig.deap(**SMALL)
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_all_missing_gives_the_learned_prior_without_nan(fusion: str) -> None:
+    cfg = HiMoEConfig.deap(fusion=fusion, **SMALL)
     model = model_for(cfg).eval()
     b = 4
     nothing = {n: torch.zeros(b, dtype=torch.bool) for n in cfg.names}
@@ -165,9 +169,11 @@ def test_all_missing_gives_the_learned_prior_without_nan() -> None:
     assert bool((out.modality_attention > 0).all())
 
 
-@pytest.mark.parametrize("router", ["attention", "diff-attention"])
-def test_missing_modality_values_do_not_affect_anything(router: str) -> None:
-    cfg = HiMoEConfig.simulated(with_face=True, router=router, **SMALL)
+@pytest.mark.parametrize(("router", "fusion"), [("attention", "attention-pool"),
+                                               ("diff-attention", "attention-pool"),
+                                               ("attention", "attention-concat")])
+def test_missing_modality_values_do_not_affect_anything(router: str, fusion: str) -> None:
+    cfg = HiMoEConfig.simulated(with_face=True, router=router, fusion=fusion, **SMALL)
     model = model_for(cfg).eval()
     b = 6
     present = random_present(cfg, b, seed=2)
@@ -228,8 +234,9 @@ def test_gate_weights_sum_to_one_and_fall_back_to_the_bias() -> None:
             assert torch.allclose(gates[s, i], default[i], atol=1e-6) == missing
 
 
-def test_fusion_attention_sums_to_one_and_ignores_missing() -> None:
-    cfg = HiMoEConfig.simulated(**SMALL)
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_fusion_attention_sums_to_one_and_ignores_missing(fusion: str) -> None:
+    cfg = HiMoEConfig.simulated(fusion=fusion, **SMALL)
     model = model_for(cfg).eval()
     b = 6
     present = random_present(cfg, b, seed=7)
@@ -438,8 +445,9 @@ def test_sample_missing() -> None:
 
 
 # --------------------------------------------------------------------------- files
-def test_safetensors_state_dict_and_json_config_round_trip(tmp_path) -> None:
-    cfg = HiMoEConfig.simulated(with_face=True, router="diff-attention", **SMALL)
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_safetensors_state_dict_and_json_config_round_trip(tmp_path, fusion: str) -> None:
+    cfg = HiMoEConfig.simulated(with_face=True, router="diff-attention", fusion=fusion, **SMALL)
     model = model_for(cfg, seed=8)
     x = batch(cfg, 4, seed=5)
     model.fit_input_stats({n: t * 3.0 + 2.0 for n, t in x.items()})  # buffers must travel too
