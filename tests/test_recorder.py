@@ -382,16 +382,23 @@ def test_an_lsl_counter_and_lsl_string_markers_are_recorded_in_order(tmp_path):
 
 
 # ------------------------------------------------------------------ crashes and bad disks
-#: records the virtual participant (physiology + DAVIS events) until killed
+#: records until killed: the virtual participant (physiology + DAVIS events), or with a
+#: second argument that video file played in a loop as a webcam
 RECORD_UNTIL_KILLED = textwrap.dedent(
     """
     import sys, time
     from drivers.simulated.drivers import VirtualSession
+    from drivers.webcam import WebcamDriver
     from recordings.recorder import SessionRecorder
-    vs = VirtualSession(seed=1)
-    rec = SessionRecorder(sys.argv[1], vs.drivers, name="killed")
+    if len(sys.argv) > 2:
+        source = WebcamDriver(file=sys.argv[2], loop=True, gray=False)
+        drivers = [source]
+    else:
+        source = VirtualSession(seed=1)
+        drivers = source.drivers
+    rec = SessionRecorder(sys.argv[1], drivers, name="killed")
     rec.start()
-    vs.start()
+    source.start()
     print("recording", flush=True)
     while True:
         time.sleep(1)
@@ -434,30 +441,13 @@ def test_a_recording_killed_with_sigkill_loads_up_to_its_last_flush(tmp_path):
     assert events.count == len(events.span(0, events.count)[0]) == n_events
 
 
-#: records a looped video played as a webcam until killed
-RECORD_VIDEO_UNTIL_KILLED = textwrap.dedent(
-    """
-    import sys, time
-    from drivers.webcam import WebcamDriver
-    from recordings.recorder import SessionRecorder
-    d = WebcamDriver(file=sys.argv[2], loop=True, gray=False)
-    rec = SessionRecorder(sys.argv[1], [d], name="killed")
-    rec.start()
-    d.start()
-    print("recording", flush=True)
-    while True:
-        time.sleep(1)
-    """
-)
-
-
 def test_a_webcam_recording_killed_with_sigkill_replays_its_frames(tmp_path):
     from test_webcam_driver import _index, _indexed_frames, _write_video
 
     clip = _write_video(tmp_path / "clip.mkv", _indexed_frames(30))
     folder = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-c", RECORD_VIDEO_UNTIL_KILLED, str(folder), str(clip)], cwd=ROOT,
+        [sys.executable, "-c", RECORD_UNTIL_KILLED, str(folder), str(clip)], cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
