@@ -130,3 +130,23 @@ def test_bins_spanning_two_batches_are_merged():
     np.testing.assert_array_equal(idx.starts, [0, 2, 5, 6])
     np.testing.assert_array_equal(idx.first_us, [10, 150, 420])
     np.testing.assert_array_equal(idx.last_us, [20, 170, 420])
+
+
+def test_a_stream_that_cannot_be_indexed_is_read_whole_from_the_start(aedat, monkeypatch):
+    """dv's writer refuses stamps that go backwards, so such a file cannot be made here;
+    the builder is made to refuse at the third batch instead, and the stream must then
+    come back whole, from its first event, as the in-memory reading gives it."""
+    path, n_events = aedat
+    add = BinIndexBuilder.add
+    calls = {"n": 0}
+
+    def refuse_third(self, t_us):
+        calls["n"] += 1
+        return False if calls["n"] == 3 else add(self, t_us)
+
+    monkeypatch.setattr(BinIndexBuilder, "add", refuse_third)
+    got = scan_aedat(path, index=("events",)).streams["events"]
+    assert got.index is None and len(got.t_us) == n_events
+    whole = scan_aedat(path, index=()).streams["events"]
+    np.testing.assert_array_equal(got.t_us, whole.t_us)
+    np.testing.assert_array_equal(got.data, whole.data)
