@@ -84,7 +84,7 @@ def _driver_module(module: str) -> Callable[[SourceConfig, str], list[Driver]]:
 
 SOURCE_BUILDERS: dict[str, Callable[[SourceConfig, str], list[Driver]]] = {
     "simulated": _simulated,
-    "lsl": _driver_module("drivers.lsl"),
+    "lsl": _driver_module("drivers.lsl_config"),
     "brainflow": _driver_module("drivers.brainflow"),
     "webcam": _driver_module("drivers.webcam"),
     "davis": _driver_module("drivers.davis_config"),

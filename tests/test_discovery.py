@@ -14,7 +14,7 @@ import pylsl
 import pytest
 
 from app.streams import main
-from drivers import brainflow, lsl
+from drivers import brainflow, lsl_config
 from drivers.discovery import FAMILIES, discover
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def test_an_lsl_outlet_is_listed_with_its_header_and_a_working_snippet():
     # the snippet is a valid [[sources]] table that the LSL driver accepts as it stands
     options = _snippet_options(found.config)
     assert options["lsl_name"] == name and options["source_id"] == f"sid-{name}"
-    (driver,) = lsl.from_config({**options, "resolve_timeout": 5})
+    (driver,) = lsl_config.from_config({**options, "resolve_timeout": 5})
     assert driver.specs[0].channel_names == ("I", "II", "III")
     del outlet
 

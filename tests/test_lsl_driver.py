@@ -16,7 +16,8 @@ from waiting import wait_until
 
 from core.streams import Modality
 from drivers.base import DriverError, OptionError
-from drivers.lsl import LslDriver, expected_summary, from_config
+from drivers.lsl import LslDriver, expected_summary
+from drivers.lsl_config import from_config
 from drivers.lsl_streams import LslQuery, modality_for, xpath_literal
 
 #: An outlet sending a counter (channel 0) and its own LSL stamp (channel 1) at a paced rate.
