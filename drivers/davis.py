@@ -66,6 +66,7 @@ from core.ring import Ring, ring_for
 from core.streams import EVENT_DTYPE, Modality, StreamSpec
 from drivers.base import Driver, DriverError
 from drivers.davis_file import next_batch, open_recording
+from drivers.davis_network import open_network_stream
 from drivers.davis_streams import stream_specs
 from drivers.dv_data import (
     AVAILABLE,
@@ -420,27 +421,10 @@ class DavisDriver(Driver):
             self._apply_controls(cam)
             self._camera = cam
             return cam
-        reader = link.endpoint.connect()
-        kind = link.kinds[0]
-        if not getattr(reader, AVAILABLE[kind])():
-            sd = reader.getStreamDefinition()
-            served = (
-                f"a {sd.mTypeIdentifier} stream {sd.mName!r}" if sd is not None else "no stream"
-            )
-            del reader
-            self._link_message(link, f"{link.label} serves {served}, not {kind}; will retry")
+        reader, problem = open_network_stream(link.endpoint, link.kinds[0], self.resolution, link.label)
+        if reader is None:
+            self._link_message(link, problem)
             return None
-        if kind in ("events", "frames"):
-            res = reader.getEventResolution() if kind == "events" else reader.getFrameResolution()
-            if res is not None and tuple(res) != tuple(self.resolution):
-                del reader
-                W, H = self.resolution
-                self._link_message(
-                    link,
-                    f"{link.label} is {res[0]} x {res[1]} but the config says {W} x {H}; "
-                    f"set resolution = [{res[0]}, {res[1]}]",
-                )
-                return None
         if not self.camera_name:
             self.camera_name = str(reader.getCameraName())
         return reader
