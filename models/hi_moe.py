@@ -380,6 +380,7 @@ class HiMoE(nn.Module):
             lambda_ntxent=self.config.lambda_ntxent,
             temperature=self.config.temperature,
             modality_aux_weight=self.config.modality_aux_weight,
+            pearson_weight=self.config.pearson_weight,
         )
 
 

@@ -109,6 +109,9 @@ class HiMoEConfig:
     proj_dim: int = 0  # 0: NT-Xent on the encoder features themselves (the paper); >0: a projection
     # > 0: each modality also predicts alone, a loss term only (ours; the card says why)
     modality_aux_weight: float = 0.0
+    # > 0: L_emo also gets pearson_weight * (1 - Pearson r), the concat-fusion baseline's
+    # MSE + (1 - r) recipe (ours; the paper's L_emo is MSE alone, so the default is 0)
+    pearson_weight: float = 0.0
     dropout: float = 0.1
     temperature: float = 0.1
     lambda_ntxent: float = 0.1
@@ -145,6 +148,8 @@ class HiMoEConfig:
             raise ValueError(f"output_range {self.output_range} must be (low, high), low < high")
         if self.modality_aux_weight < 0:
             raise ValueError(f"modality_aux_weight must be >= 0, got {self.modality_aux_weight}")
+        if self.pearson_weight < 0:
+            raise ValueError(f"pearson_weight must be >= 0, got {self.pearson_weight}")
         if not 0.0 < self.diff_lambda_init < self.diff_lambda_max < 1.0:
             raise ValueError("need 0 < diff_lambda_init < diff_lambda_max < 1")
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from models.contrastive import cross_modal_nt_xent
+from models.losses import pearson_loss
 
 if TYPE_CHECKING:
     from models.hi_moe import HiMoEOutput
@@ -31,6 +32,7 @@ def hi_moe_loss(
     lambda_ntxent: float = 0.1,
     temperature: float = 0.1,
     modality_aux_weight: float = 0.0,
+    pearson_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 8: ``L_emo + lambda * L_NT-Xent``, with L_emo = MSE (+ BCE for the binary heads).
 
@@ -40,8 +42,10 @@ def hi_moe_loss(
     dropped too. Binary targets default to ``binarise(targets)``.
     With ``modality_aux_weight`` mu > 0 and per-modality predictions in the output,
     ``mu * aux`` is added, aux the same MSE over each present modality's own
-    prediction (part ``aux``).
-    Returns the total and its parts (``mse``, ``bce``, ``emo``, ``ntxent``[, ``aux``]).
+    prediction (part ``aux``). With ``pearson_weight`` > 0, L_emo also gets
+    ``pearson_weight * (1 - r)``, r per dimension over the batch's labelled entries
+    (part ``pearson``): the concat-fusion baseline's recipe, for a like-for-like comparison.
+    Returns the total and its parts (``mse``, ``bce``, ``emo``, ``ntxent``[, ``pearson``, ``aux``]).
     """
     pred = output.regression
     targets = targets.to(pred)
@@ -57,6 +61,10 @@ def hi_moe_loss(
     mse = (w * ((pred - safe) / half) ** 2).sum() / count
     parts: dict[str, torch.Tensor] = {"mse": mse}
     emo = mse
+    if pearson_weight > 0:
+        corr = pearson_loss(pred, safe, mask)
+        parts["pearson"] = corr
+        emo = emo + pearson_weight * corr
     if output.binary_logits is not None:
         bt = (
             binarise(safe, output.output_range)

@@ -169,9 +169,14 @@ def test_all_missing_gives_the_learned_prior_without_nan(fusion: str) -> None:
     assert bool((out.modality_attention > 0).all())
 
 
-@pytest.mark.parametrize(("router", "fusion"), [("attention", "attention-pool"),
-                                               ("diff-attention", "attention-pool"),
-                                               ("attention", "attention-concat")])
+@pytest.mark.parametrize(
+    ("router", "fusion"),
+    [
+        ("attention", "attention-pool"),
+        ("diff-attention", "attention-pool"),
+        ("attention", "attention-concat"),
+    ],
+)
 def test_missing_modality_values_do_not_affect_anything(router: str, fusion: str) -> None:
     cfg = HiMoEConfig.simulated(with_face=True, router=router, fusion=fusion, **SMALL)
     model = model_for(cfg).eval()
@@ -423,6 +428,39 @@ def test_loss_parts_follow_eq8() -> None:
     assert float(parts["bce"]) == pytest.approx(float(bce), rel=1e-5)
     ntx = cross_modal_nt_xent(out.embeddings, out.present, 0.2)
     assert float(parts["ntxent"]) == pytest.approx(float(ntx), rel=1e-6)
+
+
+def test_pearson_term_is_one_minus_r_over_labelled_entries() -> None:
+    """The optional concat-fusion-style term: 1 - Pearson r per dimension (scipy), masked."""
+    from scipy.stats import pearsonr
+
+    cfg = HiMoEConfig.simulated(pearson_weight=0.5, **SMALL)
+    model = model_for(cfg).eval()
+    with torch.no_grad():
+        out = model(batch(cfg, 9))
+    g = torch.Generator().manual_seed(4)
+    targets = torch.rand(9, 4, generator=g) * 8 + 1
+    mask = torch.ones(9, 4, dtype=torch.bool)
+    mask[:3, 1] = False  # dimension 1 has only six labels
+    total, parts = model.loss(out, targets, mask)
+    pred = out.regression.double().numpy()
+    y = targets.double().numpy()
+    rs = [
+        pearsonr(pred[3:, 1] if d == 1 else pred[:, d], y[3:, 1] if d == 1 else y[:, d])[0]
+        for d in range(4)
+    ]
+    # (the loss adds eps = 1e-6 to each variance: an untrained model's spread is small)
+    assert float(parts["pearson"]) == pytest.approx(1.0 - float(np.mean(rs)), abs=1e-3)
+    assert float(parts["emo"]) == pytest.approx(
+        float(parts["mse"] + parts["bce"] + 0.5 * parts["pearson"]), rel=1e-6
+    )
+    _, paper = hi_moe_loss(out, targets, mask)  # the paper's L_emo has no such term
+    assert "pearson" not in paper
+    assert float(total - paper["emo"] - 0.1 * paper["ntxent"]) == pytest.approx(
+        0.5 * float(parts["pearson"]), abs=1e-5
+    )
+    with pytest.raises(ValueError, match="pearson_weight"):
+        HiMoEConfig.simulated(pearson_weight=-1.0)
 
 
 # --------------------------------------------------------------------------- missing-rate sampling
