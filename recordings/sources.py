@@ -32,6 +32,7 @@ from recordings.manifest import MANIFEST, XDF_FILE
 from recordings.taps import FRAME_TIMES_SUFFIX
 from recordings.tracks import SourceError, Track, VideoTrack, sorted_track
 from recordings.xdf_reader import XdfError, XdfFile, XdfStream, load_xdf
+from recordings.xdf_values import XdfValues
 
 __all__ = ["Recording", "RecordedPredictions", "SourceError", "Track", "open_recording"]
 
@@ -154,7 +155,10 @@ def _spec_from_xdf(s: XdfStream) -> tuple[StreamSpec | None, str]:
     return spec, ""
 
 
-def _values(s: XdfStream, spec: StreamSpec) -> np.ndarray:
+def _values(s: XdfStream, spec: StreamSpec) -> Any:
+    """The track's items: numeric values stay in the file when the reader left them there."""
+    if isinstance(s.time_series, XdfValues):
+        return s.time_series.as_dtype(spec.dtype)
     if s.is_string:
         arr = np.empty((s.count, s.channel_count), dtype=object)
         for i, row in enumerate(s.time_series):
@@ -171,7 +175,7 @@ def _predictions(s: XdfStream) -> RecordedPredictions:
 
 
 def _open_xdf(path: Path) -> Recording:
-    xdf = load_xdf(path)
+    xdf = load_xdf(path, lazy=True)
     rec = Recording(path, "xdf", [], problems=list(xdf.problems), xdf=xdf)
     for s in xdf.streams:
         if s.type == "FrameTimes":
@@ -252,7 +256,7 @@ def _open_session(folder: Path) -> Recording:
     xdf: XdfFile | None = None
     if any(e.get("file") == XDF_FILE for e in entries) or (folder / XDF_FILE).is_file():
         try:
-            xdf = load_xdf(folder / XDF_FILE)
+            xdf = load_xdf(folder / XDF_FILE, lazy=True)
         except XdfError as exc:
             raise SourceError(str(exc)) from None
         rec.xdf = xdf

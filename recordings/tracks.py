@@ -4,8 +4,9 @@ A ``Track`` is one stream: its original ``StreamSpec`` and its items in time
 order on the one clock. The replay driver only ever asks four things of it:
 where a time falls (``index``), the stamps and items of a span (``span``),
 how many items its busiest stretch holds (``busiest``, to size a ring) and
-its first and last stamps. A plain ``Track`` holds everything in memory (XDF
-streams: physiology is small); ``VideoTrack`` decodes frames from a video on
+its first and last stamps. A plain ``Track`` holds its stamps in memory and
+its items in an array, or for XDF streams in a ``recordings.xdf_values.XdfValues``
+that reads them from the file by slice; ``VideoTrack`` decodes frames from a video on
 demand; ``recordings.aedat_tracks.AedatTrack`` reads events and APS frames
 from an AEDAT4 file by time, because those are too big to hold.
 """
@@ -28,7 +29,7 @@ class SourceError(ValueError):
 
 @dataclass
 class Track:
-    """One replayable stream with its items in memory."""
+    """One replayable stream: its stamps, and its items in an array (or any object sliced like one)."""
 
     spec: StreamSpec
     ts: np.ndarray
@@ -120,8 +121,8 @@ def sorted_track(track: Track) -> Track:
     if track.count > 1 and bool(np.any(np.diff(track.ts) < 0)):
         order = np.argsort(track.ts, kind="stable")
         track.ts = track.ts[order]
-        if track.data is not None:
-            track.data = track.data[order]
+        if track.data is not None:  # (values still in a file are read in to be sorted)
+            track.data = np.asarray(track.data)[order]
     return track
 
 

@@ -1,5 +1,5 @@
 """The constants of the XDF container (https://github.com/sccn/xdf/wiki/Specifications)
-that the writer and the reader share."""
+that the writer and the readers share, and the readers' error."""
 
 from __future__ import annotations
 
@@ -14,3 +14,7 @@ TAG_STREAM_FOOTER = 6
 BOUNDARY_UUID = bytes(
     [0x43, 0xA5, 0x46, 0xDC, 0xCB, 0xF5, 0x41, 0x0F, 0xB3, 0x0E, 0xD5, 0x46, 0x73, 0x83, 0xCB, 0xE4]
 )
+
+
+class XdfError(ValueError):
+    """The file cannot be read as XDF at all; the message names it and says why."""

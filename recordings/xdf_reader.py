@@ -43,7 +43,9 @@ from recordings.xdf_format import (
     TAG_SAMPLES,
     TAG_STREAM_FOOTER,
     TAG_STREAM_HEADER,
+    XdfError,
 )
+from recordings.xdf_values import ChunkMap, ChunkMapBuilder, XdfValues
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +62,13 @@ FORMATS: dict[str, str | None] = {
 }
 
 
-class XdfError(ValueError):
-    """The file cannot be read as XDF at all; the message names it and says why."""
-
-
 @dataclass
 class XdfStream:
     """One stream of an XDF file: its header fields, stamps (one clock) and values.
 
-    ``time_series`` is (n, channels) of the stream's dtype, or a list of rows of
-    strings for string streams. ``info`` is the header's XML root (``desc`` and
+    ``time_series`` is (n, channels) of the stream's dtype (an ndarray, or with
+    ``load_xdf(lazy=True)`` an ``XdfValues`` reading from the file), or a list of
+    rows of strings for string streams. ``info`` is the header's XML root (``desc`` and
     all), for fields this class does not lift out.
     """
 
@@ -172,10 +171,13 @@ def _text(el: ET.Element | None, key: str, default: str = "") -> str:
     return (found.text or "").strip() if found is not None and found.text is not None else default
 
 
-def load_xdf(path: str | Path, *, synchronize: bool = True) -> XdfFile:
+def load_xdf(path: str | Path, *, synchronize: bool = True, lazy: bool = False) -> XdfFile:
     """Read every stream of an XDF file; damage becomes ``problems``, not an exception.
 
-    ``XdfError`` when the file is missing, unreadable or not XDF at all.
+    ``lazy``: numeric streams whose samples all carry their stamps keep their values
+    in the file (``time_series`` is then an ``XdfValues``, read by slice); the
+    stamps are read either way. ``XdfError`` when the file is missing, unreadable
+    or not XDF at all.
     """
     path = Path(path)
     try:
@@ -188,14 +190,14 @@ def load_xdf(path: str | Path, *, synchronize: bool = True) -> XdfFile:
     except OSError as exc:
         raise XdfError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        return _load(path, buf, synchronize)
+        return _load(path, buf, synchronize, lazy)
     finally:
         if isinstance(buf, mmap.mmap):
             with contextlib.suppress(BufferError):  # a view still alive: the GC closes it
                 buf.close()
 
 
-def _load(path: Path, buf: Any, synchronize: bool) -> XdfFile:
+def _load(path: Path, buf: Any, synchronize: bool, lazy: bool) -> XdfFile:
     if buf[:4] != MAGIC:
         raise XdfError(f"{path}: not an XDF file (it does not start with 'XDF:')")
     view = memoryview(buf)
@@ -276,7 +278,7 @@ def _load(path: Path, buf: Any, synchronize: bool) -> XdfFile:
     streams: list[XdfStream] = []
     for sid in order:
         p = pending[sid]
-        stream = _decode(path, view, p, problem)
+        stream = _decode(path, view, p, problem, lazy)
         if synchronize:
             _synchronize(stream)
         streams.append(stream)
@@ -291,8 +293,8 @@ def _sid(view: memoryview, content: int, end: int) -> int:
     return struct.unpack_from("<I", view, content)[0]
 
 
-def _decode(path: Path, view: memoryview, p: _Pending, problem) -> XdfStream:
-    """All Samples chunks of one stream -> stamps and values."""
+def _decode(path: Path, view: memoryview, p: _Pending, problem, lazy: bool = False) -> XdfStream:
+    """All Samples chunks of one stream -> stamps and values (``lazy``: where the values are)."""
     dtype = FORMATS[p.fmt]
     c = p.channels
     ts_parts: list[np.ndarray] = []
@@ -300,26 +302,39 @@ def _decode(path: Path, view: memoryview, p: _Pending, problem) -> XdfStream:
     strings: list[list[str]] = []
     last_t = math.nan
     dt = 1.0 / p.srate if p.srate > 0 else 0.0
+    places: ChunkMapBuilder | None = None
     if dtype is not None:
-        fast = _decode_fast(view, p, np.dtype(dtype))
+        item = np.dtype(dtype)
+        spans = _fixed_size_spans(view, p, item)
+        fast = None if spans is None else _decode_fast(view, spans, lazy)
         if fast is not None:
-            return _stream(p, fast[0], fast[1])
+            values = XdfValues(path, fast[1]) if isinstance(fast[1], ChunkMap) else fast[1]
+            return _stream(p, fast[0], values)
+        rec = np.dtype([("n", "u1"), ("t", "<f8"), ("v", item, (c,))])
+        # deduced stamps make samples of two sizes, so where each one's values lie is listed
+        # (8 bytes a sample): worth it only for samples wider than that
+        if lazy and item.itemsize * c > 8:
+            places = ChunkMapBuilder(rec)
     for start, end, offset in p.chunks:
         try:
             n, pos = _varlen(view, start, end)
             if dtype is not None:
-                item = np.dtype(dtype)
-                rec = np.dtype([("n", "u1"), ("t", "<f8"), ("v", item, (c,))])
                 if n * rec.itemsize == end - pos:
                     arr = np.frombuffer(view[pos:end], rec)
                     if bool(np.all(arr["n"] == 8)):
                         ts_parts.append(arr["t"])
-                        val_parts.append(arr["v"])
+                        if places is not None:
+                            places.fixed(pos, n)
+                        else:
+                            val_parts.append(arr["v"])
                         last_t = float(arr["t"][-1]) if n else last_t
                         continue
-                ts, vals, last_t = _numeric_slow(view, pos, end, n, item, c, last_t, dt)
+                ts, at, last_t = _numeric_places(view, pos, end, n, item.itemsize * c, last_t, dt)
                 ts_parts.append(ts)
-                val_parts.append(vals)
+                if places is not None:
+                    places.variable(at)
+                else:
+                    val_parts.append(_gather(view, at, item, c))
             else:
                 ts, rows, last_t = _strings(view, pos, end, n, c, last_t, dt)
                 ts_parts.append(ts)
@@ -327,18 +342,25 @@ def _decode(path: Path, view: memoryview, p: _Pending, problem) -> XdfStream:
         except _Damage as exc:
             problem(offset, f"samples of stream {p.stream_id} do not parse ({exc}); chunk skipped")
     stamps = np.concatenate(ts_parts) if ts_parts else np.empty(0, np.float64)
-    if dtype is not None:
-        values: Any = (
-            np.concatenate(val_parts) if val_parts else np.empty((0, c), np.dtype(dtype))
-        )
+    if places is not None:
+        values: Any = XdfValues(path, places.build())
+    elif dtype is not None:
+        values = np.concatenate(val_parts) if val_parts else np.empty((0, c), np.dtype(dtype))
     else:
         values = strings
     return _stream(p, stamps, values)
 
 
-def _decode_fast(view: memoryview, p: _Pending, item: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
-    """Every chunk at once when every sample carries its 8-byte stamp (LabRecorder's and
-    affectlab's files): one join, one ``frombuffer``. None when any chunk needs the slow path."""
+@dataclass
+class _Spans:
+    record: np.dtype
+    spans: list[tuple[int, int, int]]  # (byte position, first sample, end sample) per chunk
+    total: int
+
+
+def _fixed_size_spans(view: memoryview, p: _Pending, item: np.dtype) -> _Spans | None:
+    """Where each chunk's sample records start, when every sample carries its 8-byte stamp
+    (LabRecorder's and affectlab's files) so that records have one size; None otherwise."""
     rec = np.dtype([("n", "u1"), ("t", "<f8"), ("v", item, (p.channels,))])
     spans = []
     total = 0
@@ -351,19 +373,32 @@ def _decode_fast(view: memoryview, p: _Pending, item: np.dtype) -> tuple[np.ndar
             return None
         spans.append((pos, total, total + n))
         total += n
-    # straight from the file into the results: one copy, no per-chunk checks
+    return _Spans(rec, spans, total)
+
+
+def _decode_fast(view: memoryview, s: _Spans, lazy: bool) -> tuple[np.ndarray, Any] | None:
+    """Every chunk at once: one ``frombuffer`` per chunk straight into the results (with
+    ``lazy``, the stamps and a ``ChunkMap`` of where the values are). None when a sample
+    turns out not to carry an 8-byte stamp after all."""
+    rec, total = s.record, s.total
     nbytes = np.empty(total, np.uint8)
     stamps = np.empty(total, np.float64)
-    values = np.empty((total, p.channels), item)
-    for pos, i, j in spans:
+    values = None if lazy else np.empty((total, *rec["v"].shape), rec["v"].base)
+    for pos, i, j in s.spans:
         arr = np.frombuffer(view, rec, j - i, pos)
         nbytes[i:j] = arr["n"]
         stamps[i:j] = arr["t"]
-        values[i:j] = arr["v"]
+        if values is not None:
+            values[i:j] = arr["v"]
         del arr  # no view may outlive the mapping
     if total and not bool(np.all(nbytes == 8)):
         return None
-    return stamps, values
+    if values is not None:
+        return stamps, values
+    places = ChunkMapBuilder(rec)
+    for pos, i, j in s.spans:
+        places.fixed(pos, j - i)
+    return stamps, places.build()
 
 
 def _stream(p: _Pending, stamps: np.ndarray, values: Any) -> XdfStream:
@@ -405,21 +440,32 @@ def _stamp(view: memoryview, pos: int, end: int, last_t: float, dt: float) -> tu
     raise _Damage(f"a timestamp of {nb} bytes (0 or 8 expected)")
 
 
-def _numeric_slow(view, pos, end, n, item: np.dtype, c: int, last_t: float, dt: float):
-    """Samples whose stamps are partly deduced (0-byte stamps): one at a time."""
+def _numeric_places(view, pos, end, n, width: int, last_t: float, dt: float):
+    """Samples whose stamps are partly deduced (0-byte stamps), one at a time: their
+    stamps and the byte where each one's ``width`` bytes of values start."""
     ts = np.empty(n, np.float64)
-    vals = np.empty((n, c), item)
-    width = item.itemsize * c
+    at = np.empty(n, np.int64)
     for i in range(n):
         last_t, pos = _stamp(view, pos, end, last_t, dt)
         if pos + width > end:
             raise _Damage("a sample is cut off")
         ts[i] = last_t
-        vals[i] = np.frombuffer(view[pos : pos + width], item)
+        at[i] = pos
         pos += width
     if pos != end:
         raise _Damage(f"{end - pos} bytes left over after {n} samples")
-    return ts, vals, last_t
+    return ts, at, last_t
+
+
+def _gather(view: memoryview, at: np.ndarray, item: np.dtype, c: int) -> np.ndarray:
+    """The (n, c) values whose bytes start at ``at``: one fancy index, copied out."""
+    width = item.itemsize * c
+    if len(at) == 0:
+        return np.empty((0, c), item)
+    whole = np.frombuffer(view, np.uint8)
+    picked = whole[at[:, None] + np.arange(width)]
+    del whole  # no view may outlive the mapping
+    return picked.view(item).reshape(len(at), c)
 
 
 def _strings(view, pos, end, n, c: int, last_t: float, dt: float):

@@ -35,6 +35,7 @@ from core.streams import Modality, StreamSpec
 from drivers.base import Driver
 from recordings.replay import ReplayControl
 from recordings.sources import SourceError, open_recording
+from recordings.xdf_values import XdfValues
 from recordings.xdf_writer import XdfStreamInfo, XdfWriter
 
 RECORD_S = 4.0
@@ -222,6 +223,7 @@ def test_replays_an_xdf_from_labrecorder(tmp_path):
     eeg = by["r2-lr-eeg"]
     assert eeg.spec.modality is Modality.EEG and eeg.spec.channel_names == ("Fz", "Cz", "Pz")
     assert eeg.spec.units == ("microvolts",) * 3 and eeg.spec.nominal_rate == 128.0
+    assert isinstance(eeg.data, XdfValues)  # values stay in the file; only stamps are loaded
     values = eeg.data[:, 0]
     first = int(values[0])
     assert np.array_equal(values[: truth["checked"] - first], np.arange(first, truth["checked"]))
@@ -245,6 +247,32 @@ def test_replays_an_xdf_from_labrecorder(tmp_path):
         np.testing.assert_array_equal(ring.latest(eeg.count).data, eeg.data)
     finally:
         session.stop()
+
+
+def test_an_xdf_stream_whose_stamps_go_backwards_replays_sorted(tmp_path):
+    """Values left in the file are read in to be sorted with their stamps (stable)."""
+    path = tmp_path / "jumbled.xdf"
+    w = XdfWriter(path)
+    sid = w.add_stream(XdfStreamInfo("jumbled-eeg", "EEG", 2, 100.0, "float32"))
+    ok = w.add_stream(XdfStreamInfo("steady-eeg", "EEG", 1, 100.0, "float32"))
+    t = 50.0 + np.arange(300) / 100.0
+    order = np.r_[np.arange(100), np.arange(150, 200), np.arange(100, 150), np.arange(200, 300)]
+    for k in range(0, 300, 30):  # ten chunks; the swapped halves straddle chunk edges
+        i = order[k : k + 30]
+        w.write_samples(sid, np.c_[i, -i].astype(np.float32), t[i])
+        w.write_samples(ok, np.arange(k, k + 30, dtype=np.float32)[:, None], t[k : k + 30])
+    w.close()
+    rec = open_recording(path)
+    by = {tr.spec.name: tr for tr in rec.tracks}
+    jumbled, steady = by["jumbled-eeg"], by["steady-eeg"]
+    assert isinstance(jumbled.data, np.ndarray) and isinstance(steady.data, XdfValues)
+    np.testing.assert_array_equal(jumbled.ts, t)
+    np.testing.assert_array_equal(jumbled.read(0, 300)[:, 0], np.arange(300))
+    np.testing.assert_array_equal(jumbled.read(0, 300)[:, 1], -np.arange(300))
+    ts, got = steady.span(95, 205)
+    np.testing.assert_array_equal(ts, t[95:205])
+    np.testing.assert_array_equal(got[:, 0], np.arange(95, 205))
+    rec.close()
 
 
 def _write_aedat(path: Path, t0_us: int = 1_700_000_000_123_456) -> dict:

@@ -167,3 +167,100 @@ def test_not_xdf_is_a_clear_error(tmp_path):
         load_xdf(path)
     with pytest.raises(XdfError, match="no such file"):
         load_xdf(tmp_path / "missing.xdf")
+
+
+# --------------------------------------------------------------------------- values left in the file
+def test_lazy_values_slice_like_the_loaded_array(tmp_path):
+    """``lazy=True``: numeric values are read from the file by slice, equal to the loaded
+    array for every kind of slice (chunk edges, across many chunks, empty, negative, strided)."""
+    path = tmp_path / "a.xdf"
+    write_file(path, n_chunks=30)
+    whole = load_xdf(path)
+    lazy = load_xdf(path, lazy=True)
+    rng = np.random.default_rng(1)
+    for s, z in zip(whole.streams, lazy.streams, strict=True):
+        np.testing.assert_array_equal(z.time_stamps, s.time_stamps)
+        if s.is_string:
+            assert z.time_series == s.time_series  # strings stay decoded in memory
+            continue
+        v = z.time_series
+        assert type(v).__name__ == "XdfValues" and v.shape == s.time_series.shape
+        assert v.dtype == s.time_series.dtype and len(v) == s.count
+        n = s.count
+        edges = [0, 1, 31, 32, 33, 64, n - 1, n]
+        cuts = [(a, b) for a in edges for b in edges] + [
+            tuple(sorted(rng.integers(0, n + 1, 2))) for _ in range(100)
+        ]
+        for a, b in cuts:
+            np.testing.assert_array_equal(v[a:b], s.time_series[a:b], err_msg=f"{s.name} {a}:{b}")
+        keys = [slice(None), slice(-5, None), slice(3, 90, 7), slice(None, None, -1), slice(9, 2)]
+        keys += [0, -1, n // 2, (slice(4, 60), 0), (slice(None), slice(0, 1)), (7, 0), [3, 1, n - 1]]
+        for key in keys:
+            np.testing.assert_array_equal(v[key], s.time_series[key], err_msg=f"{s.name} {key}")
+        np.testing.assert_array_equal(np.asarray(v), s.time_series)
+        as64 = v.as_dtype(np.float64)
+        assert as64[2:40].dtype == np.float64
+        np.testing.assert_array_equal(as64[2:40], s.time_series[2:40].astype(np.float64))
+        with pytest.raises(IndexError):
+            v[n]
+
+
+def test_lazy_reads_deduced_stamps_and_damaged_files(tmp_path):
+    """Deduced (0-byte) stamps, as LabRecorder writes them, give samples of two sizes: each
+    one's place is listed and the values equal the eager reading and pyxdf's; a stream of
+    two float32 channels (no wider than a listed place) is decoded into memory instead.
+    A truncated file's complete chunks read lazily as eagerly."""
+    path = tmp_path / "dedup.xdf"
+    w = XdfWriter(path)
+    wide = w.add_stream(XdfStreamInfo("wide", "EEG", 3, 10.0, "float32"))
+    narrow = w.add_stream(XdfStreamInfo("narrow", "EEG", 2, 10.0, "float32"))
+    rng = np.random.default_rng(2)
+    truth = {"wide": [], "narrow": []}
+    for k in range(12):
+        for sid, name, c in ((wide, "wide", 3), (narrow, "narrow", 2)):
+            n = int(rng.integers(1, 9))
+            v = rng.standard_normal((n, c)).astype("<f4")
+            truth[name].append(v)
+            if k % 3 == 2:  # every sample stamped: a chunk of one record size among the others
+                w.write_samples(sid, v, 5.0 + k + np.arange(n) / 10.0)
+                continue
+            body = struct.pack("<I", sid) + varlen(n)
+            for i in range(n):
+                stamped = i == 0 or rng.random() < 0.3
+                body += (b"\x08" + struct.pack("<d", 5.0 + k + i / 10.0)) if stamped else b"\x00"
+                body += v[i].tobytes()
+            w._add(chunk(TAG_SAMPLES, body))
+    w.close()
+    eager, lazy = load_xdf(path), load_xdf(path, lazy=True)
+    ref = {s["info"]["name"][0]: s for s in pyxdf.load_xdf(str(path), dejitter_timestamps=False)[0]}
+    for name in ("wide", "narrow"):
+        e, z = eager.stream(name), lazy.stream(name)
+        np.testing.assert_array_equal(e.time_series, np.concatenate(truth[name]))
+        np.testing.assert_array_equal(e.time_series, ref[name]["time_series"])
+        np.testing.assert_allclose(e.time_stamps, ref[name]["time_stamps"])
+        np.testing.assert_array_equal(z.time_stamps, e.time_stamps)
+    v, n = lazy.stream("wide").time_series, lazy.stream("wide").count
+    assert type(v).__name__ == "XdfValues"
+    for a in range(n + 1):
+        for b in range(a, n + 1):
+            np.testing.assert_array_equal(v[a:b], eager.stream("wide").time_series[a:b])
+    assert isinstance(lazy.stream("narrow").time_series, np.ndarray)
+
+    cut = tmp_path / "cut.xdf"
+    truth = write_file(cut)
+    data = cut.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    eeg = load_xdf(cut, lazy=True).stream("eeg")
+    assert 0 < eeg.count < len(truth["eeg"])
+    np.testing.assert_array_equal(np.asarray(eeg.time_series), truth["eeg"][: eeg.count])
+
+
+def test_lazy_values_refuse_a_file_changed_after_opening(tmp_path):
+    path = tmp_path / "a.xdf"
+    write_file(path)
+    v = load_xdf(path, lazy=True).stream("eeg").time_series
+    assert v[0:10].shape == (10, 4)
+    with open(path, "ab") as fh:
+        fh.write(b"\0" * 7)
+    with pytest.raises(XdfError, match="changed since it was opened"):
+        v[0:10]
