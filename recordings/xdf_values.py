@@ -20,6 +20,7 @@ scanned is refused, not read at stale offsets.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,8 +118,7 @@ class XdfValues:
 
     def as_dtype(self, dtype: Any) -> XdfValues:
         """The same values, read as ``dtype`` (the replay ring's item type)."""
-        out = XdfValues.__new__(XdfValues)
-        out.__dict__.update(self.__dict__)
+        out = copy.copy(self)
         out.dtype = np.dtype(dtype)
         return out
 
