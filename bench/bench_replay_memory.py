@@ -14,7 +14,8 @@ layout) or, with ``--deduced``, only each chunk's first (LabRecorder's). The
 child opens it with ``recordings.sources.open_recording`` and reads every
 sample in the replay driver's chunks: values read from the file by slice
 (``recordings.xdf_values``), against the baseline that decodes them all into
-memory at opening (``load_xdf`` without ``lazy``, what replay did before).
+memory at opening (``load_xdf`` without ``lazy``, as replay did before; both
+with today's reader, which lets go of the file's pages behind its scan).
 
 Each child reports its peak resident memory (VmHWM, which includes file pages
 mapped while the file is scanned), the anonymous memory it holds once the file

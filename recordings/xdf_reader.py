@@ -134,6 +134,32 @@ class _Pending:
     footer: ET.Element | None = None
 
 
+class _ResidentPages:
+    """Drops the file pages behind a forward pass over the mapping from this process's
+    resident set (the page cache keeps them; a later touch maps them again), so that
+    scanning a big file does not look like holding it. A no-op where ``madvise`` is missing."""
+
+    STEP = 64 << 20
+
+    def __init__(self, buf: Any) -> None:
+        usable = isinstance(buf, mmap.mmap) and hasattr(buf, "madvise")
+        self._buf = buf if usable and hasattr(mmap, "MADV_DONTNEED") else None
+        self._done = 0
+
+    def behind(self, pos: int) -> None:
+        """A pass has reached byte ``pos``: let go of what lies before it."""
+        if self._buf is None or pos - self._done < self.STEP:
+            return
+        end = pos // mmap.PAGESIZE * mmap.PAGESIZE
+        self._buf.madvise(mmap.MADV_DONTNEED, self._done, end - self._done)
+        self._done = end
+
+    def new_pass(self) -> None:
+        if self._buf is not None and self._done:
+            self._buf.madvise(mmap.MADV_DONTNEED, 0, self._done)
+        self._done = 0
+
+
 class _Damage(Exception):
     """A chunk that makes no sense; the reader reports it and tries to resynchronise."""
 
@@ -202,6 +228,7 @@ def _load(path: Path, buf: Any, synchronize: bool, lazy: bool) -> XdfFile:
         raise XdfError(f"{path}: not an XDF file (it does not start with 'XDF:')")
     view = memoryview(buf)
     size = len(buf)
+    pages = _ResidentPages(buf)
     pending: dict[int, _Pending] = {}
     order: list[int] = []
     header: ET.Element | None = None
@@ -267,6 +294,7 @@ def _load(path: Path, buf: Any, synchronize: bool, lazy: bool) -> XdfFile:
                 raise _Damage(f"a chunk with unknown tag {tag}")
             pos = end
             good_end = end
+            pages.behind(pos)
         except _Damage as exc:
             resume = buf.find(BOUNDARY_UUID, start + 1)
             if resume < 0:
@@ -278,7 +306,7 @@ def _load(path: Path, buf: Any, synchronize: bool, lazy: bool) -> XdfFile:
     streams: list[XdfStream] = []
     for sid in order:
         p = pending[sid]
-        stream = _decode(path, view, p, problem, lazy)
+        stream = _decode(path, view, p, problem, lazy, pages)
         if synchronize:
             _synchronize(stream)
         streams.append(stream)
@@ -293,7 +321,9 @@ def _sid(view: memoryview, content: int, end: int) -> int:
     return struct.unpack_from("<I", view, content)[0]
 
 
-def _decode(path: Path, view: memoryview, p: _Pending, problem, lazy: bool = False) -> XdfStream:
+def _decode(
+    path: Path, view: memoryview, p: _Pending, problem, lazy: bool, pages: _ResidentPages
+) -> XdfStream:
     """All Samples chunks of one stream -> stamps and values (``lazy``: where the values are)."""
     dtype = FORMATS[p.fmt]
     c = p.channels
@@ -305,8 +335,8 @@ def _decode(path: Path, view: memoryview, p: _Pending, problem, lazy: bool = Fal
     places: ChunkMapBuilder | None = None
     if dtype is not None:
         item = np.dtype(dtype)
-        spans = _fixed_size_spans(view, p, item)
-        fast = None if spans is None else _decode_fast(view, spans, lazy)
+        spans = _fixed_size_spans(view, p, item, pages)
+        fast = None if spans is None else _decode_fast(view, spans, lazy, pages)
         if fast is not None:
             values = XdfValues(path, fast[1]) if isinstance(fast[1], ChunkMap) else fast[1]
             return _stream(p, fast[0], values)
@@ -315,7 +345,9 @@ def _decode(path: Path, view: memoryview, p: _Pending, problem, lazy: bool = Fal
         # (8 bytes a sample): worth it only for samples wider than that
         if lazy and item.itemsize * c > 8:
             places = ChunkMapBuilder(rec)
+    pages.new_pass()
     for start, end, offset in p.chunks:
+        pages.behind(start)
         try:
             n, pos = _varlen(view, start, end)
             if dtype is not None:
@@ -358,13 +390,17 @@ class _Spans:
     total: int
 
 
-def _fixed_size_spans(view: memoryview, p: _Pending, item: np.dtype) -> _Spans | None:
+def _fixed_size_spans(
+    view: memoryview, p: _Pending, item: np.dtype, pages: _ResidentPages
+) -> _Spans | None:
     """Where each chunk's sample records start, when every sample carries its 8-byte stamp
     (LabRecorder's and affectlab's files) so that records have one size; None otherwise."""
     rec = np.dtype([("n", "u1"), ("t", "<f8"), ("v", item, (p.channels,))])
     spans = []
     total = 0
+    pages.new_pass()
     for start, end, _ in p.chunks:
+        pages.behind(start)
         try:
             n, pos = _varlen(view, start, end)
         except _Damage:
@@ -376,7 +412,9 @@ def _fixed_size_spans(view: memoryview, p: _Pending, item: np.dtype) -> _Spans |
     return _Spans(rec, spans, total)
 
 
-def _decode_fast(view: memoryview, s: _Spans, lazy: bool) -> tuple[np.ndarray, Any] | None:
+def _decode_fast(
+    view: memoryview, s: _Spans, lazy: bool, pages: _ResidentPages
+) -> tuple[np.ndarray, Any] | None:
     """Every chunk at once: one ``frombuffer`` per chunk straight into the results (with
     ``lazy``, the stamps and a ``ChunkMap`` of where the values are). None when a sample
     turns out not to carry an 8-byte stamp after all."""
@@ -384,7 +422,9 @@ def _decode_fast(view: memoryview, s: _Spans, lazy: bool) -> tuple[np.ndarray, A
     nbytes = np.empty(total, np.uint8)
     stamps = np.empty(total, np.float64)
     values = None if lazy else np.empty((total, *rec["v"].shape), rec["v"].base)
+    pages.new_pass()
     for pos, i, j in s.spans:
+        pages.behind(pos)
         arr = np.frombuffer(view, rec, j - i, pos)
         nbytes[i:j] = arr["n"]
         stamps[i:j] = arr["t"]

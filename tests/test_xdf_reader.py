@@ -264,3 +264,21 @@ def test_lazy_values_refuse_a_file_changed_after_opening(tmp_path):
         fh.write(b"\0" * 7)
     with pytest.raises(XdfError, match="changed since it was opened"):
         v[0:10]
+
+
+def test_letting_go_of_scanned_pages_keeps_every_value(tmp_path, monkeypatch):
+    """The reader drops file pages behind its scans (every 64 MB; here every 8 kB, so every
+    pass does it many times): what it read before, held as views of the mapping, and what
+    it reads after stay exact."""
+    from recordings import xdf_reader
+
+    monkeypatch.setattr(xdf_reader._ResidentPages, "STEP", 8192)
+    path = tmp_path / "a.xdf"
+    truth = write_file(path, n_chunks=200)
+    for lazy in (False, True):
+        f = load_xdf(path, lazy=lazy)
+        eeg = f.stream("eeg")
+        np.testing.assert_array_equal(eeg.time_stamps, truth["eeg_t"])
+        np.testing.assert_array_equal(np.asarray(eeg.time_series), truth["eeg"])
+        np.testing.assert_array_equal(np.asarray(f.stream("count").time_series), truth["count"])
+        assert f.stream("mk").time_series == truth["mk"]
