@@ -14,6 +14,10 @@ reported as a ``problem`` naming the file, byte offset and what broke; reading
 resumes after the next Boundary chunk when there is one, and stops otherwise.
 A file that is not XDF at all raises ``XdfError``.
 
+For replay, ``load_xdf(path, lazy=True)`` reads the stamps and leaves the
+values in the file (``recordings.xdf_values``), and every pass over the mapped
+file lets go of the pages behind it, so opening a long recording holds little.
+
 Clock offsets are applied as pyxdf's synchronisation does without dejitter:
 per stream a linear fit of the ClockOffset values against their collection
 times (offsets of 0, as affectlab writes, leave stamps untouched).
@@ -200,9 +204,10 @@ def _text(el: ET.Element | None, key: str, default: str = "") -> str:
 def load_xdf(path: str | Path, *, synchronize: bool = True, lazy: bool = False) -> XdfFile:
     """Read every stream of an XDF file; damage becomes ``problems``, not an exception.
 
-    ``lazy``: numeric streams whose samples all carry their stamps keep their values
-    in the file (``time_series`` is then an ``XdfValues``, read by slice); the
-    stamps are read either way. ``XdfError`` when the file is missing, unreadable
+    ``lazy``: numeric streams keep their values in the file (``time_series`` is then
+    an ``XdfValues``, read by slice), except streams with deduced stamps no wider than
+    two float32 channels, where listing each sample's place would cost more than its
+    values; stamps are read either way. ``XdfError`` when the file is missing, unreadable
     or not XDF at all.
     """
     path = Path(path)
