@@ -3,6 +3,8 @@ that the writer and the readers share, and the readers' error."""
 
 from __future__ import annotations
 
+import numpy as np
+
 MAGIC = b"XDF:"
 TAG_FILE_HEADER = 1
 TAG_STREAM_HEADER = 2
@@ -18,3 +20,9 @@ BOUNDARY_UUID = bytes(
 
 class XdfError(ValueError):
     """The file cannot be read as XDF at all; the message names it and says why."""
+
+
+def record_dtype(item: np.dtype, channels: int) -> np.dtype:
+    """One numeric sample as stored with its stamp: the stamp's size byte (8), the
+    8-byte stamp, then the values."""
+    return np.dtype([("n", "u1"), ("t", "<f8"), ("v", item, (channels,))])

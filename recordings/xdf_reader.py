@@ -48,8 +48,9 @@ from recordings.xdf_format import (
     TAG_STREAM_FOOTER,
     TAG_STREAM_HEADER,
     XdfError,
+    record_dtype,
 )
-from recordings.xdf_values import ChunkMap, ChunkMapBuilder, XdfValues
+from recordings.xdf_values import ChunkMap, ChunkMapBuilder, XdfValues, gather_rows
 
 log = logging.getLogger(__name__)
 
@@ -340,12 +341,12 @@ def _decode(
     places: ChunkMapBuilder | None = None
     if dtype is not None:
         item = np.dtype(dtype)
-        spans = _fixed_size_spans(view, p, item, pages)
+        rec = record_dtype(item, c)
+        spans = _fixed_size_spans(view, p, rec, pages)
         fast = None if spans is None else _decode_fast(view, spans, lazy, pages)
         if fast is not None:
             values = XdfValues(path, fast[1]) if isinstance(fast[1], ChunkMap) else fast[1]
             return _stream(p, fast[0], values)
-        rec = np.dtype([("n", "u1"), ("t", "<f8"), ("v", item, (c,))])
         # deduced stamps make samples of two sizes, so where each one's values lie is listed
         # (8 bytes a sample): worth it only for samples wider than that
         if lazy and item.itemsize * c > 8:
@@ -371,7 +372,9 @@ def _decode(
                 if places is not None:
                     places.variable(at)
                 else:
-                    val_parts.append(_gather(view, at, item, c))
+                    whole = np.frombuffer(view, np.uint8)
+                    val_parts.append(gather_rows(whole, at, item, c))
+                    del whole  # no view may outlive the mapping
             else:
                 ts, rows, last_t = _strings(view, pos, end, n, c, last_t, dt)
                 ts_parts.append(ts)
@@ -396,11 +399,10 @@ class _Spans:
 
 
 def _fixed_size_spans(
-    view: memoryview, p: _Pending, item: np.dtype, pages: _ResidentPages
+    view: memoryview, p: _Pending, rec: np.dtype, pages: _ResidentPages
 ) -> _Spans | None:
-    """Where each chunk's sample records start, when every sample carries its 8-byte stamp
-    (LabRecorder's and affectlab's files) so that records have one size; None otherwise."""
-    rec = np.dtype([("n", "u1"), ("t", "<f8"), ("v", item, (p.channels,))])
+    """Where each chunk's sample records (``rec``) start, when every sample carries its
+    8-byte stamp (affectlab's files) so that records have one size; None otherwise."""
     spans = []
     total = 0
     pages.new_pass()
@@ -500,17 +502,6 @@ def _numeric_places(view, pos, end, n, width: int, last_t: float, dt: float):
     if pos != end:
         raise _Damage(f"{end - pos} bytes left over after {n} samples")
     return ts, at, last_t
-
-
-def _gather(view: memoryview, at: np.ndarray, item: np.dtype, c: int) -> np.ndarray:
-    """The (n, c) values whose bytes start at ``at``: one fancy index, copied out."""
-    width = item.itemsize * c
-    if len(at) == 0:
-        return np.empty((0, c), item)
-    whole = np.frombuffer(view, np.uint8)
-    picked = whole[at[:, None] + np.arange(width)]
-    del whole  # no view may outlive the mapping
-    return picked.view(item).reshape(len(at), c)
 
 
 def _strings(view, pos, end, n, c: int, last_t: float, dt: float):

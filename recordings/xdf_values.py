@@ -31,6 +31,15 @@ import numpy as np
 from recordings.xdf_format import XdfError
 
 
+def gather_rows(raw: np.ndarray, at: np.ndarray, item: np.dtype, channels: int) -> np.ndarray:
+    """The (n, channels) values whose bytes start at offsets ``at`` of the byte array
+    ``raw``: one fancy index, a new array (samples with deduced stamps vary in size)."""
+    if len(at) == 0:
+        return np.empty((0, channels), item)
+    picked = raw[at[:, None] + np.arange(item.itemsize * channels)]
+    return picked.view(item).reshape(len(at), channels)
+
+
 @dataclass(frozen=True)
 class ChunkMap:
     """Where a stream's samples are. Chunk ``j`` holds samples ``first[j]`` to
@@ -102,6 +111,7 @@ class XdfValues:
         self.path = Path(path)
         self.chunks = chunks
         self._item = chunks.record["v"].base
+        self._channels = int(chunks.record["v"].shape[0])
         self.dtype = np.dtype(dtype) if dtype is not None else self._item
         st = os.stat(self.path)
         self._stat = (st.st_size, st.st_mtime_ns)
@@ -114,7 +124,7 @@ class XdfValues:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return (self.chunks.count, int(self.chunks.record["v"].shape[0]))
+        return (self.chunks.count, self._channels)
 
     def as_dtype(self, dtype: Any) -> XdfValues:
         """The same values, read as ``dtype`` (the replay ring's item type)."""
@@ -144,7 +154,7 @@ class XdfValues:
         return self._rows(i0, max(i0, i1))
 
     def _rows(self, i0: int, i1: int) -> np.ndarray:
-        out = np.empty((i1 - i0, self.shape[1]), self.dtype)
+        out = np.empty((i1 - i0, self._channels), self.dtype)
         if i1 == i0:
             return out
         first = self.chunks.first
@@ -172,11 +182,10 @@ class XdfValues:
         if stride:
             raw = _read(fh, self.path, int(m.pos[j]) + lo * stride, (hi - lo) * stride)
             return np.frombuffer(raw, rec)["v"]
-        width = self._item.itemsize * self.shape[1]
+        width = self._item.itemsize * self._channels
         at = m.offsets[int(m.offsets_from[j]) + lo : int(m.offsets_from[j]) + hi]
         raw = _read(fh, self.path, int(at[0]), int(at[-1] - at[0]) + width)
-        picked = np.frombuffer(raw, np.uint8)[(at - at[0])[:, None] + np.arange(width)]
-        return picked.view(self._item).reshape(hi - lo, self.shape[1])
+        return gather_rows(np.frombuffer(raw, np.uint8), at - at[0], self._item, self._channels)
 
 
 def _read(fh: Any, path: Path, pos: int, size: int) -> bytes:

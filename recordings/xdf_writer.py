@@ -42,6 +42,7 @@ from recordings.xdf_format import (
     TAG_SAMPLES,
     TAG_STREAM_FOOTER,
     TAG_STREAM_HEADER,
+    record_dtype,
 )
 
 #: numpy dtype -> (XDF channel_format, numpy dtype the values are written as). XDF has no
@@ -216,7 +217,7 @@ class XdfWriter:
                     f"(one of {', '.join([*DISK_DTYPES, 'string'])})"
                 )
             disk = np.dtype(DISK_DTYPES[info.channel_format])
-            record = np.dtype([("n", "u1"), ("t", "<f8"), ("v", disk, (info.channel_count,))])
+            record = record_dtype(disk, info.channel_count)
         self._streams[sid] = _StreamState(info, disk, record)
         self._add(chunk(TAG_STREAM_HEADER, struct.pack("<I", sid) + header_xml(info, created_at)))
         return sid
