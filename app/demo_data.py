@@ -40,7 +40,9 @@ from core.window import EventInput, ModelInputs, Window
 
 TRAINED_ON = "simulated data (affectlab virtual participant)"
 INTENDED_USE = "demo of the pipeline on simulated data only; not for real participants"
-CACHE_VERSION = 1
+#: Part of every cache key: raise it when rendering changes what a plan gives.
+#: 2: DVS events from the unclipped, unquantised irradiance (not the 8-bit frame).
+CACHE_VERSION = 2
 HALF_DAVIS = (130, 173)
 LIGHTINGS = ("normal", "overexposure", "low_light", "hdr")
 PHYSIOLOGY = ("eeg", "ecg", "eda", "ppg", "resp", "temp")

@@ -420,15 +420,15 @@ def write_see(
             ).format()
             cam = cams[light]
             # One frame before the sequence primes the emulator, as a running DAVIS would be.
-            frames, clean = cam.render_pair(k0 - 1, n + 1)
+            frames, irradiance = cam.render_pair(k0 - 1, n + 1)
             emu = EventEmulator(cam.size, seed=sseed)
-            emu.emulate(clean[0], (k0 - 1) / fps)
+            emu.emulate(irradiance[0], (k0 - 1) / fps)
             fdir = root / "frame" / SEE_FOLDER[emotion] / name
             edir = root / "event" / SEE_FOLDER[emotion] / name
             fdir.mkdir(parents=True, exist_ok=True)
             edir.mkdir(parents=True, exist_ok=True)
             for j in range(n):
-                events, _ = emu.emulate(clean[j + 1], (k0 + j) / fps)
+                events, _ = emu.emulate(irradiance[j + 1], (k0 + j) / fps)
                 Image.fromarray(frames[j + 1], "L").save(fdir / f"{j:05d}.jpg", quality=quality)
                 Image.fromarray(event_frame(events, cam.size), "L").save(
                     edir / f"{j:05d}.jpg", quality=quality

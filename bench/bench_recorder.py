@@ -108,9 +108,9 @@ def demo_event_batches(seconds: float) -> list[tuple[np.ndarray, np.ndarray]]:
     cam = VirtualEyeCamera(VirtualParticipant(0))
     emu = EventEmulator(cam.size, seed=0)
     n = int(seconds * cam.fps)
-    _, clean = cam.render_pair(0, n)
+    _, irradiance = cam.render_pair(0, n)
     out = []
-    for k, frame in enumerate(clean):
+    for k, frame in enumerate(irradiance):
         ev, t = emu.emulate(frame, 1000.0 + k / cam.fps)
         if len(t):
             out.append((ev, t))

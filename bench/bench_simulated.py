@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drivers.simulated.catalog import PHYSIOLOGY_STREAMS, build_sensors  # noqa: E402
 from drivers.simulated.drivers import VirtualSession  # noqa: E402
-from drivers.simulated.events import EventEmulator, lin_log_table  # noqa: E402
+from drivers.simulated.events import EventEmulator, lin_log  # noqa: E402
 from drivers.simulated.eye_camera import VirtualEyeCamera  # noqa: E402
 from drivers.simulated.lighting import LIGHTING_CONDITIONS  # noqa: E402
 from drivers.simulated.participant import VirtualParticipant  # noqa: E402
@@ -92,20 +92,19 @@ def bench_camera(frames: int) -> dict:
             pair = _timed(lambda c=cam: c.render_pair(frames, frames))
             out[f"{size[1]}x{size[0]}/{lighting}"] = {
                 "fps": frames / dt,
-                "fps_with_clean": frames / pair,
+                "fps_with_irradiance": frames / pair,
             }
     return out
 
 
 def bench_emulator(frames: int) -> dict:
     cam = VirtualEyeCamera(VirtualParticipant(3))
-    _, clean = cam.render_pair(0, frames)
-    lut = lin_log_table()
+    _, irradiance = cam.render_pair(0, frames)
 
     def bare() -> None:
-        ref = np.take(lut, clean[0].reshape(-1))
-        for f in clean[1:]:
-            diff = np.take(lut, f.reshape(-1)) - ref
+        ref = lin_log(irradiance[0].reshape(-1))
+        for f in irradiance[1:]:
+            diff = lin_log(f.reshape(-1)) - ref
             np.flatnonzero(np.floor(np.abs(diff) / 0.2))
 
     base = _timed(bare)
@@ -116,7 +115,7 @@ def bench_emulator(frames: int) -> dict:
 
         def run(emu=emu) -> None:
             nonlocal count
-            for k, f in enumerate(clean):
+            for k, f in enumerate(irradiance):
                 count += len(emu.emulate(f, k / cam.fps)[0])
 
         dt = _timed(run)
@@ -172,7 +171,7 @@ def main() -> None:
     print("eye camera (frames/s; 30 fps is real time):")
     for key, r in results["camera"].items():
         print(
-            f"  {key:22s} {r['fps']:7.0f} fps   with clean copy for the DVS {r['fps_with_clean']:7.0f} fps"
+            f"  {key:22s} {r['fps']:7.0f} fps   with the DVS's irradiance {r['fps_with_irradiance']:7.0f} fps"
         )
     em = results["emulator"]
     print(

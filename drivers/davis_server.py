@@ -153,8 +153,8 @@ class VirtualEyeFrames:
         self.description = f"virtual participant (seed {seed}, lighting {self.camera.lighting})"
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        frames, clean = self.camera.render_pair(index, 1)
-        return frames[0], clean[0]
+        frames, irradiance = self.camera.render_pair(index, 1)
+        return frames[0], irradiance[0]
 
     def close(self) -> None:
         pass

@@ -125,8 +125,8 @@ def emulated_rate(seed: int, seconds: float = 2.0) -> float:
     n = 0
     frames = int(seconds * src.fps)
     for k in range(frames + 1):
-        _, clean = src.read(k)
-        n += len(em.emulate(clean, k / src.fps)[0])
+        _, irradiance = src.read(k)
+        n += len(em.emulate(irradiance, k / src.fps)[0])
     return n / seconds
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from core.prediction import EXPRESSIONS
 from core.streams import EVENT_DTYPE, Modality
-from drivers.simulated.events import EventEmulator, lin_log_table
+from drivers.simulated.events import EventEmulator, lin_log, lin_log_table
 from drivers.simulated.eye_camera import VirtualEyeCamera
 from drivers.simulated.lighting import LIGHTING_CONDITIONS, lighting_name
 from drivers.simulated.participant import VirtualParticipant
@@ -229,8 +229,58 @@ def test_noise_models_fire_at_their_rates_and_are_deterministic() -> None:
 
 def test_emulator_rejects_bad_input() -> None:
     emu = EventEmulator((10, 10), seed=0)
-    with pytest.raises(ValueError, match="uint8 frames of shape"):
+    with pytest.raises(ValueError, match="uint8 or float frames of shape"):
         emu.emulate(np.zeros((10, 11), np.uint8), 0.0)
+    with pytest.raises(ValueError, match="uint8 or float frames of shape"):
+        emu.emulate(np.zeros((10, 10), np.int16), 0.0)
     emu.emulate(_flat(10, (10, 10)), 1.0)
     with pytest.raises(ValueError, match="time order"):
         emu.emulate(_flat(10, (10, 10)), 1.0)
+
+
+def test_float_irradiance_gives_the_same_events_as_the_same_8_bit_frames() -> None:
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 256, (6, 30, 40)).astype(np.uint8)
+    as_u8, as_float = (EventEmulator((30, 40), seed=4) for _ in range(2))
+    for k, f in enumerate(frames):
+        ev_u8, ts_u8 = as_u8.emulate(f, k / 30)
+        ev_f, ts_f = as_float.emulate(f.astype(np.float32), k / 30)
+        assert np.array_equal(ev_u8, ev_f) and np.array_equal(ts_u8, ts_f)
+    np.testing.assert_array_equal(lin_log(np.arange(256)), lin_log_table())
+    assert lin_log(np.array([-3.0]))[0] == 0.0
+
+
+def test_the_dvs_sees_past_the_aps_full_scale() -> None:
+    """A DVS pixel's log photoreceptor keeps answering where the 8-bit frame has clipped."""
+    emu, video = (EventEmulator((4, 4), seed=0, **QUIET) for _ in range(2))
+    bright, brighter = np.full((4, 4), 300.0, np.float32), np.full((4, 4), 600.0, np.float32)
+    emu.emulate(bright, 0.0)
+    video.emulate(np.clip(bright, 0, 255).astype(np.uint8), 0.0)
+    ev, _ = emu.emulate(brighter, 1 / 30)
+    assert len(ev) == 16 * int(np.floor(np.log(2.0) / 0.2)) and np.all(ev["polarity"] == 1)
+    assert len(video.emulate(np.clip(brighter, 0, 255).astype(np.uint8), 1 / 30)[0]) == 0
+
+
+def test_virtual_davis_events_come_from_the_unclipped_exposure() -> None:
+    p = VirtualParticipant(0)
+    for lighting in ("normal", "low_light"):
+        frames, irradiance = VirtualEyeCamera(p, size=(100, 100), lighting=lighting).render_pair(
+            300, 4
+        )
+        assert irradiance.dtype == np.float32 and irradiance.shape == frames.shape
+        # the frame is that exposure plus zero-mean sensor noise, read out in 8 bits
+        assert abs((frames - np.clip(irradiance, 0, 255)).mean()) < 0.5
+        assert np.mean(irradiance != np.round(irradiance)) > 0.9  # no 8-bit steps
+    cam = VirtualEyeCamera(p, size=(100, 100), lighting="overexposure")
+    frames, irradiance = cam.render_pair(0, 90)
+    saturated = frames == 255
+    assert saturated.mean() > 0.05 and np.all(irradiance[saturated] > 240)
+    assert irradiance[saturated].max() > 300  # the frame says 255, the light says more
+    # events in pixels the APS shows saturated in both frames around them: motion the frames lost
+    emu = EventEmulator(cam.size, seed=0, shot_noise_hz=0.0, leak_hz=0.0)
+    emu.emulate(irradiance[0], 0.0)
+    hidden = 0
+    for k in range(1, len(frames)):
+        ev, _ = emu.emulate(irradiance[k], k / FPS)
+        hidden += int(np.sum(saturated[k - 1, ev["y"], ev["x"]] & saturated[k, ev["y"], ev["x"]]))
+    assert hidden > 100

@@ -146,7 +146,7 @@ def event_spec(camera: VirtualEyeCamera, name_prefix: str = "sim") -> StreamSpec
             "width": camera.size[1],
             "height": camera.size[0],
             "polarity": "1 = ON, 0 = OFF",
-            "sensor": "virtual DAVIS346 DVS (emulated from frames)",
+            "sensor": "virtual DAVIS346 DVS (emulated from the unclipped exposure)",
         },
     )
 
@@ -195,10 +195,10 @@ class SimulatedEyeCamera(PacedDriver):
             return False
         stamps = t0 + (k0 + np.arange(n)) / cam.fps
         if self.emulator is not None and self.event_stream is not None:
-            frames, clean = cam.render_pair(k0, n)
+            frames, irradiance = cam.render_pair(k0, n)
             chunks = [
                 self.emulator.emulate(frame, float(t))
-                for frame, t in zip(clean, stamps, strict=True)
+                for frame, t in zip(irradiance, stamps, strict=True)
             ]
             events = np.concatenate([c[0] for c in chunks])
             ts = np.concatenate([c[1] for c in chunks])

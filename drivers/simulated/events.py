@@ -15,6 +15,12 @@ by ``leak_hz * C`` per second, so static pixels now and then fire ON).
 
 Log intensity uses v2e's lin-log curve: linear below ``lin_log_cutoff`` DN so
 that the darkest pixels do not explode into noise. Polarity is 1 for ON, 0 for OFF.
+
+Input is either 8-bit video (uint8, as v2e reads it: the events then inherit the
+video's clipping and quantisation) or the irradiance itself as floats on the same
+DN scale, unbounded above. The virtual DAVIS gives the latter: a DVS pixel's
+logarithmic photoreceptor spans about 120 dB against the APS readout's 56 dB, so
+it neither saturates where the frame clips nor sees the frame's 8-bit steps.
 """
 
 from __future__ import annotations
@@ -25,12 +31,16 @@ from core.streams import EVENT_DTYPE
 from drivers.simulated.noise import rng_for
 
 
+def lin_log(x: np.ndarray, cutoff: float = 20.0) -> np.ndarray:
+    """log(DN), linear below ``cutoff`` (v2e's ``lin_log``), as float32; negatives read as 0."""
+    x = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
+    slope = np.log(cutoff) / cutoff
+    return np.where(x <= cutoff, x * slope, np.log(np.maximum(x, cutoff))).astype(np.float32)
+
+
 def lin_log_table(cutoff: float = 20.0) -> np.ndarray:
-    """log(DN) for 8-bit values, linear below ``cutoff`` (v2e's ``lin_log``)."""
-    x = np.arange(256, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        y = np.where(x <= cutoff, x * np.log(cutoff) / cutoff, np.log(np.maximum(x, 1e-9)))
-    return y.astype(np.float32)
+    """``lin_log`` of every 8-bit value: uint8 frames are looked up, not computed."""
+    return lin_log(np.arange(256), cutoff)
 
 
 class EventEmulator:
@@ -65,10 +75,10 @@ class EventEmulator:
         self._leak = (np.maximum(self._rng.normal(1.0, 0.1, n), 0.0) * leak_hz * self.c_on).astype(
             np.float32
         )
+        self._cutoff = float(lin_log_cutoff)
         self._lut = lin_log_table(lin_log_cutoff)
         self._ref: np.ndarray | None = None
         self._prev: np.ndarray | None = None
-        self._prev_u8: np.ndarray | None = None
         self._t_prev = 0.0
         self._last_t = np.full(n, -np.inf)
         self.frames = 0
@@ -76,30 +86,29 @@ class EventEmulator:
 
     def reset(self) -> None:
         """Forget the previous frame; the next one only sets the references."""
-        self._ref = self._prev = self._prev_u8 = None
+        self._ref = self._prev = None
         self._last_t[:] = -np.inf
 
-    def emulate(self, frame_u8: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    def emulate(self, frame: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Events between the previous frame and this one (taken at ``t``), sorted by time.
 
+        ``frame``: uint8 video, or float irradiance in DN (>= 0, may exceed 255).
         Returns a structured ``EVENT_DTYPE`` array and float64 stamps in
         ``(t_previous, t]``. The first frame only initialises the pixels.
         """
-        frame = np.asarray(frame_u8)
-        if frame.shape != self.shape or frame.dtype != np.uint8:
+        frame = np.asarray(frame)
+        if frame.shape != self.shape or not (
+            frame.dtype == np.uint8 or np.issubdtype(frame.dtype, np.floating)
+        ):
             raise ValueError(
-                f"emulator expects uint8 frames of shape {self.shape}, got {frame.dtype} {frame.shape}"
+                f"emulator expects uint8 or float frames of shape {self.shape}, "
+                f"got {frame.dtype} {frame.shape}"
             )
         flat = frame.reshape(-1)
-        log_i = np.take(self._lut, flat)
+        log_i = self._log_intensity(flat)
         self.frames += 1
         if self._ref is None:
-            self._ref, self._prev, self._prev_u8, self._t_prev = (
-                log_i.copy(),
-                log_i,
-                flat.copy(),
-                float(t),
-            )
+            self._ref, self._prev, self._t_prev = log_i.copy(), log_i, float(t)
             return np.empty(0, EVENT_DTYPE), np.empty(0)
         t = float(t)
         dt = t - self._t_prev
@@ -123,9 +132,14 @@ class EventEmulator:
         events = np.empty(len(pix), EVENT_DTYPE)
         events["y"], events["x"] = np.divmod(pix, self.shape[1])
         events["polarity"] = pol
-        self._prev, self._prev_u8, self._t_prev = log_i, flat.copy(), t
+        self._prev, self._t_prev = log_i, t
         self.events += len(events)
         return events, ts
+
+    def _log_intensity(self, flat: np.ndarray) -> np.ndarray:
+        if flat.dtype == np.uint8:
+            return np.take(self._lut, flat)
+        return lin_log(flat, self._cutoff)
 
     def _crossings(
         self, diff: np.ndarray, log_i: np.ndarray, prev: np.ndarray, dt: float, on: bool
@@ -167,11 +181,11 @@ class EventEmulator:
         pol = np.full(int(keep.sum()), 1 if on else 0, np.int8)
         return pixels[group[keep]], pol, ts[keep]
 
-    def _shot_noise(self, flat_u8: np.ndarray, dt: float):
-        n_pix = flat_u8.size
+    def _shot_noise(self, flat: np.ndarray, dt: float):
+        n_pix = flat.size
         count = self._rng.poisson(self.shot_noise_hz * n_pix * dt)
         pix = self._rng.integers(0, n_pix, count)
-        dark = 1.0 - flat_u8[pix] / 255.0
+        dark = 1.0 - np.minimum(flat[pix], 255.0) / 255.0
         pix = pix[self._rng.random(count) < 0.25 + 0.75 * dark]
         on = self._rng.random(pix.size) < 0.5
         ts = self._t_prev + (1.0 - self._rng.random(pix.size)) * dt

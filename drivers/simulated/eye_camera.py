@@ -200,28 +200,29 @@ class VirtualEyeCamera:
 
     def render(self, n_start: int, n: int) -> np.ndarray:
         """Frames ``n_start .. n_start + n - 1`` as uint8 ``(n, H, W)``."""
-        return self._render(n_start, n, with_clean=False)[0]
+        return self._render(n_start, n, with_irradiance=False)[0]
 
     def render_pair(self, n_start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The APS frames and the same exposures without sensor noise (input for the event emulator)."""
-        frames, clean = self._render(n_start, n, with_clean=True)
-        assert clean is not None
-        return frames, clean
+        """The APS frames (uint8) and what the DVS sees of the same exposures (float32
+        irradiance in DN, neither noisy, clipped nor quantised): the event emulator's input."""
+        frames, irradiance = self._render(n_start, n, with_irradiance=True)
+        assert irradiance is not None
+        return frames, irradiance
 
     def _render(
-        self, n_start: int, n: int, with_clean: bool
+        self, n_start: int, n: int, with_irradiance: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         out = np.empty((n, *self.size), dtype=np.uint8)
-        clean = np.empty_like(out) if with_clean else None
+        irradiance = np.empty(out.shape, np.float32) if with_irradiance else None
         if n == 0:
-            return out, clean
+            return out, irradiance
         face = self.face(self.times(n_start, n))
         for i in range(n):
             row = {k: float(v[i]) for k, v in face.items()}
             self.response.apply(
-                self._draw(row), n_start + i, out[i], None if clean is None else clean[i]
+                self._draw(row), n_start + i, out[i], None if irradiance is None else irradiance[i]
             )
-        return out, clean
+        return out, irradiance
 
     def _draw(self, f: dict[str, float]) -> np.ndarray:
         """Scene radiance (float32, 0-255) of one frame."""

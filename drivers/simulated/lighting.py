@@ -12,6 +12,8 @@ into what an APS sensor would record:
   side clips while the right side sinks into the dark.
 
 The pupil also answers the light (smaller when overexposed, wider in the dark).
+The DVS half of the pixel sees the same exposure before the APS readout (no
+noise, no clipping, no 8-bit steps; ``CameraResponse.apply``'s ``irradiance``).
 """
 
 from __future__ import annotations
@@ -94,20 +96,24 @@ class CameraResponse:
         return self._bank[b, dy : dy + h, dx : dx + w]
 
     def apply(
-        self, radiance: np.ndarray, k: int, out: np.ndarray, clean: np.ndarray | None = None
+        self, radiance: np.ndarray, k: int, out: np.ndarray, irradiance: np.ndarray | None = None
     ) -> None:
         """Write frame ``k`` (uint8) into ``out`` from float32 radiance ``(H, W)``.
 
-        ``clean`` (optional) receives the same exposure without sensor noise:
-        what the DVS half of a DAVIS pixel sees, since its own noise is modelled
-        by the event emulator rather than inherited from the APS readout.
+        ``irradiance`` (optional, float32) receives the same exposure before the
+        APS readout: no sensor noise, no clipping at full scale, no 8-bit steps.
+        That is what the DVS half of a DAVIS pixel sees: its own noise is
+        modelled by the event emulator, and its logarithmic photoreceptor
+        (about 120 dB against the APS's 56 dB) keeps answering where the frame
+        has saturated.
         """
         li = self.lighting
         signal = radiance * self._gain
-        signal += li.offset + 0.5  # +0.5: the float -> uint8 cast truncates
+        signal += li.offset
+        if irradiance is not None:
+            np.maximum(signal, 0.0, out=irradiance)
+        signal += 0.5  # the float -> uint8 cast truncates
         level = np.clip(signal, 0.0, 255.0)
-        if clean is not None:
-            clean[...] = level
         # Noise before the clip: a saturated pixel reads full scale, without noise.
         sigma = np.sqrt(li.read_noise**2 + li.shot_noise * level)
         signal += sigma * self._noise(k)

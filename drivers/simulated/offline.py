@@ -116,11 +116,11 @@ def render_session(
         ts_parts: list[np.ndarray] = []
         step = max(1, int(chunk_s * cam.fps))
         for k in range(0, n, step):
-            block, clean = cam.render_pair(k, min(step, n - k))
+            block, irradiance = cam.render_pair(k, min(step, n - k))
             if keep_frames:
                 frames[k : k + len(block)] = block
             if emu is not None:
-                for i, frame in enumerate(clean):
+                for i, frame in enumerate(irradiance):
                     ev, ts = emu.emulate(frame, float(frame_ts[k + i]))
                     ev_parts.append(ev)
                     ts_parts.append(ts)
