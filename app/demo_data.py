@@ -77,6 +77,7 @@ class SessionPlan:
     lighting: str
     frame_size: tuple[int, int]
     eeg_rate: float
+    lighting_severity: float = 1.0  # > 1: harsher than the SEE condition (stress tests)
 
     @staticmethod
     def for_seed(seed: int, minutes: float) -> SessionPlan:
@@ -91,9 +92,9 @@ class SessionPlan:
             eeg_rate=256.0 if (seed // 4) % 2 else 128.0,
         )
 
-    def under(self, lighting: str) -> SessionPlan:
-        """The same participant and camera under another lighting."""
-        return replace(self, lighting=lighting)
+    def under(self, lighting: str, severity: float = 1.0) -> SessionPlan:
+        """The same participant and camera under another lighting (``Lighting.harsher``)."""
+        return replace(self, lighting=lighting, lighting_severity=float(severity))
 
 
 @dataclass(frozen=True)
@@ -265,6 +266,7 @@ def session_windows(
         plan.seed,
         duration,
         lighting=plan.lighting,
+        lighting_severity=plan.lighting_severity,
         eeg_rate=plan.eeg_rate,
         frame_size=plan.frame_size,
         streams=rendered_streams(inputs),
@@ -302,7 +304,10 @@ def session_windows(
 def _cache_key(plan: SessionPlan, inputs: ModelInputs, stride: int = 1) -> str:
     from models.runtime import inputs_to_json
 
-    parts: list[Any] = [CACHE_VERSION, asdict(plan), inputs_to_json(inputs)]
+    described = asdict(plan)
+    if plan.lighting_severity == 1.0:  # keys from before severities existed stay valid
+        del described["lighting_severity"]
+    parts: list[Any] = [CACHE_VERSION, described, inputs_to_json(inputs)]
     if stride != 1:  # keys of every-hop caches stay what they always were
         parts.append({"stride": stride})
     text = json.dumps(parts, sort_keys=True)

@@ -80,6 +80,7 @@ class VirtualEyeCamera:
         size: tuple[int, int] = DAVIS346_SIZE,
         fps: float = 30.0,
         lighting: str = "normal",
+        severity: float = 1.0,
     ):
         h, w = (int(size[0]), int(size[1]))
         if h < 16 or w < 16:
@@ -91,7 +92,7 @@ class VirtualEyeCamera:
         self.size = (h, w)
         self.fps = float(fps)
         self.lighting = lighting_name(lighting)
-        self.response = CameraResponse(self.lighting, self.size, self.seed)
+        self.response = CameraResponse(self.lighting, self.size, self.seed, severity=severity)
         self._jitter = ValueNoise(self.seed, "eye.micro", 1.5, channels=2)
         # pixel centres in canonical coordinates
         self.x = ((np.arange(w) + 0.5) * CANON_W / w).astype(np.float32)
@@ -183,6 +184,8 @@ class VirtualEyeCamera:
 
     # ------------------------------------------------------------ drawing
     def spec(self, name_prefix: str = "sim") -> StreamSpec:
+        severity = self.response.severity
+        harsher = {} if severity == 1.0 else {"lighting_severity": severity}
         return StreamSpec(
             name=f"{name_prefix}-{self.key}",
             modality=Modality.FRAMES,
@@ -192,6 +195,7 @@ class VirtualEyeCamera:
             source=f"{SOURCE}.VirtualEyeCamera",
             metadata={
                 "lighting": self.lighting,
+                **harsher,
                 "participant_seed": self.seed,
                 "eye": "right",
                 "sensor": "virtual DAVIS346 APS",

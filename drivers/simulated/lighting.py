@@ -18,7 +18,7 @@ noise, no clipping, no 8-bit steps; ``CameraResponse.apply``'s ``irradiance``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -56,6 +56,26 @@ class Lighting:
     gradient: tuple[float, float] = (0.0, 0.0)  # log gain at the left and right edges
     pupil_px: float = 0.0  # change of the pupil radius, canonical pixels
 
+    def harsher(self, severity: float) -> Lighting:
+        """The same condition with its exposure error ``severity`` times as many stops.
+
+        For stress tests beyond the conditions a model was trained under: at 2,
+        low light lets in 0.12^2 of the light (its black level and noise per DN
+        stay), overexposure gains 1.7^2 and twice the flare, HDR's gradient
+        doubles. Normal light has no error to scale. 1 is the condition itself.
+        """
+        if not severity > 0:
+            raise ValueError(f"lighting severity must be > 0, got {severity}")
+        if severity == 1.0 or self.name == "normal":
+            return self
+        lo, hi = self.gradient
+        return replace(
+            self,
+            gain=self.gain**severity,
+            offset=self.offset * severity if self.gain > 1.0 else self.offset,  # flare vs black
+            gradient=(lo * severity, hi * severity),
+        )
+
 
 LIGHTINGS: dict[str, Lighting] = {
     "normal": Lighting("normal", 1.0, 0.0, 1.2, 0.02),
@@ -73,8 +93,16 @@ class CameraResponse:
     noise is deterministic per frame and costs a slice instead of a draw.
     """
 
-    def __init__(self, condition: str, shape: tuple[int, int], seed: int, bank: int = 4):
-        self.lighting = LIGHTINGS[lighting_name(condition)]
+    def __init__(
+        self,
+        condition: str,
+        shape: tuple[int, int],
+        seed: int,
+        bank: int = 4,
+        severity: float = 1.0,
+    ):
+        self.lighting = LIGHTINGS[lighting_name(condition)].harsher(severity)
+        self.severity = float(severity)
         h, w = shape
         self.shape = (h, w)
         self.seed = int(seed)

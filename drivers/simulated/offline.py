@@ -58,6 +58,7 @@ def render_session(
     duration_s: float = 60.0,
     *,
     lighting: str = "normal",
+    lighting_severity: float = 1.0,
     eeg_rate: float = 128.0,
     streams: Iterable[str] = ALL_STREAMS,
     frame_size: tuple[int, int] = DAVIS346_SIZE,
@@ -102,7 +103,9 @@ def render_session(
         )
 
     if "frames" in streams or "events" in streams:
-        cam = VirtualEyeCamera(p, size=frame_size, fps=fps, lighting=lighting)
+        cam = VirtualEyeCamera(
+            p, size=frame_size, fps=fps, lighting=lighting, severity=lighting_severity
+        )
         n = math.ceil(duration_s * cam.fps)
         frame_ts = np.arange(n) / cam.fps
         keep_frames = "frames" in streams
