@@ -92,6 +92,16 @@ class SessionPlan:
             eeg_rate=256.0 if (seed // 4) % 2 else 128.0,
         )
 
+    def harsher_between(self, low: float, high: float) -> SessionPlan:
+        """This plan with a lighting severity drawn from [low, high] by its seed (normal light,
+        which has no exposure error to scale, and low = high = 1 stay as they are)."""
+        if (low, high) == (1.0, 1.0) or self.lighting == "normal":
+            return self
+        from drivers.simulated.noise import rng_for
+
+        u = float(rng_for(self.seed, "plan.lighting_severity").random())
+        return self.under(self.lighting, round(low + (high - low) * u, 2))
+
     def under(self, lighting: str, severity: float = 1.0) -> SessionPlan:
         """The same participant and camera under another lighting (``Lighting.harsher``)."""
         return replace(self, lighting=lighting, lighting_severity=float(severity))

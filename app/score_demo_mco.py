@@ -84,24 +84,33 @@ def load_lite(name_or_path: str):
     return path, model, "events" not in inputs.inputs
 
 
-def score(model, data: WindowSet, frames_only: bool) -> dict[str, Any]:
+def scores(model, data: WindowSet, frames_only: bool) -> dict[str, dict[str, Any]]:
+    """Per-lighting figures by what the model was given; a model that reads events is also
+    scored with them missing, which tells what its robustness owes to them."""
     from app.train_demo_mco import per_lighting, predict
 
-    return per_lighting(data, predict(model, data, frames_only).argmax(1))
+    if frames_only:
+        return {"frames only": per_lighting(data, predict(model, data, True).argmax(1))}
+    return {
+        "frames + events": per_lighting(data, predict(model, data, False).argmax(1)),
+        "events missing": per_lighting(data, predict(model, data, False, True).argmax(1)),
+    }
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: accuracy per lighting, a row per weights file and severity."""
+    """Markdown: accuracy per lighting, a row per weights file, inputs and severity."""
     lines = [
-        "| weights | severity | " + " | ".join(LIGHTINGS) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in LIGHTINGS) + " |",
+        "| weights | inputs | severity | " + " | ".join(LIGHTINGS) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in LIGHTINGS) + " |",
     ]
     for r in rows:
         cells = [
             f"{r['figures'][c]['accuracy']:.3f}" if c in r["figures"] else "" for c in LIGHTINGS
         ]
         lines.append(
-            f"| {Path(r['weights']).name} | {r['severity']:g} | " + " | ".join(cells) + " |"
+            f"| {Path(r['weights']).name} | {r['inputs']} | {r['severity']:g} | "
+            + " | ".join(cells)
+            + " |"
         )
     return "\n".join(lines)
 
@@ -130,12 +139,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             plans, full, args.cache_dir, args.workers, not args.no_progress, args.stride
         )
         for path, model, frames_only in models:
-            figures = score(model, data, frames_only)
-            rows.append({"weights": str(path), "severity": severity, "figures": figures})
-            say(
-                f"  {path.name}: "
-                + " ".join(f"{c} {figures[c]['accuracy']:.3f}" for c in LIGHTINGS if c in figures)
-            )
+            for given, figures in scores(model, data, frames_only).items():
+                rows.append(
+                    {
+                        "weights": str(path),
+                        "inputs": given,
+                        "severity": severity,
+                        "figures": figures,
+                    }
+                )
+                say(
+                    f"  {path.name} ({given}): "
+                    + " ".join(
+                        f"{c} {figures[c]['accuracy']:.3f}" for c in LIGHTINGS if c in figures
+                    )
+                )
     print(table(rows))
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2, default=_plain) + "\n")

@@ -196,6 +196,15 @@ def build_parser():
         "--frames-only", action="store_true", help="the ablation without the event branch"
     )
     p.add_argument("--stride", type=int, default=4, help="cut a training window every N hops")
+    p.add_argument(
+        "--lighting-severity",
+        type=float,
+        nargs=2,
+        default=(1.0, 1.0),
+        metavar=("LOW", "HIGH"),
+        help="train and validate under lighting this much harsher (Lighting.harsher), drawn "
+        "per participant; test participants stay at 1 (default 1 1: SEE's conditions)",
+    )
     p.add_argument("--test-minutes", type=float, default=2.0, help="minutes per test session")
     p.add_argument("--event-dropout", type=float, default=0.15, help="share of windows blanked")
     p.add_argument("--weight-decay", type=float, default=1e-3)
@@ -211,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if parsed is None:
         return 2
     args, splits = parsed
+    low, high = args.lighting_severity
+    if not 0.0 < low <= high:
+        print("train-demo: --lighting-severity needs 0 < LOW <= HIGH", file=sys.stderr)
+        return 2
     import torch
 
     from models.mco_e_net import MCOENet, parameter_counts
@@ -223,7 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = MCO_E_NET_LITE_SIM + ("-frames-only" if args.frames_only else "")
     inputs = mco_e_net_lite_sim_inputs(name, args.frames_only)
     run_dir = args.run_dir or Path("runs") / "train_demo" / name
-    fit_plans = [SessionPlan.for_seed(s, args.minutes) for s in splits.train + splits.validation]
+    fit_plans = [
+        SessionPlan.for_seed(s, args.minutes).harsher_between(*args.lighting_severity)
+        for s in splits.train + splits.validation
+    ]
     test_plans = [
         SessionPlan.for_seed(s, args.test_minutes).under(light)
         for s in splits.test
@@ -235,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(test_plans)} test sessions x {args.test_minutes:g} min (participants "
         f"{splits.test}, each under {', '.join(LIGHTINGS)}); a window every "
         f"{args.stride} hops; cache {args.cache_dir}"
+        + ("" if high == 1.0 else f"; training lighting severity {low:g}-{high:g}")
     )
     full = mco_e_net_lite_sim_inputs()  # the frames-only model reads the full model's cache
     progress = not args.no_progress
@@ -332,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "test": [asdict(p) for p in test_plans],
         },
         "stride_hops": args.stride,
+        "lighting_severity": [low, high],
         "event_dropout": 0.0 if args.frames_only else args.event_dropout,
         "windows": {"train": len(train), "validation": len(val), "test": len(test)},
         "recipe": recipe.to_dict(),

@@ -76,17 +76,40 @@ def test_score_demo_scores_the_shipped_model_under_harsher_light(tmp_path: Path,
     argv += ["--cache-dir", str(tmp_path / "cache"), "--json", str(out)]
     assert score_demo(argv) == 0
     rows = json.loads(out.read_text())
-    assert [r["severity"] for r in rows] == [1.0, 2.0]
+    assert [(r["severity"], r["inputs"]) for r in rows] == [
+        (1.0, "frames + events"),
+        (1.0, "events missing"),
+        (2.0, "frames + events"),
+        (2.0, "events missing"),
+    ]
     assert set(rows[0]["figures"]) == {"all", "normal", "overexposure", "low_light", "hdr"}
-    assert set(rows[1]["figures"]) == {"all", "overexposure", "low_light", "hdr"}  # no normal
+    assert set(rows[2]["figures"]) == {"all", "overexposure", "low_light", "hdr"}  # no normal
     first = rows[0]["figures"]
     assert first["all"]["n"] == sum(first[c]["n"] for c in first if c != "all")
     assert first["normal"]["accuracy"] > 0.5  # an unseen participant, as trained
     table = capsys.readouterr().out
-    assert "| mco_e_net_lite_sim.safetensors | 2 |" in table
+    assert "| mco_e_net_lite_sim.safetensors | events missing | 2 |" in table
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 7  # 4 lightings + 3 harsher
 
     hi_moe = Path(__file__).parents[1] / "models" / "weights" / "hi_moe_sim.safetensors"
     assert score_demo([str(hi_moe)]) == 2
     assert "does not read mco-e-net-lite-sim's windows" in capsys.readouterr().err
     assert score_demo(["mco-e-net-lite-sim", "--severity", "0"]) == 2
+
+
+def test_training_plans_draw_a_severity_per_participant(capsys) -> None:
+    from app.train_demo_mco import main as train_mco
+
+    plans = [SessionPlan.for_seed(s, 4.0) for s in range(100, 120)]
+    harsh = [p.harsher_between(1.0, 2.0) for p in plans]
+    assert harsh == [p.harsher_between(1.0, 2.0) for p in plans]  # drawn from the seed
+    assert [p.harsher_between(1.0, 1.0) for p in plans] == plans
+    for p, h in zip(plans, harsh, strict=True):
+        assert (h.seed, h.lighting, h.frame_size) == (p.seed, p.lighting, p.frame_size)
+        if p.lighting == "normal":
+            assert h.lighting_severity == 1.0
+        else:
+            assert 1.0 <= h.lighting_severity <= 2.0
+    assert len({h.lighting_severity for h in harsh if h.lighting != "normal"}) > 10
+    assert train_mco(["--lighting-severity", "2", "1"]) == 2
+    assert "0 < LOW <= HIGH" in capsys.readouterr().err
