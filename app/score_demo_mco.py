@@ -25,8 +25,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from app.demo_data import DEFAULT_CACHE, LIGHTINGS, SessionPlan, WindowSet, build_dataset, say
 
 HARSH = ("overexposure", "low_light", "hdr")  # normal light has no exposure error to scale
@@ -120,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(not s > 0 for s in args.severity):
         print("affectlab score-demo: severities must be > 0", file=sys.stderr)
         return 2
-    from app.train_demo import set_threads
+    from app.train_demo import json_default, set_threads
+    from app.train_demo_mco import summary
     from models.registry import mco_e_net_lite_sim_inputs
     from models.runtime import ModelLoadError
 
@@ -148,21 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "figures": figures,
                     }
                 )
-                say(
-                    f"  {path.name} ({given}): "
-                    + " ".join(
-                        f"{c} {figures[c]['accuracy']:.3f}" for c in LIGHTINGS if c in figures
-                    )
-                )
+                say(f"  {path.name} ({given}): {summary(figures)}")
     print(table(rows))
     if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=2, default=_plain) + "\n")
+        args.json.write_text(json.dumps(rows, indent=2, default=json_default) + "\n")
         say(f"wrote {args.json}")
     return 0
-
-
-def _plain(obj: Any) -> Any:
-    return obj.tolist() if isinstance(obj, np.ndarray | np.generic) else str(obj)
 
 
 if __name__ == "__main__":

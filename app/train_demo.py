@@ -418,11 +418,12 @@ def set_threads(threads: int) -> None:
 def write_figures(out: Path, figures: dict[str, Any]) -> Path:
     """The JSON of figures beside the weights (the card's tables come from it)."""
     json_path = out.with_suffix(".json")
-    json_path.write_text(json.dumps(figures, indent=2, default=_plain) + "\n")
+    json_path.write_text(json.dumps(figures, indent=2, default=json_default) + "\n")
     return json_path
 
 
-def _plain(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps``' ``default`` for the figures demo runs write (arrays, numpy scalars, paths)."""
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, Path):
