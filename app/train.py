@@ -139,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
-def _overrides(items: list[str]) -> dict[str, Any]:
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as a dict; VALUE is read as JSON where it parses (so
+    ``d_model=32`` is an int and ``fusion=attention-concat`` stays a string)."""
     from models.datasets import UsageError
 
     out: dict[str, Any] = {}
@@ -209,7 +211,7 @@ def train_fold(
     name = args.model
     fdir = args.out / fold.name
     fdir.mkdir(parents=True, exist_ok=True)
-    overrides = _overrides(args.set)
+    overrides = parse_overrides(args.set)
     if args.frames_only:
         overrides["frames_only"] = True
     fingerprint = {k: base[k] for k in ("data", "protocol", "folds", "missing_rate")}
@@ -306,7 +308,7 @@ def load_data(ref: Any, model: str, args: argparse.Namespace) -> Any:
     from models.zoo import default_config
 
     if ref.kind == "see":
-        overrides = _overrides(args.set)
+        overrides = parse_overrides(args.set)
         if args.frames_only:
             overrides["frames_only"] = True
         cfg = MCOENetConfig.from_json(json.dumps(default_config(model, None, overrides)))

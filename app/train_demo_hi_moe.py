@@ -215,7 +215,40 @@ def build_parser():
         help="resumable checkpoints of the run",
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        metavar="D",
+        help="keep (and ship) an exponential moving average of the weights, e.g. 0.998 "
+        "(default 0: off, as the paper)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of HiMoEConfig.simulated() (VALUE as JSON), e.g. "
+        "fusion=attention-concat or pearson_weight=1.0; repeatable. The inputs "
+        "(modalities, windows, rates) cannot change: the cached windows are cut for them",
+    )
     return p
+
+
+def demo_config(items: Sequence[str]):
+    """``HiMoEConfig.simulated()`` with ``--set`` overrides, checked against the demo's
+    inputs before any data is read, so a typo fails in a second, not after rendering."""
+    from app.train import parse_overrides
+    from models.hi_moe import HiMoEConfig
+    from models.serving.hi_moe import validate
+    from models.zoo import apply_overrides
+
+    base = hi_moe_sim_config()
+    config = HiMoEConfig.from_dict(
+        apply_overrides(base.to_dict(), parse_overrides(items), "hi-moe")
+    )
+    validate(config.to_json(), hi_moe_sim_inputs())
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,6 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if parsed is None:
         return 2
     args, splits = parsed
+    try:
+        if not 0.0 <= args.ema_decay < 1.0:
+            raise ValueError(f"--ema-decay {args.ema_decay}: must lie in [0, 1)")
+        config = demo_config(args.set)
+    except ValueError as e:  # UsageError included
+        print(f"affectlab train-demo: {e}", file=sys.stderr)
+        return 2
     import torch
 
     from models.hi_moe import HiMoE
@@ -254,9 +294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"windows: {len(train)} train, {len(val)} validation, {len(test)} test ({t_data:.0f} s)")
 
     torch.manual_seed(args.seed)
-    model = HiMoE(hi_moe_sim_config())
+    model = HiMoE(config)
     recipe = RECIPES["hi-moe"].with_(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        ema_decay=args.ema_decay,
     )
     task = HiMoEWindowsTask(train, val, args.batch_size)
     result = fit(

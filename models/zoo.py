@@ -125,7 +125,7 @@ RECIPES: dict[str, Recipe] = {
 
 
 # --------------------------------------------------------------------------- configs
-def _apply_overrides(d: dict[str, Any], overrides: dict[str, Any], model: str) -> dict[str, Any]:
+def apply_overrides(d: dict[str, Any], overrides: dict[str, Any], model: str) -> dict[str, Any]:
     d = dict(d)
     for key, value in overrides.items():
         if key in d:
@@ -133,7 +133,8 @@ def _apply_overrides(d: dict[str, Any], overrides: dict[str, Any], model: str) -
         elif isinstance(d.get("fusion"), dict) and key in d["fusion"]:
             d["fusion"] = {**d["fusion"], key: value}
         else:
-            keys = sorted(k for k in d if k != "fusion") + sorted(d.get("fusion", {}))
+            nested = d["fusion"] if isinstance(d.get("fusion"), dict) else {}
+            keys = sorted(k for k in d if not (k == "fusion" and nested)) + sorted(nested)
             raise UsageError(f"{model}: no config field {key!r}; fields: {', '.join(keys)}")
     return d
 
@@ -148,7 +149,7 @@ def default_config(
             cfg = MCOENetConfig.paper(event_input="intensity", event_channels=3)
         else:  # grey frames and grey SEE event frames, 1 channel each
             cfg = MCOENetConfig.lite(event_input="intensity", event_channels=1)
-        d = _apply_overrides(asdict(cfg), overrides, model)
+        d = apply_overrides(asdict(cfg), overrides, model)
         return json.loads(MCOENetConfig(**d).to_json())
     if not isinstance(data, SignalData):
         raise UsageError(f"{model} needs DEAP or DREAMER windows")
@@ -159,16 +160,16 @@ def default_config(
         got = {m.name: m.input_shape for m in cfg.modalities}
         if got != shapes:
             raise UsageError(f"hi-moe preset {data.kind} expects {got}, the data gives {shapes}")
-        d = _apply_overrides(cfg.to_dict(), overrides, model)
+        d = apply_overrides(cfg.to_dict(), overrides, model)
         return HiMoEConfig.from_dict(d).to_dict()
     layouts = tuple(InputLayout(m, "numeric", s) for m, s in shapes.items())
     if model == "late-fusion":
         d = LateFusionConfig(layouts, outputs=names, output_range=rng).to_dict()
-        return LateFusionConfig.from_dict(_apply_overrides(d, overrides, model)).to_dict()
+        return LateFusionConfig.from_dict(apply_overrides(d, overrides, model)).to_dict()
     if model == "concat-fusion":
         fusion = FusionConfig(layouts, n_affect=len(names), n_classes=0)
         d = ConcatRegressorConfig(fusion, names, rng).to_dict()
-        return ConcatRegressorConfig.from_dict(_apply_overrides(d, overrides, model)).to_dict()
+        return ConcatRegressorConfig.from_dict(apply_overrides(d, overrides, model)).to_dict()
     raise UsageError(f"{model}: no single config (an ensemble is built from its members)")
 
 
