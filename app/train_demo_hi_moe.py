@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,6 +53,9 @@ from models.registry import (
     hi_moe_sim_config,
     hi_moe_sim_inputs,
 )
+
+if TYPE_CHECKING:
+    from models.hi_moe import HiMoEConfig
 
 #: the paper's missing-rate grid (r = 0 .. 0.40 step 0.05)
 MISSING_RATES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9))
@@ -235,7 +238,7 @@ def build_parser():
     return p
 
 
-def demo_config(items: Sequence[str]):
+def demo_config(items: Sequence[str]) -> HiMoEConfig:
     """``HiMoEConfig.simulated()`` with ``--set`` overrides, checked against the demo's
     inputs before any data is read, so a typo fails in a second, not after rendering."""
     from app.train import parse_overrides

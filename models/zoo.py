@@ -126,6 +126,12 @@ RECIPES: dict[str, Recipe] = {
 
 # --------------------------------------------------------------------------- configs
 def apply_overrides(d: dict[str, Any], overrides: dict[str, Any], model: str) -> dict[str, Any]:
+    """A config dict with ``--set`` overrides applied (a copy).
+
+    Fields of concat fusion's nested ``fusion`` config may be named bare, so one
+    ``--set d_model=32`` reaches it. An unknown field is a ``UsageError`` that
+    lists the fields there are, since a typo would otherwise train the default.
+    """
     d = dict(d)
     for key, value in overrides.items():
         if key in d:
