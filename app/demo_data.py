@@ -94,8 +94,8 @@ class SessionPlan:
 
     def harsher_between(self, low: float, high: float) -> SessionPlan:
         """This plan with a lighting severity drawn from [low, high] by its seed (normal light,
-        which has no exposure error to scale, and low = high = 1 stay as they are)."""
-        if (low, high) == (1.0, 1.0) or self.lighting == "normal":
+        which has no exposure error to scale, stays as it is; low = high = 1 gives the plan)."""
+        if self.lighting == "normal":
             return self
         from drivers.simulated.noise import rng_for
 

@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     inputs = mco_e_net_lite_sim_inputs(name, args.frames_only)
     run_dir = args.run_dir or Path("runs") / "train_demo" / name
     fit_plans = [
-        SessionPlan.for_seed(s, args.minutes).harsher_between(*args.lighting_severity)
+        SessionPlan.for_seed(s, args.minutes).harsher_between(low, high)
         for s in splits.train + splits.validation
     ]
     test_plans = [
