@@ -160,7 +160,6 @@ def evaluate_signals(
     quiet: bool,
     ablate: bool = False,
 ) -> dict[str, Any]:
-    import torch
     from tqdm import tqdm
 
     from models.ablation import modality_ablation
@@ -222,10 +221,8 @@ def evaluate_signals(
                     if r == 0:
                         values[ri, s] += mean_ccc(y, reg)
                         continue
-                    gen = torch.Generator().manual_seed(
-                        1_000_003 * (s + 1) + 7919 * ri + int(fold.get("index", 0))
-                    )
-                    pr, _ = predict_signals(model, data, idx, r, gen)
+                    mask_seed = 1_000_003 * (s + 1) + 7919 * ri + int(fold.get("index", 0))
+                    pr, _ = predict_signals(model, data, idx, r, mask_seed)
                     values[ri, s] += mean_ccc(y, pr)
                     bar.update(1)
             if len(traj) < n_traj:
@@ -386,8 +383,6 @@ def evaluate_see(
 
 # --------------------------------------------------------------------------- main
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from models.datasets import UsageError, parse_data_ref
     from models.evaluation import parse_rates
 
@@ -408,7 +403,9 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{ck.paths[0]}: {ck.model} is evaluated on {' or '.join(data_kinds(ck.model))}, "
                              f"not {ref.kind}")  # fmt: skip
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from models.training import set_threads
+
+        set_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     if ref.kind == "see":
         summary = evaluate_see(cks, ref, args.passes, args.out, args.quiet)

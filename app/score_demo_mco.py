@@ -85,13 +85,17 @@ def load_lite(name_or_path: str):
 def scores(model, data: WindowSet, frames_only: bool) -> dict[str, dict[str, Any]]:
     """Per-lighting figures by what the model was given; a model that reads events is also
     scored with them missing, which tells what its robustness owes to them."""
-    from app.train_demo_mco import per_lighting, predict
+    from models.demo.mco import predict
+    from models.demo.windows import per_lighting
+
+    def by_lighting(probs) -> dict[str, Any]:
+        return per_lighting(data, probs.argmax(1), LIGHTINGS)
 
     if frames_only:
-        return {"frames only": per_lighting(data, predict(model, data, True).argmax(1))}
+        return {"frames only": by_lighting(predict(model, data, True))}
     return {
-        "frames + events": per_lighting(data, predict(model, data, False).argmax(1)),
-        "events missing": per_lighting(data, predict(model, data, False, True).argmax(1)),
+        "frames + events": by_lighting(predict(model, data, False)),
+        "events missing": by_lighting(predict(model, data, False, True)),
     }
 
 

@@ -319,8 +319,6 @@ def load_data(ref: Any, model: str, args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from models.datasets import UsageError, make_folds, parse_data_ref
     from models.zoo import SIGNAL_MODELS, check_model
 
@@ -348,7 +346,9 @@ def run(args: argparse.Namespace) -> int:
             f"{args.out}: exists and is not empty; pass --resume to continue it or choose another --out"
         )
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from models.training import set_threads
+
+        set_threads(args.threads)
     protocol = args.protocol or DEFAULT_PROTOCOL[ref.kind]
     data = load_data(ref, args.model, args)
     folds = make_folds(data, protocol, args.folds, args.seed)

@@ -14,11 +14,9 @@ by person, not by window: the last ``--val-seeds`` participants validate every
 epoch, and participants 0 .. ``--test-seeds``-1 (the demo's default is 0) are
 scored once, at the end, and never used to choose anything.
 
-This module also trains the interim concatenation-fusion model: AdamW, cosine
-learning rate, random modality dropout (missing inputs are normal live), the
-ABAW paper's multi-objective (MSE + Pearson for the four dimensions,
-label-smoothed cross-entropy for the expression), and an exponential moving
-average of the weights, which is what gets saved.
+This module also trains the interim concatenation-fusion model (its loop is
+``models.demo.concat_fusion``) and holds what the three command lines share.
+The torch side of every demo trainer is under ``models/demo/``.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import os
 import shlex
 import sys
@@ -55,8 +52,8 @@ from app.demo_data import (  # noqa: F401 - re-exported: the data helpers' histo
     session_windows,
     stack_windows,
 )
-from core.prediction import AFFECT_DIMENSIONS, EXPRESSIONS
-from core.window import ModelInputs
+from core.prediction import AFFECT_DIMENSIONS
+from models.demo.concat_fusion_config import TrainConfig
 from models.registry import WEIGHTS_DIR, concat_fusion_sim_inputs
 
 #: --model value -> the module that trains it (each has ``main(argv) -> int``)
@@ -65,232 +62,6 @@ DEMO_TRAINERS: dict[str, str] = {
     "hi-moe": "app.train_demo_hi_moe",
     "mco-e-net-lite": "app.train_demo_mco",
 }
-
-
-# --------------------------------------------------------------------------- training
-@dataclass
-class TrainConfig:
-    epochs: int = 8
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 5e-2
-    dropout: float = 0.3  # in the fusion trunk
-    warmup_steps: int = 100
-    ema_decay: float = 0.998
-    input_dropout: float = 0.15  # each input dropped independently
-    group_dropout: float = 0.1  # all physiology, or both eye-camera inputs, dropped together
-    label_smoothing: float = 0.1
-    pearson_weight: float = 1.0
-    class_weight: float = 1.0
-    seed: int = 0
-
-
-def to_batch(data: WindowSet, idx: np.ndarray, device: str = "cpu"):
-    """Tensors for windows ``idx``: inputs dict, presence (B, n), affect (B, 4), expression (B,)."""
-    import torch
-
-    x = {k: torch.from_numpy(data.x[k][idx].astype(np.float32)).to(device) for k in data.keys}
-    present = torch.from_numpy(data.present[idx].astype(np.float32)).to(device)
-    affect = torch.from_numpy(data.affect[idx]).to(device)
-    expr = torch.from_numpy(data.expression[idx]).to(device)
-    return x, present, affect, expr
-
-
-def modality_dropout(
-    present, keys: Sequence[str], cfg: TrainConfig, generator
-):  # (B, n) tensor -> (B, n) tensor
-    """Randomly hide inputs so the model learns to predict from whatever is there."""
-    import torch
-
-    b, n = present.shape
-    keep = torch.rand(b, n, generator=generator) >= cfg.input_dropout
-    groups = [[i for i, k in enumerate(keys) if k in g] for g in (PHYSIOLOGY, VISION)]
-    for cols in groups:
-        if cols:
-            gone = torch.rand(b, generator=generator) < cfg.group_dropout
-            keep[gone.nonzero(as_tuple=True)[0][:, None], torch.tensor(cols)] = False
-    return present * keep.to(present.dtype)
-
-
-def loss_terms(model, x, present, affect, expr, cfg: TrainConfig):
-    """The multi-objective: (total, regression part, classification part)."""
-    from models.losses import mse_pearson_loss, smoothed_cross_entropy
-
-    out = model(x, present)
-    reg = mse_pearson_loss(out.affect, affect, pearson_weight=cfg.pearson_weight, scale=4.0)
-    cls = smoothed_cross_entropy(out.logits, expr, cfg.label_smoothing)
-    return reg + cfg.class_weight * cls, reg, cls
-
-
-class EMA:
-    """Exponential moving average of parameters; buffers are copied (they are not learned)."""
-
-    def __init__(self, model, decay: float) -> None:
-        import copy
-
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    def update(self, model, step: int) -> None:
-        import torch
-
-        d = min(self.decay, (1.0 + step) / (10.0 + step))  # warm start
-        with torch.no_grad():
-            for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
-                e.lerp_(p.detach(), 1.0 - d)
-            for e, b in zip(self.model.buffers(), model.buffers(), strict=True):
-                e.copy_(b)
-
-
-def predict(
-    model, data: WindowSet, batch_size: int = 256, present=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Affect (N, 4) and class probabilities (N, 7) in eval mode."""
-    import torch
-
-    model.eval()
-    affects, probs = [], []
-    with torch.inference_mode():
-        for s in range(0, len(data), batch_size):
-            idx = np.arange(s, min(s + batch_size, len(data)))
-            x, p, _, _ = to_batch(data, idx)
-            if present is not None:
-                p = p * torch.as_tensor(present, dtype=p.dtype)
-            out = model(x, p)
-            affects.append(out.affect.numpy())
-            probs.append(torch.softmax(out.logits, -1).numpy())
-    return np.concatenate(affects), np.concatenate(probs)
-
-
-def evaluate(model, data: WindowSet, present=None) -> dict[str, Any]:
-    """Per-dimension CCC/r/RMSE/MAE and expression accuracy, UAR, macro-F1, confusion."""
-    from models.metrics import classification_report, regression_report
-
-    affect, probs = predict(model, data, present=present)
-    out: dict[str, Any] = {
-        k: regression_report(data.affect[:, i], affect[:, i])
-        for i, k in enumerate(AFFECT_DIMENSIONS)
-    }
-    out["expression"] = classification_report(data.expression, probs.argmax(1), len(EXPRESSIONS))
-    out["n_windows"] = len(data)
-    return out
-
-
-def baseline_figures(train: WindowSet, val: WindowSet) -> dict[str, Any]:
-    """What predicting the training mean / majority class scores on validation."""
-    from models.metrics import accuracy, macro_f1, rmse
-
-    mean = train.affect.mean(0)
-    major = int(np.bincount(train.expression, minlength=len(EXPRESSIONS)).argmax())
-    return {
-        "constant_mean_rmse": {
-            k: rmse(val.affect[:, i], np.full(len(val), mean[i]))
-            for i, k in enumerate(AFFECT_DIMENSIONS)
-        },
-        "constant_mean_ccc": 0.0,
-        "majority_class": EXPRESSIONS[major],
-        "majority_accuracy": accuracy(val.expression, np.full(len(val), major)),
-        "majority_macro_f1": macro_f1(val.expression, np.full(len(val), major), len(EXPRESSIONS)),
-    }
-
-
-def summary_line(m: dict[str, Any]) -> str:
-    cccs = " ".join(f"{k[:3]} {m[k]['ccc']:+.3f}" for k in AFFECT_DIMENSIONS)
-    e = m["expression"]
-    return (
-        f"CCC {cccs} | expr acc {e['accuracy']:.3f} macro-F1 {e['macro_f1']:.3f} UAR {e['uar']:.3f}"
-    )
-
-
-def train_model(
-    train: WindowSet,
-    val: WindowSet | None,
-    inputs: ModelInputs,
-    cfg: TrainConfig,
-    progress: bool = True,
-    log=None,
-):
-    """Fit a ConcatFusion; returns the EMA model and the per-epoch history."""
-    import torch
-    from tqdm import tqdm
-
-    from models.baselines import ConcatFusion, FusionConfig
-    from models.runtime import layouts_for
-
-    log = log or say
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    channels = {k: v.shape[1] for k, v in train.x.items() if v.ndim == 3}
-    model = ConcatFusion(FusionConfig(layouts_for(inputs, channels), dropout=cfg.dropout))
-    sample = rng.choice(len(train), size=min(len(train), 2048), replace=False)
-    model.fit_input_stats(to_batch(train, np.sort(sample))[0])
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or name == "missing" else decay).append(p)
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-    )
-    steps_per_epoch = max(1, len(train) // cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        frac = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-        return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    ema = EMA(model, cfg.ema_decay)
-    history: list[dict[str, Any]] = []
-    step = 0
-    for epoch in range(cfg.epochs):
-        model.train()
-        order = rng.permutation(len(train))
-        run_loss = run_reg = run_cls = 0.0
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not progress,
-            leave=False,
-        )
-        for b in bar:
-            idx = np.sort(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
-            x, present, affect, expr = to_batch(train, idx)
-            present = modality_dropout(present, train.keys, cfg, gen)
-            loss, reg, cls = loss_terms(model, x, present, affect, expr, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
-            opt.step()
-            sched.step()
-            ema.update(model, step)
-            step += 1
-            run_loss += float(loss.detach())
-            run_reg += float(reg.detach())
-            run_cls += float(cls.detach())
-            if b % 10 == 0:
-                bar.set_postfix(loss=f"{run_loss / (b + 1):.3f}")
-        entry: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "loss": run_loss / steps_per_epoch,
-            "regression_loss": run_reg / steps_per_epoch,
-            "class_loss": run_cls / steps_per_epoch,
-        }
-        if val is not None and len(val):
-            entry["val"] = evaluate(ema.model, val)
-            val_line = summary_line(entry["val"])
-            log(f"epoch {epoch + 1:2d} loss {entry['loss']:.3f} | val (EMA) {val_line}")
-        else:
-            log(f"epoch {epoch + 1:2d} loss {entry['loss']:.3f}")
-        history.append(entry)
-    return ema.model, history
 
 
 # --------------------------------------------------------------------------- CLI (shared)
@@ -408,11 +179,12 @@ def utc_now() -> str:
 
 
 def set_threads(threads: int) -> None:
-    """One torch thread by default: OpenMP spin-waits crawl when another process holds a core."""
+    """One torch thread by default: OpenMP spin-waits crawl when another process holds a
+    core. The variable goes first so that OpenMP, and the rendering processes, start with it."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import torch
+    from models.training import set_threads as set_torch_threads
 
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
 
 
 def write_figures(out: Path, figures: dict[str, Any]) -> Path:
@@ -455,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def evaluate_split(model, data: WindowSet) -> dict[str, Any]:
     """All inputs, and the subsets that happen live when a device is absent."""
+    from models.demo.concat_fusion import evaluate
+
     keys = data.keys
     subsets = {
         "physiology_only": [k in PHYSIOLOGY for k in keys],
@@ -490,9 +264,8 @@ def train_concat_fusion(argv: list[str]) -> int:
     if parsed is None:
         return 2
     args, splits = parsed
-    import torch
-
     from models.baselines import count_parameters
+    from models.demo.concat_fusion import baseline_figures, summary_line, train_model
     from models.runtime import save_model
 
     started = time.perf_counter()
@@ -525,7 +298,9 @@ def train_concat_fusion(argv: list[str]) -> int:
         dropout=args.dropout,
         seed=args.seed,
     )
-    model, history = train_model(train, val, inputs, cfg, progress=not args.no_progress)
+    model, history = train_model(
+        train, val, inputs, cfg, (PHYSIOLOGY, VISION), progress=not args.no_progress, log=say
+    )
     t_train = time.perf_counter() - started - t_data
 
     results = {"validation": evaluate_split(model, val)}
@@ -556,7 +331,6 @@ def train_concat_fusion(argv: list[str]) -> int:
         "test_seeds": test_seeds,
         "minutes_per_session": args.minutes,
         "figures": {k: _short(v["all_inputs"]) for k, v in results.items()},
-        "torch": torch.__version__,
         "intended_use": INTENDED_USE,
     }
     out = save_model(args.out, model, inputs, provenance)

@@ -16,25 +16,23 @@ independently with probability r (``sample_missing``, one kept), on top of
 what the aligner already marked missing, so the model copes with devices
 dropping out live. The validation score is the mean CCC over the four
 dimensions averaged over r = 0, 0.2 and 0.4 (fixed masks). The generic
-trainer (``models.training.fit``) keeps resumable checkpoints in ``--run-dir``.
+trainer (``models.training.fit``) keeps resumable checkpoints in ``--run-dir``;
+the task and the figures are ``models.demo.hi_moe``.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from app.demo_data import (
     INTENDED_USE,
     TRAINED_ON,
     SessionPlan,
-    WindowSet,
     build_dataset,
     say,
 )
@@ -57,14 +55,6 @@ from models.registry import (
 if TYPE_CHECKING:
     from models.hi_moe import HiMoEConfig
 
-#: the paper's missing-rate grid (r = 0 .. 0.40 step 0.05)
-MISSING_RATES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(9))
-VAL_RATES: tuple[float, ...] = (0.0, 0.2, 0.4)
-SWEEP_RATES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4)
-MASK_SEED = 20_240_917
-EEG_ONLY = ("eeg",)
-PERIPHERAL = ("ecg", "ppg", "eda", "resp", "temp")
-
 DEFAULTS = CliDefaults(
     model="hi-moe",
     description="Train the demo Hi-MoE (hi-moe-sim) on simulated physiology, with random "
@@ -75,136 +65,6 @@ DEFAULTS = CliDefaults(
     lr=1e-3,
     threads_help="torch threads (1: OpenMP spin-waits crawl when another process holds a core)",
 )
-
-
-# --------------------------------------------------------------------------- the task
-def presence_dict(data: WindowSet, idx: np.ndarray):
-    """(B,) bool tensors per modality: what the aligner marked present."""
-    import torch
-
-    return {k: torch.from_numpy(data.present[idx, j].copy()) for j, k in enumerate(data.keys)}
-
-
-def input_tensors(data: WindowSet, idx: np.ndarray):
-    import torch
-
-    return {k: torch.from_numpy(np.ascontiguousarray(data.x[k][idx])) for k in data.keys}
-
-
-def predict(model, data: WindowSet, rate: float = 0.0, seed: int = MASK_SEED, keep=None):
-    """Regression (N, 4) on 1-9; with ``rate`` > 0 modalities dropped at that rate (fixed
-    masks for a seed), with ``keep`` only those modalities present."""
-    import torch
-
-    from models.hi_moe_loss import sample_missing
-
-    model.eval()
-    idx_all = np.arange(len(data))
-    present = presence_dict(data, idx_all)
-    if keep is not None:
-        present = {k: v & (k in keep) for k, v in present.items()}
-    if rate > 0:
-        present = sample_missing(present, rate, torch.Generator().manual_seed(seed))
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(data), 256):
-            idx = idx_all[s : s + 256]
-            p = {k: v[idx] for k, v in present.items()}
-            out.append(model(input_tensors(data, idx), p).regression.numpy())
-    return np.concatenate(out)
-
-
-def mean_ccc(y: np.ndarray, pred: np.ndarray) -> float:
-    from models.metrics import ccc
-
-    return float(np.mean([ccc(y[:, d], pred[:, d]) for d in range(y.shape[1])]))
-
-
-@dataclass
-class HiMoEWindowsTask:
-    """``models.training.Task`` over cut windows, with the paper's random missing modalities."""
-
-    train: WindowSet
-    val: WindowSet
-    batch_size: int
-
-    def n_batches(self) -> int:
-        from models.tasks import count_batches
-
-        return count_batches(len(self.train), self.batch_size)
-
-    def prepare(self, model, seed: int, max_windows: int = 4096) -> None:
-        """Fit the encoders' input standardisation on training windows where present."""
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(len(self.train), min(len(self.train), max_windows), False))
-        model.fit_input_stats(input_tensors(self.train, idx), presence_dict(self.train, idx))
-
-    def batches(self, epoch_seed: int) -> Iterator[dict[str, Any]]:
-        import torch
-
-        from models.hi_moe_loss import sample_missing
-        from models.tasks import batch_order
-
-        rng = np.random.default_rng(epoch_seed)
-        gen = torch.Generator().manual_seed(epoch_seed + 1)
-        for part in batch_order(len(self.train), self.batch_size, rng):
-            idx = np.sort(part)
-            rate = float(rng.choice(MISSING_RATES))
-            present = sample_missing(presence_dict(self.train, idx), rate, gen)
-            yield {
-                "inputs": input_tensors(self.train, idx),
-                "present": present,
-                "y": torch.from_numpy(self.train.affect[idx]),
-            }
-
-    def loss(self, model, batch: dict[str, Any]):
-        out = model(batch["inputs"], batch["present"])
-        return model.loss(out, batch["y"])
-
-    def validate(self, model) -> dict[str, float]:
-        scores = {
-            f"ccc_r{r:g}": mean_ccc(self.val.affect, predict(model, self.val, r)) for r in VAL_RATES
-        }
-        return {"score": float(np.mean(list(scores.values()))), **scores}
-
-
-# --------------------------------------------------------------------------- figures
-def evaluate(model, data: WindowSet, train_mean: np.ndarray) -> dict[str, Any]:
-    """All inputs (per dimension), the missing-rate sweep, device subsets, a constant."""
-    from models.metrics import regression_report, rmse
-
-    def report(pred: np.ndarray) -> dict[str, Any]:
-        per = {
-            k: regression_report(data.affect[:, i], pred[:, i])
-            for i, k in enumerate(AFFECT_DIMENSIONS)
-        }
-        return {**per, "mean_ccc": float(np.mean([per[k]["ccc"] for k in AFFECT_DIMENSIONS]))}
-
-    out: dict[str, Any] = {"n_windows": len(data), "all_inputs": report(predict(model, data))}
-    out["missing_rate"] = {
-        f"{r:g}": float(
-            np.mean(
-                [mean_ccc(data.affect, predict(model, data, r, MASK_SEED + s)) for s in range(3)]
-            )
-        )
-        for r in SWEEP_RATES
-    }
-    out["eeg_only"] = report(predict(model, data, keep=EEG_ONLY))
-    out["peripheral_only"] = report(predict(model, data, keep=PERIPHERAL))
-    out["constant_train_mean"] = {
-        "ccc": 0.0,
-        "rmse": {
-            k: rmse(data.affect[:, i], np.full(len(data), train_mean[i]))
-            for i, k in enumerate(AFFECT_DIMENSIONS)
-        },
-    }
-    return out
-
-
-def summary(m: dict[str, Any]) -> str:
-    cccs = " ".join(f"{k[:3]} {m['all_inputs'][k]['ccc']:+.3f}" for k in AFFECT_DIMENSIONS)
-    sweep = " ".join(f"r{r} {v:.3f}" for r, v in m["missing_rate"].items())
-    return f"CCC {cccs} | mean CCC by missing rate: {sweep}"
 
 
 # --------------------------------------------------------------------------- CLI
@@ -267,11 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:  # UsageError included
         print(f"affectlab train-demo: {e}", file=sys.stderr)
         return 2
-    import torch
-
+    from models.demo.hi_moe import MISSING_RATES, VAL_RATES, HiMoEWindowsTask, evaluate, summary
     from models.hi_moe import HiMoE
     from models.runtime import save_model
-    from models.training import fit
+    from models.training import fit, seed_everything
     from models.zoo import RECIPES
 
     started = time.perf_counter()
@@ -296,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_data = time.perf_counter() - started
     say(f"windows: {len(train)} train, {len(val)} validation, {len(test)} test ({t_data:.0f} s)")
 
-    torch.manual_seed(args.seed)
+    seed_everything(args.seed)
     model = HiMoE(config)
     recipe = RECIPES["hi-moe"].with_(
         epochs=args.epochs,
@@ -341,7 +200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         **splits.to_dict(),
         "minutes_per_session": args.minutes,
         "figures": short,
-        "torch": torch.__version__,
         "intended_use": INTENDED_USE,
     }
     out = save_model(args.out, model, inputs, provenance)

@@ -21,15 +21,16 @@ release's 3e-4 and StepLR over 100 epochs (our backbones start from scratch and
 the run must fit in about ten minutes of one CPU core). Events are blanked
 (zero counts) in a random ``--event-dropout`` share of training windows so the
 model still works when the event stream is missing live. Windows without
-frames are left out: the served model returns nothing for them.
+frames are left out: the served model returns nothing for them. The task and
+the figures are ``models.demo.mco``.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,6 @@ from app.demo_data import (
     LIGHTINGS,
     TRAINED_ON,
     SessionPlan,
-    WindowSet,
     build_dataset,
     say,
 )
@@ -52,7 +52,6 @@ from app.train_demo import (
     utc_now,
     write_figures,
 )
-from core.prediction import EXPRESSIONS
 from models.registry import (
     MCO_E_NET_LITE_SIM,
     WEIGHTS_DIR,
@@ -73,116 +72,7 @@ DEFAULTS = CliDefaults(
 )
 
 
-# --------------------------------------------------------------------------- the task
-def batch_tensors(data: WindowSet, idx: np.ndarray, frames_only: bool, blank=None):
-    """frames (B, T, 1, H, W) in [0, 1]; events (B, T, 2, H, W) counts (zeros where missing
-    or where ``blank``), or None for the frames-only model."""
-    import torch
-
-    frames = torch.from_numpy(np.ascontiguousarray(data.x["frames"][idx]))[:, :, None]
-    if frames_only:
-        return frames, None
-    events = data.x["events"][idx].astype(np.float32)
-    gone = ~data.present[idx, data.keys.index("events")]
-    if blank is not None:
-        gone |= blank
-    events[gone] = 0.0
-    return frames, torch.from_numpy(events)
-
-
-def predict(model, data: WindowSet, frames_only: bool, no_events: bool = False) -> np.ndarray:
-    """Class probabilities (N, 7); ``no_events``: as if the event stream were missing."""
-    import torch
-
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(data), 64):
-            idx = np.arange(s, min(s + 64, len(data)))
-            blank = np.ones(len(idx), dtype=bool) if no_events else None
-            f, e = batch_tensors(data, idx, frames_only, blank)
-            out.append(torch.softmax(model(f, e).logits.float(), -1).numpy())
-    return np.concatenate(out)
-
-
-@dataclass
-class MCOWindowsTask:
-    """``models.training.Task`` over cut eye-camera windows, events blanked at random."""
-
-    train: WindowSet
-    val: WindowSet
-    batch_size: int
-    frames_only: bool
-    event_dropout: float
-
-    def n_batches(self) -> int:
-        from models.tasks import count_batches
-
-        return count_batches(len(self.train), self.batch_size)
-
-    def prepare(self, model, seed: int) -> None:
-        """Nothing to fit: the model normalises raw frames and counts with fixed statistics."""
-
-    def batches(self, epoch_seed: int) -> Iterator[dict[str, Any]]:
-        import torch
-
-        from models.tasks import batch_order
-
-        rng = np.random.default_rng(epoch_seed)
-        for part in batch_order(len(self.train), self.batch_size, rng):
-            idx = np.sort(part)
-            blank = rng.random(len(idx)) < self.event_dropout
-            f, e = batch_tensors(self.train, idx, self.frames_only, blank)
-            yield {"frames": f, "events": e, "labels": torch.from_numpy(self.train.expression[idx])}
-
-    def loss(self, model, batch: dict[str, Any]):
-        from models.zoo import see_loss
-
-        return see_loss(model(batch["frames"], batch["events"]).logits, batch["labels"])
-
-    def validate(self, model) -> dict[str, float]:
-        from models.metrics import accuracy, uar
-
-        pred = predict(model, self.val, self.frames_only).argmax(1)
-        y = self.val.expression
-        return {
-            "score": accuracy(y, pred),
-            "war": accuracy(y, pred),
-            "uar": uar(y, pred, len(EXPRESSIONS)),
-        }
-
-
 # --------------------------------------------------------------------------- figures
-def per_lighting(data: WindowSet, pred: np.ndarray) -> dict[str, Any]:
-    """Accuracy (WAR), UAR, macro-F1 and confusion, overall and per lighting."""
-    from models.metrics import classification_report
-
-    assert data.lighting is not None
-    out: dict[str, Any] = {"all": classification_report(data.expression, pred, len(EXPRESSIONS))}
-    for light in LIGHTINGS:
-        sel = data.lighting == light
-        if sel.any():
-            out[light] = classification_report(data.expression[sel], pred[sel], len(EXPRESSIONS))
-            out[light]["n"] = int(sel.sum())
-    out["all"]["n"] = len(data)
-    return out
-
-
-def majority(train: WindowSet, data: WindowSet) -> dict[str, Any]:
-    """The constant predictor: the most frequent training class, per lighting."""
-    major = int(np.bincount(train.expression, minlength=len(EXPRESSIONS)).argmax())
-    pred = np.full(len(data), major)
-    return {"class": EXPRESSIONS[major], **per_lighting(data, pred)}
-
-
-def evaluate(model, data: WindowSet, train: WindowSet, frames_only: bool) -> dict[str, Any]:
-    out = {"all_inputs": per_lighting(data, predict(model, data, frames_only).argmax(1))}
-    if not frames_only:
-        out["events_missing"] = per_lighting(data, predict(model, data, False, True).argmax(1))
-    out["majority_class"] = majority(train, data)
-    return out
-
-
 def summary(m: dict[str, Any]) -> str:
     cols = ["all", *LIGHTINGS]
     acc = " ".join(f"{c} {m[c]['accuracy']:.3f}" for c in cols if c in m)
@@ -224,11 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.0 < low <= high:
         print("train-demo: --lighting-severity needs 0 < LOW <= HIGH", file=sys.stderr)
         return 2
-    import torch
-
+    from models.demo.mco import MCOWindowsTask, evaluate
     from models.mco_e_net import MCOENet, parameter_counts
     from models.runtime import save_model
-    from models.training import fit
+    from models.training import fit, seed_everything
     from models.zoo import RECIPES
 
     started = time.perf_counter()
@@ -273,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{dropped} without frames left out ({t_data:.0f} s)"
     )
 
-    torch.manual_seed(args.seed)
+    seed_everything(args.seed)
     model = MCOENet(mco_e_net_lite_sim_config(args.frames_only))
     recipe = RECIPES["mco-e-net-lite"].with_(
         lr=args.lr,
@@ -301,8 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_train = time.perf_counter() - started - t_data
 
     results = {
-        "validation": evaluate(model, val, train, args.frames_only),
-        "test": evaluate(model, test, train, args.frames_only),
+        "validation": evaluate(model, val, train, args.frames_only, LIGHTINGS),
+        "test": evaluate(model, test, train, args.frames_only, LIGHTINGS),
     }
     for split, res in results.items():
         for cond, m in res.items():
@@ -329,7 +218,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "minutes_per_session": args.minutes,
         "variant": variant,
         "figures": short,
-        "torch": torch.__version__,
         "intended_use": INTENDED_USE,
     }
     out = save_model(args.out, model, inputs, provenance)

@@ -94,6 +94,7 @@ def save_model(
     }
     for k, v in provenance.items():
         metadata[k] = v if isinstance(v, str) else json.dumps(v)
+    metadata.setdefault("torch", torch.__version__)  # the version that wrote the weights
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(path), metadata=metadata)
     path.chmod(0o644)  # safetensors writes 0600; shipped weights must be readable by all

@@ -63,17 +63,17 @@ def predict_signals(
     data: SignalData,
     index: np.ndarray,
     missing_rate: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | int | None = None,
     batch_size: int = EVAL_BATCH,
     present: dict[str, bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Regression (N, D) and high probability (N, D) or None, in ``index`` order.
 
     The missing-modality masks are drawn for the whole of ``index`` at once from
-    ``generator`` (before batching), so every model evaluated with the same seed
-    sees exactly the same masks. ``present`` fixes which modalities every window
-    has instead (modalities not named are present); ``missing_rate`` then drops
-    among those.
+    ``generator`` (or a generator seeded with it; before batching), so every
+    model evaluated with the same seed sees exactly the same masks. ``present``
+    fixes which modalities every window has instead (modalities not named are
+    present); ``missing_rate`` then drops among those.
     """
     model.eval()
     n = len(index)
@@ -83,6 +83,8 @@ def predict_signals(
         raise ValueError(f"unknown modalities {sorted(unknown)}; the data has {data.modalities}")
     masks = {m: torch.full((n,), bool(fixed.get(m, True))) for m in data.modalities}
     if missing_rate > 0:
+        if isinstance(generator, int):
+            generator = torch.Generator().manual_seed(generator)
         masks = sample_missing(masks, missing_rate, generator)
     regs, probs = [], []
     for i in range(0, len(index), batch_size):

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from app.train_demo import TrainConfig, WindowSet, loss_terms, modality_dropout, to_batch
+from app.demo_data import PHYSIOLOGY, VISION, WindowSet
 from models.baselines import (
     ConcatFusion,
     FusionConfig,
@@ -16,6 +16,7 @@ from models.baselines import (
     normalise_frames,
     normalise_numeric,
 )
+from models.demo.concat_fusion import TrainConfig, loss_terms, modality_dropout, to_batch
 from models.losses import (
     ccc_loss,
     mse_pearson_loss,
@@ -199,14 +200,19 @@ def _train_a_few_steps():
 
 
 def test_modality_dropout_hides_inputs_and_groups():
+    groups = (PHYSIOLOGY, VISION)
     cfg = TrainConfig(input_dropout=0.0, group_dropout=1.0)
     present = torch.ones(4, len(KEYS))
-    out = modality_dropout(present, KEYS, cfg, torch.Generator().manual_seed(0))
+    out = modality_dropout(present, KEYS, cfg, torch.Generator().manual_seed(0), groups)
     assert out.sum() == 0  # both groups always dropped
+    # only the inputs of a group go with it
+    out = modality_dropout(present, KEYS, cfg, torch.Generator().manual_seed(0), (VISION,))
+    assert out.tolist() == [[float(k not in VISION) for k in KEYS]] * 4
     cfg = TrainConfig(input_dropout=0.5, group_dropout=0.0)
-    out = modality_dropout(torch.ones(2000, len(KEYS)), KEYS, cfg, torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    out = modality_dropout(torch.ones(2000, len(KEYS)), KEYS, cfg, gen, groups)
     assert 0.45 < float(out.mean()) < 0.55
     # an input that was missing stays missing
     present = torch.zeros(3, len(KEYS))
     cfg = TrainConfig(input_dropout=0.0, group_dropout=0.0)
-    assert modality_dropout(present, KEYS, cfg, torch.Generator()).sum() == 0
+    assert modality_dropout(present, KEYS, cfg, torch.Generator(), groups).sum() == 0

@@ -13,9 +13,10 @@ import pytest
 
 from app.demo_data import SessionPlan, build_dataset
 from app.train_demo_hi_moe import main as train_hi_moe
-from app.train_demo_hi_moe import mean_ccc, predict
+from models.demo.hi_moe import predict
 from models.registry import hi_moe_sim_config, hi_moe_sim_inputs
 from models.runtime import load_runner
+from models.tasks import mean_ccc
 
 #: a config whose inputs differ from the cached windows' (EEG only)
 EEG_ONLY = hi_moe_sim_config().to_dict()["modalities"][:1]
