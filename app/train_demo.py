@@ -6,7 +6,8 @@
     python -m app.train_demo ...                    # the same
 
 ``--model`` defaults to ``concat-fusion`` so the command recorded in the
-shipped concat-fusion-sim weights (``affectlab train-demo``) still reproduces them.
+shipped concat-fusion-sim weights (``affectlab train-demo --no-progress``)
+still reproduces them, bit for bit.
 
 Every model trains on windows cut by the real aligner from simulated sessions
 rendered offline (``app.demo_data``, shared by all three trainers). Splits are
