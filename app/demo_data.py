@@ -9,8 +9,8 @@ participant's truth at each window's end.
 
 Sessions vary what the live demo may vary: the four lighting conditions, the
 camera at the DAVIS346 resolution or half of it, EEG at 128 or 256 Hz. Cut
-windows are cached under ``runs/`` as ``.npz``, keyed by the session plan and
-the ``ModelInputs``, so reruns skip rendering; a model whose inputs are a
+windows are cached under ``runs/`` as ``.npz`` in a folder per ``CACHE_VERSION``,
+keyed by the session plan and the ``ModelInputs``, so reruns skip rendering; a model whose inputs are a
 subset of a cached model's (same hop grid, same specs per input) reads that
 cache instead of rendering again.
 
@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -324,8 +326,71 @@ def _cache_key(plan: SessionPlan, inputs: ModelInputs, stride: int = 1) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+def version_dir(cache_dir: Path) -> Path:
+    """This simulator version's folder. Older versions' folders are never read again, so
+    ``prune_cache`` can free them without knowing which plans made them."""
+    return cache_dir / f"v{CACHE_VERSION}"
+
+
 def cache_path(cache_dir: Path, plan: SessionPlan, inputs: ModelInputs, stride: int = 1) -> Path:
-    return cache_dir / f"seed{plan.seed}_{plan.minutes:g}min_{_cache_key(plan, inputs, stride)}.npz"
+    name = f"seed{plan.seed}_{plan.minutes:g}min_{_cache_key(plan, inputs, stride)}.npz"
+    return version_dir(cache_dir) / name
+
+
+def is_cached(path: Path) -> bool:
+    """Whether ``path`` holds cut windows. A file of the same name loose in the cache folder
+    (the layout before version folders) is moved in: its name's key includes the
+    version, so it is current."""
+    if path.is_file():
+        return True
+    loose = path.parent.parent / path.name
+    if not loose.is_file():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    loose.rename(path)
+    return True
+
+
+@dataclass(frozen=True)
+class PrunedCache:
+    """What ``prune_cache`` removed."""
+
+    removed: tuple[Path, ...]
+    freed_bytes: int
+
+
+def _bytes_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def prune_cache(cache_dir: Path) -> PrunedCache:
+    """Delete the cached windows this version never reads: older versions' folders, files
+    of interrupted renders, and loose files from before version folders (those still
+    current are rendered again when needed; run the trainers first to keep them).
+
+    Only names the cache itself writes are touched, so a mistyped ``cache_dir`` cannot
+    lose anything else.
+    """
+    current = version_dir(cache_dir)
+    other_version = re.compile(r"v\d+")
+    loose_file = re.compile(r"seed\d+_.+\.npz")
+    stale: list[Path] = []
+    for entry in sorted(cache_dir.iterdir()) if cache_dir.is_dir() else []:
+        old_version = entry.is_dir() and entry != current and other_version.fullmatch(entry.name)
+        loose = entry.is_file() and loose_file.fullmatch(entry.name)
+        if old_version or loose:
+            stale.append(entry)
+    if current.is_dir():
+        stale += sorted(current.glob("*.partial.npz"))
+    freed = sum(_bytes_on_disk(p) for p in stale)
+    for entry in stale:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return PrunedCache(tuple(stale), freed)
 
 
 def serves(cached: ModelInputs, wanted: ModelInputs) -> bool:
@@ -375,13 +440,13 @@ def build_dataset(
 
     from models.runtime import inputs_to_json
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    version_dir(cache_dir).mkdir(parents=True, exist_ok=True)
     own = {p: cache_path(cache_dir, p, inputs, stride) for p in plans}
     found: dict[SessionPlan, Path] = {}
     for p in plans:
         for other in (inputs, *[r for r in reuse if serves(r, inputs)]):
             path = cache_path(cache_dir, p, other, stride)
-            if path.is_file():
+            if is_cached(path):
                 found[p] = path
                 break
     todo = [p for p in dict.fromkeys(plans) if p not in found]

@@ -49,9 +49,11 @@ from app.demo_data import (  # noqa: F401 - re-exported: the data helpers' histo
     Splits,
     WindowSet,
     build_dataset,
+    prune_cache,
     say,
     session_windows,
     stack_windows,
+    version_dir,
 )
 from core.prediction import AFFECT_DIMENSIONS
 from models.demo.concat_fusion_config import TrainConfig
@@ -138,6 +140,13 @@ def common_parser(d: CliDefaults) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="processes rendering sessions")
     p.add_argument("--threads", type=int, default=1, help=d.threads_help)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--prune-cache",
+        action="store_true",
+        help="train nothing: delete the cached windows this version never reads (older "
+        "simulator versions, interrupted renders, files from before version folders) "
+        "from --cache-dir and say what was freed",
+    )
     return p
 
 
@@ -249,12 +258,29 @@ def _short(m: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def prune(cache_dir: Path) -> int:
+    """``--prune-cache``: free what no command of this version reads again."""
+    pruned = prune_cache(cache_dir)
+    for path in pruned.removed:
+        say(f"removed {path}")
+    kept = version_dir(cache_dir)
+    say(
+        f"freed {pruned.freed_bytes / 1e6:,.1f} MB in {len(pruned.removed)} entries; "
+        f"this version's windows stay in {kept}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``affectlab train-demo [--model M] ...``: hand the arguments to M's trainer."""
     argv = list(argv) if argv is not None else sys.argv[1:]
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--model", choices=tuple(DEMO_TRAINERS), default="concat-fusion")
+    pre.add_argument("--prune-cache", action="store_true")
+    pre.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     known, _ = pre.parse_known_args(argv)
+    if known.prune_cache and not {"-h", "--help"} & set(argv):
+        return prune(known.cache_dir)
     if known.model != "concat-fusion":
         return importlib.import_module(DEMO_TRAINERS[known.model]).main(argv)
     return train_concat_fusion(argv)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.demo_data import SessionPlan, cache_path
+from app.demo_data import SessionPlan, cache_path, version_dir
 from app.score_demo_mco import main as score_demo
 from drivers.simulated.events import EventEmulator
 from drivers.simulated.eye_camera import VirtualEyeCamera
@@ -89,7 +89,7 @@ def test_score_demo_scores_the_shipped_model_under_harsher_light(tmp_path: Path,
     assert first["normal"]["accuracy"] > 0.5  # an unseen participant, as trained
     table = capsys.readouterr().out
     assert "| mco_e_net_lite_sim.safetensors | events missing | 2 |" in table
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 7  # 4 lightings + 3 harsher
+    assert len(list(version_dir(tmp_path / "cache").glob("*.npz"))) == 7  # 4 lightings + 3 harsher
 
     hi_moe = Path(__file__).parents[1] / "models" / "weights" / "hi_moe_sim.safetensors"
     assert score_demo([str(hi_moe)]) == 2
