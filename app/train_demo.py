@@ -384,8 +384,7 @@ def train_concat_fusion(argv: list[str]) -> int:
             for h in history
         ],
     }
-    json_path = out.with_suffix(".json")
-    json_path.write_text(json.dumps(figures, indent=2) + "\n")
+    json_path = write_figures(out, figures)
     say(
         f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {json_path}; "
         f"total {time.perf_counter() - started:.0f} s"
