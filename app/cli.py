@@ -11,6 +11,7 @@ from pathlib import Path
 from app.config import ConfigError
 from core.scheduler import BindingError
 from drivers.base import DriverError
+from models.errors import ModelLoadError
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"affectlab: config error: {exc}", file=sys.stderr)
         return 2
-    except (DriverError, BindingError) as exc:  # a missing device, a stream a model cannot take
+    except (DriverError, BindingError, ModelLoadError) as exc:
+        # a missing device, a stream a model cannot take, a model that cannot be served
         print(f"affectlab: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -34,13 +34,10 @@ from core.window import (
     Presence,
     Window,
 )
+from models.errors import ModelLoadError  # defined torch-free so the CLI can catch it
 
 FORMAT = "affectlab-model/1"
 REQUIRED_METADATA = ("format", "architecture", "name", "config", "inputs", "outputs", "trained_on")
-
-
-class ModelLoadError(ValueError):
-    """A model name or file that cannot be served, phrased for the person who configured it."""
 
 
 # --------------------------------------------------------------------------- ModelInputs <-> JSON
