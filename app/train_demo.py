@@ -197,10 +197,15 @@ def set_threads(threads: int) -> None:
     set_torch_threads(threads)
 
 
-def write_figures(out: Path, figures: dict[str, Any]) -> Path:
-    """The JSON of figures beside the weights (the card's tables come from it)."""
+def write_figures(out: Path, figures: dict[str, Any], started: float) -> Path:
+    """The JSON of figures beside the weights (the card's tables come from it), and the
+    run's last line: what it wrote and how long it took since ``started`` (perf_counter)."""
     json_path = out.with_suffix(".json")
     json_path.write_text(json.dumps(figures, indent=2, default=json_default) + "\n")
+    say(
+        f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {json_path}; "
+        f"total {time.perf_counter() - started:.0f} s"
+    )
     return json_path
 
 
@@ -384,11 +389,7 @@ def train_concat_fusion(argv: list[str]) -> int:
             for h in history
         ],
     }
-    json_path = write_figures(out, figures)
-    say(
-        f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {json_path}; "
-        f"total {time.perf_counter() - started:.0f} s"
-    )
+    write_figures(out, figures, started)
     return 0
 
 

@@ -225,11 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **results,
         "history": result.history,
     }
-    json_path = write_figures(out, figures)
-    say(
-        f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {json_path}; "
-        f"total {time.perf_counter() - started:.0f} s"
-    )
+    write_figures(out, figures, started)
     return 0
 
 

@@ -219,6 +219,16 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(fig: Any, path: str | Path, title: str = "") -> Path:
+    """Title the figure, lay it out, write it and free it (pyplot keeps every open figure)."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    _pyplot().close(fig)
+    return Path(path)
+
+
 def plot_missing_rate(
     curves: Mapping[str, tuple[Sequence[float], np.ndarray]], path: str | Path, title: str = ""
 ) -> Path:
@@ -236,10 +246,7 @@ def plot_missing_rate(
     ax.set_title(title or "CCC against missing rate")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_confusions(
@@ -269,12 +276,7 @@ def plot_confusions(
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(name, fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_trajectories(
@@ -303,12 +305,7 @@ def plot_trajectories(
     axes[0][0].legend(fontsize=7, loc="best")
     for ax in axes[-1]:
         ax.set_xlabel("window start (s)", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def rows_from_nested(
