@@ -27,7 +27,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
@@ -44,6 +43,8 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _results import write_results  # noqa: E402
 
 from core.resample import bin_events  # noqa: E402
 from core.window import EventRepresentation  # noqa: E402
@@ -433,9 +434,8 @@ def main() -> None:
           f"dv's NetworkWriter threads busy-polling at nice 19)")  # fmt: skip
 
     elapsed = time.perf_counter() - t_start
-    out = ROOT / "bench" / "results" / "bench_davis.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    print(f"\ntotal {elapsed:.1f} s")
+    write_results("bench_davis", {
         "quick": args.quick,
         "seconds": seconds,
         "packet_events": per,
@@ -451,8 +451,7 @@ def main() -> None:
                        "repeats": repeats, "all_runs": runs},
         "cpu_demo_load": c,
         "elapsed_s": elapsed,
-    }, indent=2))  # fmt: skip
-    print(f"\ntotal {elapsed:.1f} s; wrote {out}")
+    })  # fmt: skip
 
 
 if __name__ == "__main__":

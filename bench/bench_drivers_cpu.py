@@ -27,7 +27,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -42,6 +41,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _results import write_results  # noqa: E402
 from brainflow.board_shim import BoardIds, BoardShim, BrainFlowInputParams  # noqa: E402
 
 from drivers.brainflow import BrainFlowDriver  # noqa: E402
@@ -265,9 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, name in (("bf", "brainflow"), ("cam", "webcam"), ("eye", "webcam+eye")):
         print(f"{name:12s} streams: {s[key]}")
     print(f"demo load (board + webcam with eye region): {100 * demo:.1f} % of one core")
-    out = ROOT / "bench" / "results" / "bench_drivers_cpu.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    write_results("bench_drivers_cpu", results)
     return 0
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import os
 import resource
 import tempfile
@@ -43,6 +42,7 @@ os.environ.setdefault("LSLAPICFG", str(Path(__file__).resolve().parents[1] / "ap
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pylsl  # noqa: E402
+from _results import write_results  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
 from app.config import parse_config  # noqa: E402
@@ -226,9 +226,7 @@ def main() -> None:
 
         print(f"profile of the GUI thread (downsampled phase) in {args.profile}; top by own time:")
         pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(15)
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_gui.json").write_text(json.dumps({
+    write_results("bench_gui", {
         "seconds": seconds,
         "goal_fps": GOAL_FPS,
         "physiolabxr_fps": PHYSIOLABXR_FPS,
@@ -238,7 +236,7 @@ def main() -> None:
         "ratio_to_goal": ds["fps"] / GOAL_FPS,
         "ratio_to_baseline": ds["fps"] / max(base["fps"], 1e-9),
         "stats": stats,
-    }, indent=2, default=str))
+    })
 
 
 if __name__ == "__main__":

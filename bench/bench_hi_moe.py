@@ -26,7 +26,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -39,6 +38,8 @@ from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _results import write_results  # noqa: E402
 
 from models.hi_moe import HiMoE, HiMoEConfig  # noqa: E402
 
@@ -196,10 +197,8 @@ def main() -> None:
         ratios = ", ".join(f"{k}: {v:.2f}x" for k, v in r["ratios"].items())
         print(f"{name}: {ratios}")
 
-    out = Path(__file__).resolve().parent / "results" / "bench_hi_moe.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"\nwrote {out}")
+    print()
+    write_results("bench_hi_moe", results)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ import pylsl  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _results import write_results  # noqa: E402
+
 from core.clock import lsl_now  # noqa: E402
 from drivers.lsl import LslDriver, LslQuery  # noqa: E402
 
@@ -329,10 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     print(line("  lost", m, "lost", "{:.0f}".format))
     print(f"  driver latency (arrival - sample time) median {demo['driver_latency_median_ms']:.2f} ms")
     results["machine"]["load_avg_end"] = os.getloadavg()
-    out = ROOT / "bench" / "results" / "bench_lsl.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results("bench_lsl", results)
     return 0
 
 

@@ -21,7 +21,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -33,10 +32,11 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _results import write_results  # noqa: E402
+
 from models.mco_e_net import MCOENet, MCOENetConfig, parameter_counts  # noqa: E402
 
 BUDGET_S = 1.0 / 30.0  # one SEE frame period: a window must be done before the next frame
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_mco_e_net.json"
 
 
 def _cpu_ticks() -> tuple[int, int] | None:
@@ -211,9 +211,7 @@ def main() -> None:
         "configs": results,
         "ratios": ratios,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=2))
-    print(f"wrote {RESULTS}")
+    write_results("bench_mco_e_net", doc)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -47,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from _results import write_results  # noqa: E402
 from bench_hi_moe import PRESETS as HI_MOE_PRESETS  # noqa: E402
 from bench_hi_moe import latency_ms  # noqa: E402
 from bench_hi_moe import macs as counted_macs  # noqa: E402
@@ -60,8 +60,6 @@ from models.ensemble import Ensemble  # noqa: E402
 from models.hi_moe import HiMoE, HiMoEConfig  # noqa: E402
 from models.late_fusion import LateFusion, LateFusionConfig  # noqa: E402
 from models.mco_e_net import MCOENet, MCOENetConfig  # noqa: E402
-
-RESULTS = HERE / "results" / "bench_models.json"
 
 
 def params(model: nn.Module) -> int:
@@ -185,9 +183,7 @@ def main() -> None:
         "macs": "FlopCounterMode FLOPs / 2 (+ selective-scan recurrence for MCO-E Net)",
         "rows": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=2))
-    print(f"wrote {RESULTS}")
+    write_results("bench_models", doc)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ once as in ``affectlab demo``.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _results import write_results
 
 from app.config import load_config, parse_config, shipped_config
 from app.session import Session
@@ -119,20 +119,15 @@ def main() -> None:
             inputs.allowed_lateness_s,
             baselines[runner.name],
         )
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_pipeline.json").write_text(
-        json.dumps(
-            {
-                "seconds": seconds,
-                "models": models,
-                "cpu_fraction": cpu,
-                "baseline": baselines,
-                "stats": stats,
-            },
-            indent=2,
-            default=str,
-        )
+    write_results(
+        "bench_pipeline",
+        {
+            "seconds": seconds,
+            "models": models,
+            "cpu_fraction": cpu,
+            "baseline": baselines,
+            "stats": stats,
+        },
     )
 
 

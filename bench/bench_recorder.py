@@ -21,7 +21,6 @@ Writes bench/results/bench_recorder.json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import struct
@@ -33,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import write_results  # noqa: E402
+
 from core.clock import lsl_now  # noqa: E402
 from core.streams import EVENT_DTYPE, Modality, StreamSpec  # noqa: E402
 from drivers.base import Driver  # noqa: E402
@@ -278,10 +279,7 @@ def main() -> None:
                 f"{f['written_per_s'] / 1e6:.2f} M/s, lost {f['lost']} of {f['pushed']}, "
                 f"writer thread {f['recorder_thread_cpu_per_s']:.2f} cores"
             )
-    out = Path(__file__).parent / "results" / "bench_recorder.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    write_results("bench_recorder", results)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Writes bench/results/bench_replay.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -36,6 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+from _results import write_results  # noqa: E402
 
 from app.config import ModelConfig, SessionConfig, SourceConfig  # noqa: E402
 
@@ -187,10 +188,7 @@ def main() -> None:
                   f"skipped {full[0]['skipped']}; events {full[0]['events']:,}")
             print(f"    data path only (no model) {bare['x_real_time']:.1f}x real time; "
                   f"opening the recording {bare['open_s']:.2f} s")
-    out = Path(__file__).parent / "results" / "bench_replay.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    write_results("bench_replay", results)
 
 
 if __name__ == "__main__":

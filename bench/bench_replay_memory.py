@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -207,10 +208,7 @@ def main() -> None:
           f"open: baseline / {now} = {b['open_s'] / a['open_s']:.2f}x; "
           f"open + read all: {(b['open_s'] + b['read_s']) / (a['open_s'] + a['read_s']):.2f}x")
     suffix = ("_xdf" + "_deduced" * args.deduced) if xdf else ""
-    out = Path(__file__).parent / "results" / f"bench_replay_memory{suffix}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    write_results(f"bench_replay_memory{suffix}", results)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import json
 import platform
 import sys
 import time
@@ -32,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import write_results  # noqa: E402
+
 from core.ring import Ring, ring_for  # noqa: E402
 from core.streams import EVENT_DTYPE, Modality, StreamSpec  # noqa: E402
 
@@ -340,9 +341,7 @@ def main() -> None:
 
     elapsed = time.perf_counter() - t_start
     print(f"\ntotal {elapsed:.1f} s")
-    out = Path(__file__).resolve().parent / "results" / "bench_ring.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_results("bench_ring", {
         "quick": quick,
         "repeats": repeats,
         "numpy": np.__version__,
@@ -355,8 +354,7 @@ def main() -> None:
         "range_vs_size": c,
         "event_write": d,
         "elapsed_s": elapsed,
-    }, indent=2))
-    print(f"wrote {out}")
+    })
 
 
 if __name__ == "__main__":

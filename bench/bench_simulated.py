@@ -19,7 +19,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
@@ -29,6 +28,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _results import write_results  # noqa: E402
 
 from drivers.simulated.catalog import PHYSIOLOGY_STREAMS, build_sensors  # noqa: E402
 from drivers.simulated.drivers import VirtualSession  # noqa: E402
@@ -188,10 +189,7 @@ def main() -> None:
     print(
         f"live VirtualSession (all streams, 346x260 camera): {100 * ls['cpu_fraction_of_one_core']:.0f} % of one core"
     )
-    out = Path(__file__).resolve().parent / "results" / "bench_simulated.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"wrote {out}")
+    write_results("bench_simulated", results)
 
 
 if __name__ == "__main__":

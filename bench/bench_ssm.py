@@ -21,7 +21,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
@@ -33,6 +32,8 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _results import write_results  # noqa: E402
+
 from models.ssm import DEFAULT_CHUNK, selective_scan_chunked, selective_scan_ref  # noqa: E402
 
 Scan = Callable[..., torch.Tensor]
@@ -217,10 +218,7 @@ def main() -> None:
         f"forward+backward {min(train):.1f}-{max(train):.1f}x "
         f"({time.perf_counter() - t_start:.0f} s)"
     )
-    out = Path(__file__).resolve().parent / "results" / "bench_ssm.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"wrote {out}")
+    write_results("bench_ssm", results)
 
 
 if __name__ == "__main__":
