@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: benchmark -> its quickest arguments (bench_replay_memory has no --quick: a short file)
+#: benchmark -> its quickest arguments (bench_replay_memory has no --quick: a short file;
+#: bench_soak's --quick is 2 minutes)
 QUICK_ARGS: dict[str, list[str]] = {
     path.stem: ["--quick"] for path in sorted((ROOT / "bench").glob("bench_*.py"))
 } | {
     "bench_models": ["--quick", "--skip-paper"],
     "bench_replay_memory": ["--seconds", "5", "--rate", "200000"],
+    "bench_soak": ["--minutes", "0.5", "--every", "5"],
 }
 
 pytestmark = pytest.mark.bench
