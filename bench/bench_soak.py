@@ -55,23 +55,29 @@ class Sample:
     inferred: dict[str, int]
     skipped: dict[str, int]
     model_ms_p50: dict[str, float]  # windows since the previous sample
+    events_per_s: float = 0.0  # DVS events reaching the rings (the load that varies most)
     fps: float = float("nan")  # dashboard refreshes per second since the previous sample
 
 
+def events_received(session: Session) -> int:
+    return sum(h.received for n, h in session.health().items() if n.endswith("-events"))
+
+
 def take_sample(
-    session: Session, t0: float, prev: tuple[float, float], seen: dict[str, int]
+    session: Session, t0: float, prev: tuple[float, float, int], seen: dict[str, int]
 ) -> Sample:
-    now, cpu = time.perf_counter(), cpu_seconds()
+    now, cpu, events = time.perf_counter(), cpu_seconds(), events_received(session)
     p50 = {}
     for name, worker in session.workers.items():
         model = list(worker.stats.latencies["model"])
-        new = model[max(0, len(model) - (worker.stats.inferred - seen.get(name, 0))):]
+        new = model[max(0, len(model) - (worker.stats.inferred - seen.get(name, 0))) :]
         p50[name] = float(np.median(new)) * 1e3 if new else float("nan")
         seen[name] = worker.stats.inferred
     return Sample(
         t_s=now - t0,
         rss_mb=rss_mb(),
         cpu_share=(cpu - prev[1]) / max(now - prev[0], 1e-9),
+        events_per_s=(events - prev[2]) / max(now - prev[0], 1e-9),
         inferred={n: w.stats.inferred for n, w in session.workers.items()},
         skipped={n: w.stats.skipped for n, w in session.workers.items()},
         model_ms_p50=p50,
@@ -82,7 +88,7 @@ def summarise(samples: list[Sample], warmup_s: float) -> dict:
     """Growth after the warm-up, and the last third against the warm-up's last samples."""
     base = [s for s in samples if s.t_s <= warmup_s][-3:] or samples[:1]
     after = [s for s in samples if s.t_s > warmup_s]
-    tail = after[-max(1, len(after) // 3):] if after else samples[-1:]
+    tail = after[-max(1, len(after) // 3) :] if after else samples[-1:]
     t = np.array([s.t_s for s in after]) / 3600.0
     rss = np.array([s.rss_mb for s in after])
     growth = float(np.polyfit(t, rss, 1)[0]) if len(after) >= 3 else float("nan")
@@ -105,6 +111,10 @@ def summarise(samples: list[Sample], warmup_s: float) -> dict:
     }
     out["ratio_cpu_last_third_to_warmup"] = out["cpu_share_last_third"] / out["cpu_share_warmup"]
     out["ratio_fps_last_third_to_warmup"] = out["fps_last_third"] / out["fps_warmup"]
+    # how much of the CPU's swing the scene explains (events drive the DVS path and the view)
+    ev, cpu = np.array([s.events_per_s for s in after]), np.array([s.cpu_share for s in after])
+    ok = len(after) >= 3 and ev.std() > 0 and cpu.std() > 0
+    out["corr_cpu_events"] = float(np.corrcoef(ev, cpu)[0, 1]) if ok else float("nan")
     for m in models:
         early = mean(base, lambda s, m=m: s.model_ms_p50[m])
         late = mean(tail, lambda s, m=m: s.model_ms_p50[m])
@@ -171,14 +181,14 @@ def main() -> None:
         print(f"soak: {', '.join(models)} on the simulated participant for {minutes:g} min; "
               f"a sample every {every:g} s; warm-up {warmup:.0f} s"
               + ("; recording" if args.record else "") + ("; in the dashboard" if args.gui else ""))  # fmt: skip
-        print(f"{'t s':>6} {'RSS MB':>8} {'CPU':>6} {'fps':>5}  " + "  ".join(
+        print(f"{'t s':>6} {'RSS MB':>8} {'CPU':>6} {'ev/s':>7} {'fps':>5}  " + "  ".join(
             f"{m + ' ms':>22} {'skip':>5}" for m in models))  # fmt: skip
         samples: list[Sample] = []
         seen: dict[str, int] = {}
         if window is None:
             session.start()  # the dashboard starts its session itself
         t0 = time.perf_counter()
-        prev = (t0, cpu_seconds())
+        prev = (t0, cpu_seconds(), events_received(session))
         frames = 0
         try:
             for k in range(1, int(duration // every) + 1):  # a sample every `every` s
@@ -187,11 +197,14 @@ def main() -> None:
                     raise RuntimeError(f"engine failed: {session.engine_error}")
                 s = take_sample(session, t0, prev, seen)
                 if window is not None:
-                    s.fps = (window.frames - frames) / max(s.t_s - (samples[-1].t_s if samples else 0), 1e-9)
+                    s.fps = (window.frames - frames) / max(
+                        s.t_s - (samples[-1].t_s if samples else 0), 1e-9
+                    )
                     frames = window.frames
-                prev = (time.perf_counter(), cpu_seconds())
+                prev = (time.perf_counter(), cpu_seconds(), events_received(session))
                 samples.append(s)
-                print(f"{s.t_s:6.0f} {s.rss_mb:8.1f} {100 * s.cpu_share:5.0f}% {s.fps:5.1f}  "
+                print(f"{s.t_s:6.0f} {s.rss_mb:8.1f} {100 * s.cpu_share:5.0f}% "
+                      f"{s.events_per_s:7.0f} {s.fps:5.1f}  "
                       + "  ".join(f"{s.model_ms_p50[m]:22.1f} {s.skipped[m]:5d}" for m in models),
                       flush=True)  # fmt: skip
         finally:
@@ -206,7 +219,8 @@ def main() -> None:
           f"{summary['rss_growth_mb_per_hour']:+.1f} MB/hour (least squares)")  # fmt: skip
     print(f"CPU {100 * summary['cpu_share_warmup']:.0f}% of one core after warm-up, "
           f"{100 * summary['cpu_share_last_third']:.0f}% in the last third: ratio "
-          f"{summary['ratio_cpu_last_third_to_warmup']:.2f}x")  # fmt: skip
+          f"{summary['ratio_cpu_last_third_to_warmup']:.2f}x; correlation with the event rate "
+          f"{summary['corr_cpu_events']:+.2f}")  # fmt: skip
     if args.gui:
         print(f"dashboard {summary['fps_warmup']:.1f} fps after warm-up, "
               f"{summary['fps_last_third']:.1f} fps in the last third: ratio "

@@ -63,7 +63,7 @@ def documented_commands() -> list[DocumentedCommand]:
                 start = PREFIXES.match(line)
                 if start is None or SYNOPSIS.search(line):
                     continue
-                argv = shlex.split(line[start.end():])
+                argv = shlex.split(line[start.end() :])
                 found.append(DocumentedCommand(f"{path.relative_to(ROOT)}:{number}", argv))
     return found
 
@@ -90,8 +90,18 @@ COMMANDS = documented_commands()
 def test_the_docs_show_commands_of_every_kind() -> None:
     """The scan itself works: it finds the README's quick start and the trainers."""
     shown = {c.argv[0] for c in COMMANDS}
-    assert {"demo", "run", "replay", "info", "train", "evaluate", "simulate", "train-demo",
-            "score-demo", "serve"} <= shown
+    assert {
+        "demo",
+        "run",
+        "replay",
+        "info",
+        "train",
+        "evaluate",
+        "simulate",
+        "train-demo",
+        "score-demo",
+        "serve",
+    } <= shown
     assert any(c.argv == ["demo", "--headless", "--duration", "60"] for c in COMMANDS)
 
 
@@ -106,16 +116,16 @@ def test_documented_command_parses(command: DocumentedCommand, capsys) -> None:
         assert wants_help and exc.code == 0, f"{command}\n{capsys.readouterr().err}"
 
 
-def documented_configs() -> list[tuple[str, str]]:
+def documented_configs() -> list:
     return [
-        (f"{path.relative_to(ROOT)}:{line}", block)
+        pytest.param(where := f"{path.relative_to(ROOT)}:{line}", block, id=where)
         for path in DOCS
         for language, block, line in fenced_blocks(path)
         if language == "toml"
     ]
 
 
-@pytest.mark.parametrize(("where", "text"), documented_configs(), ids=lambda v: v if ":" in v else "")
+@pytest.mark.parametrize(("where", "text"), documented_configs())
 def test_documented_session_config_loads(where: str, text: str) -> None:
     config = parse_config(tomllib.loads(text))
     for model in config.models:
