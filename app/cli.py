@@ -68,22 +68,25 @@ PASS_THROUGH_HELP = {
 }
 
 
+#: the module of each of those commands (``main(argv)``, ``build_parser()``)
+PASS_THROUGH_MODULES = {
+    "streams": "app.streams",
+    "train": "app.train",
+    "evaluate": "app.evaluate",
+    "train-demo": "app.train_demo",
+    "score-demo": "app.score_demo_mco",
+    "simulate": "app.simulate",
+    "serve": "app.serve",
+    "replay": "app.replay",
+    "info": "app.info",
+}
+
+
 def _pass_through(command: str, rest: list[str]) -> int:
     """Commands that own their argument parsing; imported only when asked for."""
     import importlib
 
-    module = {
-        "streams": "app.streams",
-        "train": "app.train",
-        "evaluate": "app.evaluate",
-        "train-demo": "app.train_demo",
-        "score-demo": "app.score_demo_mco",
-        "simulate": "app.simulate",
-        "serve": "app.serve",
-        "replay": "app.replay",
-        "info": "app.info",
-    }[command]
-    return importlib.import_module(module).main(rest)
+    return importlib.import_module(PASS_THROUGH_MODULES[command]).main(rest)
 
 
 def quiet_liblsl() -> None:

@@ -33,6 +33,18 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def demo_session_config(name: str, seed: int, models: list[str], predictions: Path):
+    """The simulated participant feeding ``models``, predictions logged to ``predictions``."""
+    return parse_config(
+        {
+            "session": {"name": name},
+            "sources": [{"kind": "simulated", "seed": seed}],
+            "models": [{"name": m} for m in models],
+            "sinks": [{"kind": "predictions", "path": str(predictions)}],
+        }
+    )
+
+
 def isolated_model_time(session: Session, runner, repeats: int = 30) -> dict[str, float]:
     """The model alone: prepare + infer on the newest window, nothing else running."""
     now = session.clock.now()
@@ -90,15 +102,7 @@ def main() -> None:
     models = args.model or [m.name for m in load_config(shipped_config("demo")).models]
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = parse_config(
-            {
-                "session": {"name": "bench"},
-                "sources": [{"kind": "simulated", "seed": 1}],
-                "models": [{"name": m} for m in models],
-                "sinks": [{"kind": "predictions", "path": str(Path(tmp) / "p.csv")}],
-            }
-        )
-        session = Session(cfg)
+        session = Session(demo_session_config("bench", 1, models, Path(tmp) / "p.csv"))
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
         session.run_for(seconds)
         cpu = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -29,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 from _results import write_results
+from bench_pipeline import cpu_seconds, demo_session_config
 
-from app.config import load_config, parse_config, shipped_config
+from app.config import load_config, shipped_config
 from app.session import Session
 
 
@@ -40,11 +40,6 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 @dataclass
@@ -63,17 +58,25 @@ def events_received(session: Session) -> int:
     return sum(h.received for n, h in session.health().items() if n.endswith("-events"))
 
 
+Counters = tuple[float, float, int]  # (perf_counter, process CPU seconds, events received)
+
+
+def counters(session: Session) -> Counters:
+    return time.perf_counter(), cpu_seconds(), events_received(session)
+
+
 def take_sample(
-    session: Session, t0: float, prev: tuple[float, float, int], seen: dict[str, int]
-) -> Sample:
-    now, cpu, events = time.perf_counter(), cpu_seconds(), events_received(session)
+    session: Session, t0: float, prev: Counters, seen: dict[str, int]
+) -> tuple[Sample, Counters]:
+    """The sample since ``prev``, and the counters it was taken at (the next one's ``prev``)."""
+    now, cpu, events = taken = counters(session)
     p50 = {}
     for name, worker in session.workers.items():
         model = list(worker.stats.latencies["model"])
         new = model[max(0, len(model) - (worker.stats.inferred - seen.get(name, 0))) :]
         p50[name] = float(np.median(new)) * 1e3 if new else float("nan")
         seen[name] = worker.stats.inferred
-    return Sample(
+    sample = Sample(
         t_s=now - t0,
         rss_mb=rss_mb(),
         cpu_share=(cpu - prev[1]) / max(now - prev[0], 1e-9),
@@ -82,6 +85,7 @@ def take_sample(
         skipped={n: w.stats.skipped for n, w in session.workers.items()},
         model_ms_p50=p50,
     )
+    return sample, taken
 
 
 def summarise(samples: list[Sample], warmup_s: float) -> dict:
@@ -163,15 +167,7 @@ def main() -> None:
     models = [m.name for m in load_config(shipped_config("demo")).models]
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = parse_config(
-            {
-                "session": {"name": "soak"},
-                "sources": [{"kind": "simulated", "seed": 2}],
-                "models": [{"name": m} for m in models],
-                "sinks": [{"kind": "predictions", "path": str(Path(tmp) / "p.csv")}],
-            }
-        )
-        session = Session(cfg)
+        session = Session(demo_session_config("soak", 2, models, Path(tmp) / "p.csv"))
         if args.record:
             session.start_recording(Path(tmp) / "rec")
         window, wait = None, time.sleep
@@ -188,20 +184,20 @@ def main() -> None:
         if window is None:
             session.start()  # the dashboard starts its session itself
         t0 = time.perf_counter()
-        prev = (t0, cpu_seconds(), events_received(session))
+        prev = counters(session)
         frames = 0
         try:
             for k in range(1, int(duration // every) + 1):  # a sample every `every` s
                 wait(max(0.0, t0 + k * every - time.perf_counter()))
                 if session.engine_error is not None:
                     raise RuntimeError(f"engine failed: {session.engine_error}")
-                s = take_sample(session, t0, prev, seen)
+                s, taken = take_sample(session, t0, prev, seen)
                 if window is not None:
                     s.fps = (window.frames - frames) / max(
                         s.t_s - (samples[-1].t_s if samples else 0), 1e-9
                     )
                     frames = window.frames
-                prev = (time.perf_counter(), cpu_seconds(), events_received(session))
+                prev = taken
                 samples.append(s)
                 print(f"{s.t_s:6.0f} {s.rss_mb:8.1f} {100 * s.cpu_share:5.0f}% "
                       f"{s.events_per_s:7.0f} {s.fps:5.1f}  "

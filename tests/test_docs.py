@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import PASS_THROUGH_HELP, build_parser
+from app.cli import PASS_THROUGH_MODULES, build_parser
 from app.config import parse_config
 from app.train_demo import DEMO_TRAINERS
 from models.registry import SHIPPED
@@ -71,17 +71,14 @@ def documented_commands() -> list[DocumentedCommand]:
 def parser_for(argv: list[str]) -> tuple[argparse.ArgumentParser, list[str]]:
     """The parser that `affectlab` hands these arguments to, and the arguments it gets."""
     command, rest = argv[0], argv[1:]
-    if command not in PASS_THROUGH_HELP:
+    if command not in PASS_THROUGH_MODULES:
         return build_parser(), argv
     if command == "train-demo":
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--model", default="concat-fusion")
         model = pre.parse_known_args(rest)[0].model
         return importlib.import_module(DEMO_TRAINERS[model]).build_parser(), rest
-    module = importlib.import_module(
-        {"score-demo": "app.score_demo_mco"}.get(command, "app." + command.replace("-", "_"))
-    )
-    return module.build_parser(), rest
+    return importlib.import_module(PASS_THROUGH_MODULES[command]).build_parser(), rest
 
 
 COMMANDS = documented_commands()
