@@ -35,6 +35,7 @@ import numpy as np
 
 from core.clock import VirtualClock
 from core.prediction import AFFECT_DIMENSIONS
+from core.progress import progress_bar
 from core.ring import ring_for
 from core.scheduler import Aligner, StreamSource
 from core.streams import Modality
@@ -436,8 +437,6 @@ def build_dataset(
     (``serves``): their caches are read, only the wanted inputs, before
     anything is rendered. Windows carry their session's lighting.
     """
-    from tqdm import tqdm
-
     from models.runtime import inputs_to_json
 
     version_dir(cache_dir).mkdir(parents=True, exist_ok=True)
@@ -451,8 +450,8 @@ def build_dataset(
                 break
     todo = [p for p in dict.fromkeys(plans) if p not in found]
     if todo:
-        bar = tqdm(
-            total=len(todo), desc="render+cut sessions", unit="session", disable=not progress
+        bar = progress_bar(
+            total=len(todo), desc="render+cut sessions", unit="session", enabled=progress
         )
         text = inputs_to_json(inputs)
         if workers > 1 and len(todo) > 1:

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from core.progress import progress_bar
+
 
 @dataclass
 class Checkpoint:
@@ -160,7 +162,6 @@ def evaluate_signals(
     quiet: bool,
     ablate: bool = False,
 ) -> dict[str, Any]:
-    from tqdm import tqdm
 
     from models.ablation import modality_ablation
     from models.datasets import UsageError, load_signals
@@ -183,7 +184,7 @@ def evaluate_signals(
     metric_rows, curve_rows, curve_summary, ablation_rows = [], [], [], []
     curves: dict[str, tuple[list[float], np.ndarray]] = {}
     total = sum(len(c.paths) for c in cks) * (1 + sum(seeds for r in rates if r > 0))
-    bar = tqdm(total=total, desc="evaluate", disable=quiet, unit="pass")
+    bar = progress_bar(total=total, desc="evaluate", enabled=not quiet, unit="pass")
     names: tuple[str, ...] = ()
     for ck in cks:
         per_fold, values = [], np.zeros((len(rates), seeds))
@@ -319,7 +320,6 @@ def _ablation_rows(
 def evaluate_see(
     cks: list[Checkpoint], ref: Any, passes: int, out: Path, quiet: bool
 ) -> dict[str, Any]:
-    from tqdm import tqdm
 
     from models.datasets import UsageError, load_see
     from models.evaluation import classification_metrics, plot_confusions, write_table
@@ -329,7 +329,9 @@ def evaluate_see(
     summary: dict[str, Any] = {"passes": passes, "models": {}}
     loaded: dict[tuple[Any, ...], Any] = {}
     rows = []
-    bar = tqdm(total=sum(len(c.paths) for c in cks), desc="evaluate", disable=quiet, unit="fold")
+    bar = progress_bar(
+        total=sum(len(c.paths) for c in cks), desc="evaluate", enabled=not quiet, unit="fold"
+    )
     for ck in cks:
         ys, ps, gs = [], [], []
         data = None

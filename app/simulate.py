@@ -60,6 +60,7 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import _reconstruct
 
 from core.prediction import EXPRESSIONS
+from core.progress import progress_bar
 from core.streams import Modality
 from drivers.simulated.catalog import build_sensors
 from drivers.simulated.eeg import DEAP_EEG_CHANNELS
@@ -508,8 +509,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
-
     args = build_parser().parse_args(argv)
     d = DEFAULTS[args.kind]
     subjects = int(args.subjects if args.subjects is not None else d["subjects"])
@@ -532,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
                         if args.kind == "see" else 1)  # fmt: skip
     unit = "sequence" if args.kind == "see" else "subject"
     t0 = time.perf_counter()
-    with tqdm(total=total, unit=unit, desc=f"simulate {args.kind}", disable=args.quiet) as bar:
+    with progress_bar(total=total, unit=unit, desc=f"simulate {args.kind}", enabled=not args.quiet) as bar:
         if args.kind == "deap":
             files = write_deap(args.out, subjects, args.seed, trials, seconds, bar.update)
             where = files[0].parent

@@ -38,6 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core.progress import progress_bar
 from models.zoo import Recipe
 
 LAST, BEST, STATE = "last.safetensors", "best.safetensors", "state.json"
@@ -213,7 +214,6 @@ def fit(
     epochs of this call, leaving a resumable run (``finished=False``).
     ``fingerprint``: settings that must match on resume (checked).
     """
-    from tqdm import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -282,8 +282,8 @@ def fit(
         model.train()
         total, count = 0.0, 0
         t0 = time.perf_counter()
-        with tqdm(total=n_batches, desc=f"{desc} epoch {epoch + 1}/{recipe.epochs}",
-                  disable=not progress, leave=False, unit="batch") as bar:  # fmt: skip
+        with progress_bar(total=n_batches, desc=f"{desc} epoch {epoch + 1}/{recipe.epochs}",
+                          enabled=progress, leave=False, unit="batch") as bar:  # fmt: skip
             for batch in task.batches(es):
                 loss, _parts = task.loss(model, batch)
                 if not torch.isfinite(loss):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickletools
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -135,4 +136,10 @@ def test_bad_arguments_and_module_entry_point(tmp_path, capsys):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "wrote simulated dreamer" in out.stdout
+    # stderr is a pipe, as under nohup: progress comes as plain lines, no bar redraws
+    # (text mode reads a carriage return as a line break, so redraws would show here)
+    lines = out.stderr.splitlines()
+    assert lines[-1].startswith("simulate dreamer: 1/1 subject (100 %), ")
+    assert all(re.fullmatch(r"simulate dreamer: [01]/1 subject \(\d+ %\), .+ elapsed, .+ left", line)
+               for line in lines), lines  # fmt: skip
     assert (tmp_path / "d" / "DREAMER.mat").is_file()

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from core.prediction import AFFECT_DIMENSIONS, EXPRESSIONS
+from core.progress import progress_bar
 from core.window import ModelInputs
 from models.baselines import ConcatFusion, FusionConfig
 from models.demo.concat_fusion_config import TrainConfig
@@ -196,10 +196,11 @@ def train_model(
         model.train()
         order = rng.permutation(len(train))
         run_loss = run_reg = run_cls = 0.0
-        bar = tqdm(
+        bar = progress_bar(
             range(steps_per_epoch),
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not progress,
+            unit="batch",
+            enabled=progress,
             leave=False,
         )
         for b in bar:
