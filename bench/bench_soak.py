@@ -14,16 +14,27 @@ a growth rate well above zero and a ratio above 1.
 set) and samples its frame rate too: a plot or history that grows with the
 session shows up as falling fps.
 
+Each sample also splits the CPU by thread (the engine, each driver and worker, the
+main thread, which is the GUI's with ``--gui``, and "native": torch's and Qt's own
+threads), so a creeping share points at its thread. ``--profile S`` runs cProfile
+on the main thread for S seconds right after the warm-up and again for the last S
+seconds, and prints the functions whose own time grew most between the two.
+
     python bench/bench_soak.py [--minutes 20] [--every 10] [--record] [--gui] [--quick]
+                               [--profile 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
+import re
 import tempfile
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +43,32 @@ from bench_pipeline import cpu_seconds, demo_session_config
 
 from app.config import load_config, shipped_config
 from app.session import Session
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of each live thread of this process, summed by what the thread is.
+
+    Python threads are named by their Python name with any ``-N`` suffix dropped
+    (``worker-hi-moe-sim`` stays, ``Thread-3`` becomes ``Thread``); the main thread is
+    ``main``; threads Python does not know (torch's pool, Qt's) are ``native``.
+    A thread that ended takes its seconds with it: shares are of live threads.
+    """
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    main_id = threading.main_thread().native_id
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended while we looked
+        seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        tid = int(task.name)
+        name = "main" if tid == main_id else names.get(tid)
+        key = "native" if name is None else re.sub(r"-\d+$", "", name)
+        out[key] = out.get(key, 0.0) + seconds
+    return out
 
 
 def rss_mb() -> float:
@@ -52,24 +89,27 @@ class Sample:
     model_ms_p50: dict[str, float]  # windows since the previous sample
     events_per_s: float = 0.0  # DVS events reaching the rings (the load that varies most)
     fps: float = float("nan")  # dashboard refreshes per second since the previous sample
+    thread_cpu_share: dict[str, float] = field(default_factory=dict)  # of one core, by thread
 
 
 def events_received(session: Session) -> int:
     return sum(h.received for n, h in session.health().items() if n.endswith("-events"))
 
 
-Counters = tuple[float, float, int]  # (perf_counter, process CPU seconds, events received)
+# (perf_counter, process CPU seconds, events received, CPU seconds by thread)
+Counters = tuple[float, float, int, dict[str, float]]
 
 
 def counters(session: Session) -> Counters:
-    return time.perf_counter(), cpu_seconds(), events_received(session)
+    return time.perf_counter(), cpu_seconds(), events_received(session), thread_cpu_seconds()
 
 
 def take_sample(
     session: Session, t0: float, prev: Counters, seen: dict[str, int]
 ) -> tuple[Sample, Counters]:
     """The sample since ``prev``, and the counters it was taken at (the next one's ``prev``)."""
-    now, cpu, events = taken = counters(session)
+    now, cpu, events, threads = taken = counters(session)
+    span = max(now - prev[0], 1e-9)
     p50 = {}
     for name, worker in session.workers.items():
         model = list(worker.stats.latencies["model"])
@@ -79,8 +119,9 @@ def take_sample(
     sample = Sample(
         t_s=now - t0,
         rss_mb=rss_mb(),
-        cpu_share=(cpu - prev[1]) / max(now - prev[0], 1e-9),
-        events_per_s=(events - prev[2]) / max(now - prev[0], 1e-9),
+        cpu_share=(cpu - prev[1]) / span,
+        events_per_s=(events - prev[2]) / span,
+        thread_cpu_share={k: (v - prev[3].get(k, 0.0)) / span for k, v in sorted(threads.items())},
         inferred={n: w.stats.inferred for n, w in session.workers.items()},
         skipped={n: w.stats.skipped for n, w in session.workers.items()},
         model_ms_p50=p50,
@@ -119,6 +160,13 @@ def summarise(samples: list[Sample], warmup_s: float) -> dict:
     ev, cpu = np.array([s.events_per_s for s in after]), np.array([s.cpu_share for s in after])
     ok = len(after) >= 3 and ev.std() > 0 and cpu.std() > 0
     out["corr_cpu_events"] = float(np.corrcoef(ev, cpu)[0, 1]) if ok else float("nan")
+    out["threads"] = {
+        k: {
+            "cpu_share_warmup": mean(base, lambda s, k=k: s.thread_cpu_share.get(k, 0.0)),
+            "cpu_share_last_third": mean(tail, lambda s, k=k: s.thread_cpu_share.get(k, 0.0)),
+        }
+        for k in samples[-1].thread_cpu_share
+    }
     for m in models:
         early = mean(base, lambda s, m=m: s.model_ms_p50[m])
         late = mean(tail, lambda s, m=m: s.model_ms_p50[m])
@@ -130,6 +178,58 @@ def summarise(samples: list[Sample], warmup_s: float) -> dict:
             "ratio_latency_last_third_to_warmup": late / early,
         }
     return out
+
+
+@dataclass
+class Stretch:
+    """A stretch of the run over which cProfile watches the main thread."""
+
+    name: str
+    start_s: float
+    seconds: float
+    profiler: cProfile.Profile | None = None
+    began_s: float = float("nan")
+    took_s: float = float("nan")
+
+    def tick(self, t_s: float) -> None:
+        """Called at every sample: starts the profile in its stretch, stops it after."""
+        if self.profiler is None and self.start_s <= t_s < self.start_s + self.seconds:
+            self.profiler, self.began_s = cProfile.Profile(), t_s
+            self.profiler.enable()
+        elif self.running and t_s >= self.began_s + self.seconds:
+            self.finish(t_s)
+
+    @property
+    def running(self) -> bool:
+        return self.profiler is not None and np.isnan(self.took_s)
+
+    def finish(self, t_s: float) -> None:
+        if self.running:
+            self.profiler.disable()
+            self.took_s = t_s - self.began_s
+
+    def own_time(self) -> dict[str, tuple[float, float]]:
+        """Function -> (its own CPU seconds per second of the stretch, calls per second)."""
+        if self.profiler is None or not self.took_s > 0:
+            return {}
+        stats = pstats.Stats(self.profiler).stats  # type: ignore[attr-defined]
+        return {
+            f"{Path(file).name}:{line}({fn})": (tt / self.took_s, nc / self.took_s)
+            for (file, line, fn), (_cc, nc, tt, _ct, _callers) in stats.items()
+        }
+
+
+def compare_stretches(early: Stretch, late: Stretch, top: int = 15) -> list[dict]:
+    """The functions whose own time per second grew most from ``early`` to ``late``."""
+    a, b = early.own_time(), late.own_time()
+    rows = [
+        {"function": f, "early_ms_per_s": 1e3 * a.get(f, (0.0, 0.0))[0],
+         "late_ms_per_s": 1e3 * b.get(f, (0.0, 0.0))[0],
+         "early_calls_per_s": a.get(f, (0.0, 0.0))[1], "late_calls_per_s": b.get(f, (0.0, 0.0))[1]}
+        for f in set(a) | set(b)
+    ]  # fmt: skip
+    rows.sort(key=lambda r: r["late_ms_per_s"] - r["early_ms_per_s"], reverse=True)
+    return rows[:top]
 
 
 def open_dashboard(session: Session):
@@ -160,10 +260,18 @@ def main() -> None:
     ap.add_argument("--record", action="store_true", help="record the session too (disk!)")
     ap.add_argument("--gui", action="store_true", help="in the dashboard; samples its fps too")
     ap.add_argument("--quick", action="store_true", help="2 minutes, a sample every 5 s")
+    ap.add_argument("--profile", type=float, default=0.0, metavar="S",
+                    help="profile the main thread for S s after the warm-up and the last S s")  # fmt: skip
     args = ap.parse_args()
     minutes, every = (2.0, 5.0) if args.quick else (args.minutes, args.every)
     duration = minutes * 60
     warmup = max(30.0, duration / 10)
+    stretches = []
+    if args.profile > 0:
+        if warmup + 2 * args.profile > duration:
+            ap.error(f"--profile {args.profile:g}: two stretches do not fit after the warm-up")
+        stretches = [Stretch("early", warmup, args.profile),
+                     Stretch("late", duration - args.profile, args.profile)]  # fmt: skip
     models = [m.name for m in load_config(shipped_config("demo")).models]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,11 +307,15 @@ def main() -> None:
                     frames = window.frames
                 prev = taken
                 samples.append(s)
+                for stretch in stretches:
+                    stretch.tick(s.t_s)
                 print(f"{s.t_s:6.0f} {s.rss_mb:8.1f} {100 * s.cpu_share:5.0f}% "
                       f"{s.events_per_s:7.0f} {s.fps:5.1f}  "
                       + "  ".join(f"{s.model_ms_p50[m]:22.1f} {s.skipped[m]:5d}" for m in models),
                       flush=True)  # fmt: skip
         finally:
+            for stretch in stretches:
+                stretch.finish(time.perf_counter() - t0)
             if window is not None:
                 window.shutdown()
             else:
@@ -221,6 +333,18 @@ def main() -> None:
         print(f"dashboard {summary['fps_warmup']:.1f} fps after warm-up, "
               f"{summary['fps_last_third']:.1f} fps in the last third: ratio "
               f"{summary['ratio_fps_last_third_to_warmup']:.2f}x")  # fmt: skip
+    print("CPU by thread, share of one core (after warm-up -> last third): " + ", ".join(
+        f"{k} {r['cpu_share_warmup']:.2f} -> {r['cpu_share_last_third']:.2f}"
+        for k, r in summary["threads"].items()))  # fmt: skip
+    grown = compare_stretches(*stretches) if stretches else []
+    if grown:
+        e, late = stretches
+        print(f"\nmain thread, own time per second: {e.took_s:.0f} s from t = {e.began_s:.0f} s "
+              f"against {late.took_s:.0f} s from t = {late.began_s:.0f} s, most grown first")  # fmt: skip
+        for r in grown:
+            print(f"  {r['late_ms_per_s'] - r['early_ms_per_s']:+7.2f} ms/s  "
+                  f"({r['early_ms_per_s']:6.2f} -> {r['late_ms_per_s']:6.2f}; calls/s "
+                  f"{r['early_calls_per_s']:7.1f} -> {r['late_calls_per_s']:7.1f})  {r['function']}")  # fmt: skip
     for m, r in summary["models"].items():
         print(f"{m}: {r['inferred']} inferred, {r['skipped']} skipped; model p50 "
               f"{r['model_ms_p50_warmup']:.1f} ms after warm-up, "
@@ -230,7 +354,7 @@ def main() -> None:
         "bench_soak",
         {"minutes": minutes, "every_s": every, "record": args.record, "gui": args.gui,
          "models": models,
-         "summary": summary, "samples": [asdict(s) for s in samples]},
+         "summary": summary, "profile_grown": grown, "samples": [asdict(s) for s in samples]},
     )  # fmt: skip
 
 
