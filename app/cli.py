@@ -16,19 +16,47 @@ from models.errors import ModelLoadError
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="no window: log predictions only")
-    p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="stop after S seconds (default: the config's, else until Ctrl-C)")
-    p.add_argument("--predictions", type=Path, default=None, metavar="FILE",
-                   help="log predictions to FILE (.csv, .jsonl or .parquet)")
-    p.add_argument("--stats", type=Path, default=None, metavar="FILE",
-                   help="write session statistics as JSON to FILE at the end")
-    p.add_argument("--no-lsl", action="store_true",
-                   help="do not publish predictions as the LSL stream 'affectlab-predictions'")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: the config's, else until Ctrl-C)",
+    )
+    p.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="log predictions to FILE (.csv, .jsonl or .parquet)",
+    )
+    p.add_argument(
+        "--stats",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write session statistics as JSON to FILE at the end",
+    )
+    p.add_argument(
+        "--no-lsl",
+        action="store_true",
+        help="do not publish predictions as the LSL stream 'affectlab-predictions'",
+    )
     p.add_argument("--quiet", action="store_true", help="no periodic health line on the console")
-    p.add_argument("--record", type=Path, default=None, metavar="DIR",
-                   help="record the session into DIR (a new or empty folder): XDF, AEDAT4, video")
-    p.add_argument("--screenshot", type=Path, default=None, metavar="FILE",
-                   help="(dashboard) save a PNG of the window at the end; use with --duration")
+    p.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record the session into DIR (a new or empty folder): XDF, AEDAT4, video",
+    )
+    p.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="(dashboard) save a PNG of the window at the end; use with --duration",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a session on the built-in simulated participant")
     _add_run_options(demo)
     demo.add_argument("--seed", type=int, default=None, help="simulated participant's seed")
-    demo.add_argument("--lighting", choices=("normal", "overexposure", "low_light", "hdr"),
-                      default=None, help="lighting of the virtual eye camera")
+    demo.add_argument(
+        "--lighting",
+        choices=("normal", "overexposure", "low_light", "hdr"),
+        default=None,
+        help="lighting of the virtual eye camera",
+    )
 
     run = sub.add_parser("run", help="run a session from a TOML config")
     run.add_argument("--config", type=Path, required=True, metavar="FILE.toml")

@@ -79,7 +79,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> SessionConfi
     _check_keys(session, {"name", "duration", "health_period"}, "session")
     cfg.name = _expect(session.get("name", cfg.name), str, "session.name", "a string")
     cfg.duration = float(
-        _expect(session.get("duration", 0.0), (int, float), "session.duration", "seconds (a number)")
+        _expect(
+            session.get("duration", 0.0), (int, float), "session.duration", "seconds (a number)"
+        )
     )
     if cfg.duration < 0:
         raise ConfigError(f"session.duration: must be >= 0 seconds, got {cfg.duration}")
@@ -96,7 +98,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> SessionConfi
         _expect(table, dict, where, "a table")
         kind = _expect(table.get("kind"), str, f"{where}.kind", f"one of {', '.join(SOURCE_KINDS)}")
         if kind not in SOURCE_KINDS:
-            raise ConfigError(f"{where}.kind: unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
+            raise ConfigError(
+                f"{where}.kind: unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}"
+            )
         name = _expect(table.get("name", f"{kind}{i}"), str, f"{where}.name", "a string")
         if name in names:
             raise ConfigError(f"{where}.name: {name!r} is used by another source")
@@ -111,11 +115,15 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> SessionConfi
         where = f"models[{i}]"
         _expect(table, dict, where, "a table")
         _check_keys(table, {"name", "device", "bindings"}, where)
-        name = _expect(table.get("name"), str, f"{where}.name", "a model name or a .safetensors path")
+        name = _expect(
+            table.get("name"), str, f"{where}.name", "a model name or a .safetensors path"
+        )
         device = _expect(table.get("device", "auto"), str, f"{where}.device", "auto, cpu or cuda")
         if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
             raise ConfigError(f"{where}.device: expected auto, cpu or cuda, got {device!r}")
-        bindings = _expect(table.get("bindings", {}), dict, f"{where}.bindings", "a table input = stream")
+        bindings = _expect(
+            table.get("bindings", {}), dict, f"{where}.bindings", "a table input = stream"
+        )
         for key, stream in bindings.items():
             _expect(stream, str, f"{where}.bindings.{key}", "a stream name")
         cfg.models.append(ModelConfig(name=name, device=device, bindings=dict(bindings)))
@@ -126,10 +134,14 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> SessionConfi
         _expect(table, dict, where, "a table")
         kind = _expect(table.get("kind"), str, f"{where}.kind", f"one of {', '.join(SINK_KINDS)}")
         if kind not in SINK_KINDS:
-            raise ConfigError(f"{where}.kind: unknown sink kind {kind!r}; expected one of {', '.join(SINK_KINDS)}")
+            raise ConfigError(
+                f"{where}.kind: unknown sink kind {kind!r}; expected one of {', '.join(SINK_KINDS)}"
+            )
         if kind == "predictions":
             _check_keys(table, {"kind", "path"}, where)
-            _expect(table.get("path"), str, f"{where}.path", "a file path (.csv, .jsonl or .parquet)")
+            _expect(
+                table.get("path"), str, f"{where}.path", "a file path (.csv, .jsonl or .parquet)"
+            )
         options = {k: v for k, v in table.items() if k != "kind"}
         cfg.sinks.append(SinkConfig(kind=kind, options=options))
     return cfg

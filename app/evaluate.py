@@ -396,7 +396,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.passes < 1:
         raise UsageError("--seeds and --passes must be >= 1")
     if args.modality_ablation and ref.kind == "see":
-        raise UsageError("--modality-ablation applies to deap and dreamer (SEE models take one eye stream)")
+        raise UsageError(
+            "--modality-ablation applies to deap and dreamer (SEE models take one eye stream)"
+        )
     cks = resolve(args.checkpoints, args.labels)
     from models.zoo import data_kinds
 

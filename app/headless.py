@@ -52,8 +52,10 @@ def run_session_command(args: argparse.Namespace) -> int:
     streams = ", ".join(session.sources)
     models = ", ".join(f"{r.name} on {r.device}" for r in session.runners)
     duration = f"{cfg.duration:g} s" if cfg.duration else "until Ctrl-C"
-    print(f"affectlab: session {cfg.name!r}: streams {streams}; models {models}; {duration}",
-          file=sys.stderr)
+    print(
+        f"affectlab: session {cfg.name!r}: streams {streams}; models {models}; {duration}",
+        file=sys.stderr,
+    )
     recorder = None
     if getattr(args, "record", None) is not None:
         from recordings.errors import RecordingError
@@ -93,7 +95,9 @@ def report_recording(recorder) -> None:
     if lost:
         print(f"affectlab: recording LOST items (ring overwritten): {lost}", file=sys.stderr)
     if recorder.error:
-        print(f"affectlab: {recorder.error}; what was written before stays readable", file=sys.stderr)
+        print(
+            f"affectlab: {recorder.error}; what was written before stays readable", file=sys.stderr
+        )
 
 
 def run_dashboard_command(args: argparse.Namespace, cfg: SessionConfig) -> int:

@@ -32,8 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("path", type=Path, help="session folder, .xdf or .aedat4 file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--markers", type=int, default=MARKERS_SHOWN, metavar="N",
-                   help=f"markers to list (default {MARKERS_SHOWN})")
+    p.add_argument(
+        "--markers",
+        type=int,
+        default=MARKERS_SHOWN,
+        metavar="N",
+        help=f"markers to list (default {MARKERS_SHOWN})",
+    )
     return p
 
 
@@ -76,12 +81,18 @@ def describe(recording: Any, markers: int = MARKERS_SHOWN) -> dict[str, Any]:
         streams.append(entry)
         if spec.dtype == "object" and t.data is not None:
             for ts, row in zip(t.ts[:markers].tolist(), t.data[:markers].tolist(), strict=True):
-                marker_list.append({"stream": spec.name, "t_s": ts - t0, "value": " | ".join(map(str, row))})
+                marker_list.append(
+                    {"stream": spec.name, "t_s": ts - t0, "value": " | ".join(map(str, row))}
+                )
     marker_list.sort(key=lambda m: m["t_s"])
     preds = [
-        {"model": p.model, "count": len(p.ts), "columns": p.columns,
-         "first_s": float(p.ts[0] - t0) if len(p.ts) else None,
-         "last_s": float(p.ts[-1] - t0) if len(p.ts) else None}
+        {
+            "model": p.model,
+            "count": len(p.ts),
+            "columns": p.columns,
+            "first_s": float(p.ts[0] - t0) if len(p.ts) else None,
+            "last_s": float(p.ts[-1] - t0) if len(p.ts) else None,
+        }
         for p in recording.predictions
     ]
     out: dict[str, Any] = {
@@ -123,29 +134,53 @@ def render(info: dict[str, Any]) -> str:
     s = info.get("session")
     if s:
         state = "stopped cleanly" if s["stopped_cleanly"] else "did NOT stop cleanly"
-        lines.append(f"session {s['name']!r}, created {s['created']}, {state}; "
-                     f"models: {', '.join(s['models']) or 'none'}")
+        lines.append(
+            f"session {s['name']!r}, created {s['created']}, {state}; "
+            f"models: {', '.join(s['models']) or 'none'}"
+        )
         if s.get("error"):
             lines.append(f"recording error: {s['error']}")
-    header = ["STREAM", "MODALITY", "FILE", "COUNT", "START", "DURATION", "RATE", "EFFECTIVE", "GAPS"]
+    header = [
+        "STREAM",
+        "MODALITY",
+        "FILE",
+        "COUNT",
+        "START",
+        "DURATION",
+        "RATE",
+        "EFFECTIVE",
+        "GAPS",
+    ]
     rows = [header]
     for e in info["streams"]:
-        gaps = "-" if not e["gaps"] else f"{e['gaps']} ({e['gap_s']:.3f} s, longest {e['longest_gap_s']:.3f} s)"
-        rows.append([
-            e["name"], e["modality"], e["file"], str(e["count"]),
-            "-" if e["first_s"] is None else f"{e['first_s']:.3f}",
-            f"{e['duration_s']:.3f}",
-            "irregular" if not e["nominal_rate"] else _rate(e["nominal_rate"]),
-            _rate(e["effective_rate"]), gaps,
-        ])
+        gaps = (
+            "-"
+            if not e["gaps"]
+            else f"{e['gaps']} ({e['gap_s']:.3f} s, longest {e['longest_gap_s']:.3f} s)"
+        )
+        rows.append(
+            [
+                e["name"],
+                e["modality"],
+                e["file"],
+                str(e["count"]),
+                "-" if e["first_s"] is None else f"{e['first_s']:.3f}",
+                f"{e['duration_s']:.3f}",
+                "irregular" if not e["nominal_rate"] else _rate(e["nominal_rate"]),
+                _rate(e["effective_rate"]),
+                gaps,
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     if info["predictions"]:
         lines.append("recorded predictions:")
         for p in info["predictions"]:
-            lines.append(f"  {p['model']}: {p['count']} ({', '.join(p['columns'][:6])}"
-                         f"{', ...' if len(p['columns']) > 6 else ''})")
+            lines.append(
+                f"  {p['model']}: {p['count']} ({', '.join(p['columns'][:6])}"
+                f"{', ...' if len(p['columns']) > 6 else ''})"
+            )
     if info["markers"]:
         lines.append("markers:")
         for m in info["markers"]:

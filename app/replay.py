@@ -37,27 +37,60 @@ def build_parser() -> argparse.ArgumentParser:
         "file through the same pipeline as a live session.",
     )
     p.add_argument("path", type=Path, help="session folder, .xdf or .aedat4 file")
-    p.add_argument("--speed", type=_speed, default=False, metavar="1|N|max",
-                   help="1 = recorded pace, N = N times faster, max = as fast as possible and "
-                   "deterministic (default: max headless, 1 in the dashboard)")
-    p.add_argument("--from", dest="from_s", type=float, default=0.0, metavar="S",
-                   help="start S seconds after the recording's start")
-    p.add_argument("--to", dest="to_s", type=float, default=None, metavar="S",
-                   help="stop S seconds after the recording's start")
+    p.add_argument(
+        "--speed",
+        type=_speed,
+        default=False,
+        metavar="1|N|max",
+        help="1 = recorded pace, N = N times faster, max = as fast as possible and "
+        "deterministic (default: max headless, 1 in the dashboard)",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_s",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="start S seconds after the recording's start",
+    )
+    p.add_argument(
+        "--to",
+        dest="to_s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop S seconds after the recording's start",
+    )
     p.add_argument("--headless", action="store_true", help="no window: log and exit at the end")
     p.add_argument("--predictions", type=Path, help="write predictions (.csv, .jsonl or .parquet)")
     p.add_argument("--stats", type=Path, help="write run statistics as JSON")
-    p.add_argument("--lsl", action="store_true",
-                   help="re-publish the replayed streams as LSL outlets with their original headers")
-    p.add_argument("--model", action="append", metavar="NAME",
-                   help="run this model instead of the recorded ones (repeatable); "
-                   "'none' replays the streams only")
+    p.add_argument(
+        "--lsl",
+        action="store_true",
+        help="re-publish the replayed streams as LSL outlets with their original headers",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        help="run this model instead of the recorded ones (repeatable); "
+        "'none' replays the streams only",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.add_argument("--quiet", action="store_true", help="no console line per prediction")
-    p.add_argument("--screenshot", type=Path, metavar="FILE",
-                   help="(dashboard) save a PNG of the window when --duration ends, then exit")
-    p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="(dashboard) close the window after S seconds")
+    p.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="FILE",
+        help="(dashboard) save a PNG of the window when --duration ends, then exit",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="(dashboard) close the window after S seconds",
+    )
     return p
 
 
@@ -69,7 +102,8 @@ def fitting_models(recording: Any, device: str = "auto") -> list[str]:
     def feeds(want: Any) -> bool:
         needed = set(getattr(want, "channels", None) or ())
         return any(
-            t.spec.modality == want.modality and t.spec.kind is _wants(want)
+            t.spec.modality == want.modality
+            and t.spec.kind is _wants(want)
             and needed <= set(t.spec.channel_names)
             for t in recording.tracks
         )
@@ -119,8 +153,12 @@ def make_replay_session(recording: Any, args: argparse.Namespace, speed: float |
     from recordings.replay import ReplayControl
 
     control = ReplayControl(recording, speed=speed, from_s=args.from_s, to_s=args.to_s)
-    session = Session(replay_config(recording, args), clock=control.clock,
-                      drivers=[control.driver], replay=control)
+    session = Session(
+        replay_config(recording, args),
+        clock=control.clock,
+        drivers=[control.driver],
+        replay=control,
+    )
     if args.lsl:
         from recordings.republish import Republisher
 
@@ -164,8 +202,11 @@ def run_headless(session: Any, args: argparse.Namespace) -> int:
     if args.stats is not None:
         write_stats(args.stats, stats)
     for name, m in stats["models"].items():
-        print(f"affectlab replay: {name}: {m['windows']} windows, {m['inferred']} inferred, "
-              f"{m['skipped']} skipped, {m['errors']} errors", file=sys.stderr)
+        print(
+            f"affectlab replay: {name}: {m['windows']} windows, {m['inferred']} inferred, "
+            f"{m['skipped']} skipped, {m['errors']} errors",
+            file=sys.stderr,
+        )
     return 130 if interrupted else 0
 
 
@@ -185,8 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     for line in recording.problems:
         print(f"affectlab replay: warning: {line}", file=sys.stderr)
     names = ", ".join(t.spec.name for t in recording.tracks)
-    print(f"affectlab replay: {recording.path}: {recording.duration:.3f} s; streams {names}",
-          file=sys.stderr)
+    print(
+        f"affectlab replay: {recording.path}: {recording.duration:.3f} s; streams {names}",
+        file=sys.stderr,
+    )
     speed = args.speed if args.speed is not False else (None if args.headless else 1.0)
     try:
         if args.headless:
@@ -194,15 +237,20 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from app.gui import run_dashboard
         except ImportError as exc:
-            print(f"affectlab replay: the dashboard is not available ({exc}); running headless",
-                  file=sys.stderr)
+            print(
+                f"affectlab replay: the dashboard is not available ({exc}); running headless",
+                file=sys.stderr,
+            )
             args.headless = True
             return run_headless(make_replay_session(recording, args, speed), args)
         ended: list = []
-        code = run_dashboard(lambda: make_replay_session(recording, args, speed),
-                             duration=args.duration, screenshot=args.screenshot,
-                             title=f"affectlab replay: {recording.path.name}",
-                             on_session_end=ended.append)
+        code = run_dashboard(
+            lambda: make_replay_session(recording, args, speed),
+            duration=args.duration,
+            screenshot=args.screenshot,
+            title=f"affectlab replay: {recording.path.name}",
+            on_session_end=ended.append,
+        )
         if args.stats is not None and ended:
             from app.headless import write_stats
 

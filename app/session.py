@@ -57,7 +57,9 @@ def config_document(cfg: SessionConfig) -> dict[str, Any]:
     return {
         "session": {"name": cfg.name, "duration": cfg.duration, "health_period": cfg.health_period},
         "sources": [{"kind": s.kind, "name": s.name, **s.options} for s in cfg.sources],
-        "models": [{"name": m.name, "device": m.device, "bindings": dict(m.bindings)} for m in cfg.models],
+        "models": [
+            {"name": m.name, "device": m.device, "bindings": dict(m.bindings)} for m in cfg.models
+        ],
         "sinks": [{"kind": k.kind, **k.options} for k in cfg.sinks],
     }
 
@@ -76,10 +78,11 @@ class Session:
         ``replay`` is the ``recordings.replay.ReplayControl`` steering them, if any."""
         from models.runtime import load_runner, set_inference_threads  # torch loads here
 
-
         self.config = config
         self.clock = clock or RealClock()
-        self.drivers: list[Driver] = list(drivers) if drivers is not None else build_sources(config.sources)
+        self.drivers: list[Driver] = (
+            list(drivers) if drivers is not None else build_sources(config.sources)
+        )
         # Markers and self-reports are streams of every session (unless a source, e.g. a
         # replay of a recorded session, already publishes them).
         published = {s.name for d in self.drivers for s in d.specs}
@@ -101,7 +104,9 @@ class Session:
         self.bus = Bus()
         for sink in build_sinks(config.sinks, self.runners, config):
             self.bus.add(sink)
-        self.workers = {r.name: InferenceWorker(r, self.bus.publish, self.clock) for r in self.runners}
+        self.workers = {
+            r.name: InferenceWorker(r, self.bus.publish, self.clock) for r in self.runners
+        }
         #: None live; a ``recordings.replay.ReplayControl`` in a replay
         self.replay = replay
         if replay is not None:
@@ -153,7 +158,9 @@ class Session:
                 if self.engine_error is not None:
                     raise RuntimeError(f"engine failed: {self.engine_error}") from self.engine_error
                 if failed and len(failed) == len(sensors):
-                    raise RuntimeError(f"every source failed; first: {failed[0].name}: {failed[0].error}")
+                    raise RuntimeError(
+                        f"every source failed; first: {failed[0].name}: {failed[0].error}"
+                    )
         finally:
             self.stop()
 
@@ -167,7 +174,10 @@ class Session:
             raise RecordingError(f"already recording to {self.recording.folder}")
         self.stop_recording()  # a recorder that stopped by itself (its error stays readable till now)
         recorder = SessionRecorder(
-            Path(folder), self.drivers, self.runners, config=config_document(self.config),
+            Path(folder),
+            self.drivers,
+            self.runners,
+            config=config_document(self.config),
             name=self.config.name,
             now=self.clock.now,
         )
@@ -237,7 +247,9 @@ class Session:
         return out
 
     def stats(self) -> SessionStats:
-        stats = SessionStats(started_at=self.started_at, stopped_at=self.stopped_at or self.clock.now())
+        stats = SessionStats(
+            started_at=self.started_at, stopped_at=self.stopped_at or self.clock.now()
+        )
         now = self.clock.now()
         for name, h in self.health().items():
             ring = self.sources[name].ring

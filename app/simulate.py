@@ -531,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
                         if args.kind == "see" else 1)  # fmt: skip
     unit = "sequence" if args.kind == "see" else "subject"
     t0 = time.perf_counter()
-    with progress_bar(total=total, unit=unit, desc=f"simulate {args.kind}", enabled=not args.quiet) as bar:
+    with progress_bar(
+        total=total, unit=unit, desc=f"simulate {args.kind}", enabled=not args.quiet
+    ) as bar:
         if args.kind == "deap":
             files = write_deap(args.out, subjects, args.seed, trials, seconds, bar.update)
             where = files[0].parent

@@ -28,7 +28,16 @@ def _simulated(cfg: SourceConfig, where: str) -> list[Driver]:
     from drivers.simulated.drivers import VirtualSession
     from drivers.simulated.lighting import LIGHTING_CONDITIONS
 
-    allowed = {"seed", "lighting", "eeg_rate", "streams", "camera", "events", "mean_dwell_s", "prefix"}
+    allowed = {
+        "seed",
+        "lighting",
+        "eeg_rate",
+        "streams",
+        "camera",
+        "events",
+        "mean_dwell_s",
+        "prefix",
+    }
     unknown = sorted(set(cfg.options) - allowed)
     if unknown:
         raise ConfigError(

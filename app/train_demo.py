@@ -168,7 +168,9 @@ def check_common(args: argparse.Namespace) -> Splits | None:
     return splits
 
 
-def start(parser: argparse.ArgumentParser, argv: Sequence[str]) -> tuple[argparse.Namespace, Splits] | None:
+def start(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[argparse.Namespace, Splits] | None:
     """Parsed arguments and the participants' splits with torch's threads set, or None after
     saying what is wrong: the first steps every demo trainer takes."""
     args = parser.parse_args(list(argv))

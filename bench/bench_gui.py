@@ -37,7 +37,9 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-os.environ.setdefault("LSLAPICFG", str(Path(__file__).resolve().parents[1] / "app" / "configs" / "lsl_api.cfg"))
+os.environ.setdefault(
+    "LSLAPICFG", str(Path(__file__).resolve().parents[1] / "app" / "configs" / "lsl_api.cfg")
+)
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -60,7 +62,9 @@ class LslLoad:
         self.outlets = []
         for name, kind, channels, rate in streams:
             info = pylsl.StreamInfo(name, kind, channels, rate, pylsl.cf_float32, f"bench-{name}")
-            self.outlets.append((pylsl.StreamOutlet(info, chunk_size=0, max_buffered=10), channels, rate))
+            self.outlets.append(
+                (pylsl.StreamOutlet(info, chunk_size=0, max_buffered=10), channels, rate)
+            )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-lsl", daemon=True)
         self.pushed = 0
@@ -90,7 +94,9 @@ class LslLoad:
                 self.pushed += due
 
 
-def write_video(path: Path, seconds: float = 4.0, fps: float = 30.0, size: tuple[int, int] = (640, 480)) -> Path:
+def write_video(
+    path: Path, seconds: float = 4.0, fps: float = 30.0, size: tuple[int, int] = (640, 480)
+) -> Path:
     """A colour test video (a moving bright disc over a gradient) for the webcam driver."""
     w, h = size
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
@@ -112,10 +118,14 @@ def session_config(video: Path) -> dict:
         "session": {"name": "bench-gui", "duration": 0, "health_period": 5.0},
         "sources": [
             {"kind": "simulated", "name": "virtual-participant", "seed": 0},
-            {"kind": "lsl", "name": "bench-lsl", "inlets": [
-                {"lsl_name": "bench-eeg", "stream": "bench-eeg"},
-                {"lsl_name": "bench-emg", "stream": "bench-emg"},
-            ]},
+            {
+                "kind": "lsl",
+                "name": "bench-lsl",
+                "inlets": [
+                    {"lsl_name": "bench-eeg", "stream": "bench-eeg"},
+                    {"lsl_name": "bench-emg", "stream": "bench-emg"},
+                ],
+            },
             {"kind": "webcam", "name": "webcam", "file": str(video), "loop": True, "gray": False},
         ],
         "models": [{"name": "hi-moe-sim"}, {"name": "mco-e-net-lite-sim"}],
@@ -141,7 +151,9 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def measure(app: QtWidgets.QApplication, window: Dashboard, seconds: float, counter: PaintCounter) -> dict:
+def measure(
+    app: QtWidgets.QApplication, window: Dashboard, seconds: float, counter: PaintCounter
+) -> dict:
     """Run the event loop for ``seconds`` and report what the window achieved."""
     frames0, paints0 = window.frames, counter.count
     thread0, cpu0, wall0 = time.thread_time(), cpu_seconds(), time.perf_counter()
@@ -164,8 +176,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--quick", action="store_true", help="5 s phases")
     parser.add_argument("--screenshot", type=Path, default=None, help="save the window under load")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="cProfile the GUI thread in the downsampled phase into this file")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="cProfile the GUI thread in the downsampled phase into this file",
+    )
     args = parser.parse_args()
     seconds = 5.0 if args.quick else args.seconds
 
@@ -178,7 +194,17 @@ def main() -> None:
         window = Dashboard(lambda: Session(cfg), session=Session(cfg), title="affectlab bench")
         window.show()
         window.signal_view.set_selected(
-            ["sim-eeg", "sim-ecg", "sim-eda", "sim-ppg", "sim-resp", "sim-temp", "bench-eeg", "bench-emg"])
+            [
+                "sim-eeg",
+                "sim-ecg",
+                "sim-eda",
+                "sim-ppg",
+                "sim-resp",
+                "sim-temp",
+                "bench-eeg",
+                "bench-emg",
+            ]
+        )
         counter = PaintCounter()
         window.signal_view.canvas.viewport().installEventFilter(counter)
         measure(app, window, args.warmup, counter)
@@ -200,43 +226,64 @@ def main() -> None:
         load.stop()
 
     streams = stats["streams"]
-    print(f"dashboard bench: {seconds:.0f} s per phase, timer target 60 Hz, goal {GOAL_FPS:.0f} fps")
-    print("load: " + ", ".join(
-        f"{n} {s['effective_rate']:.0f}/s" for n, s in streams.items() if s.get("effective_rate")))
+    print(
+        f"dashboard bench: {seconds:.0f} s per phase, timer target 60 Hz, goal {GOAL_FPS:.0f} fps"
+    )
+    print(
+        "load: "
+        + ", ".join(
+            f"{n} {s['effective_rate']:.0f}/s"
+            for n, s in streams.items()
+            if s.get("effective_rate")
+        )
+    )
     for name, m in stats["models"].items():
         print(f"model {name}: {m['inferred']} windows inferred, {m['skipped']} skipped")
-    print(f"{'phase':<24} {'fps':>6} {'paints/s':>9} {'GUI thread CPU':>15} {'CPU ms/frame':>13} "
-          f"{'process CPU':>12} {'fps/30':>7}")
+    print(
+        f"{'phase':<24} {'fps':>6} {'paints/s':>9} {'GUI thread CPU':>15} {'CPU ms/frame':>13} "
+        f"{'process CPU':>12} {'fps/30':>7}"
+    )
     for phase, r in results.items():
         r["gui_cpu_ms_per_frame"] = r["gui_thread_cpu"] / max(r["fps"], 1e-9) * 1e3
-        print(f"{phase:<24} {r['fps']:6.1f} {r['signal_paints_per_s']:9.1f} "
-              f"{r['gui_thread_cpu'] * 100:14.0f}% {r['gui_cpu_ms_per_frame']:13.1f} "
-              f"{r['process_cpu'] * 100:11.0f}% {r['fps'] / GOAL_FPS:7.2f}")
+        print(
+            f"{phase:<24} {r['fps']:6.1f} {r['signal_paints_per_s']:9.1f} "
+            f"{r['gui_thread_cpu'] * 100:14.0f}% {r['gui_cpu_ms_per_frame']:13.1f} "
+            f"{r['process_cpu'] * 100:11.0f}% {r['fps'] / GOAL_FPS:7.2f}"
+        )
     ds, base = results["downsampled"], results["baseline_every_sample"]
-    print(f"GUI thread CPU per frame {ds['gui_cpu_ms_per_frame']:.1f} ms: a free core would allow "
-          f"about {1e3 / ds['gui_cpu_ms_per_frame']:.0f} fps (timer capped at 60)")
+    print(
+        f"GUI thread CPU per frame {ds['gui_cpu_ms_per_frame']:.1f} ms: a free core would allow "
+        f"about {1e3 / ds['gui_cpu_ms_per_frame']:.0f} fps (timer capped at 60)"
+    )
     print(f"downsampling vs every sample: {ds['fps'] / max(base['fps'], 1e-9):.2f}x the frame rate")
     load1 = os.getloadavg()[0]
-    print(f"machine load average (1 min) at the end: {load1:.2f} on {os.cpu_count()} cores "
-          "(other processes share it; the GUI competes with the session for Python's GIL)")
-    print(f"context: PhysioLabXR reports {PHYSIOLABXR_FPS[0]}-{PHYSIOLABXR_FPS[1]} fps under a multimodal "
-          f"load on a 16-core desktop; this machine has {os.cpu_count()} cores")
+    print(
+        f"machine load average (1 min) at the end: {load1:.2f} on {os.cpu_count()} cores "
+        "(other processes share it; the GUI competes with the session for Python's GIL)"
+    )
+    print(
+        f"context: PhysioLabXR reports {PHYSIOLABXR_FPS[0]}-{PHYSIOLABXR_FPS[1]} fps under a multimodal "
+        f"load on a 16-core desktop; this machine has {os.cpu_count()} cores"
+    )
     if args.profile is not None:
         import pstats
 
         print(f"profile of the GUI thread (downsampled phase) in {args.profile}; top by own time:")
         pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(15)
-    write_results("bench_gui", {
-        "seconds": seconds,
-        "goal_fps": GOAL_FPS,
-        "physiolabxr_fps": PHYSIOLABXR_FPS,
-        "cores": os.cpu_count(),
-        "load_average_1min": load1,
-        "results": results,
-        "ratio_to_goal": ds["fps"] / GOAL_FPS,
-        "ratio_to_baseline": ds["fps"] / max(base["fps"], 1e-9),
-        "stats": stats,
-    })
+    write_results(
+        "bench_gui",
+        {
+            "seconds": seconds,
+            "goal_fps": GOAL_FPS,
+            "physiolabxr_fps": PHYSIOLABXR_FPS,
+            "cores": os.cpu_count(),
+            "load_average_1min": load1,
+            "results": results,
+            "ratio_to_goal": ds["fps"] / GOAL_FPS,
+            "ratio_to_baseline": ds["fps"] / max(base["fps"], 1e-9),
+            "stats": stats,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("LSLAPICFG", os.path.join(os.path.dirname(__file__), "..", "app", "configs", "lsl_api.cfg"))
+os.environ.setdefault(
+    "LSLAPICFG", os.path.join(os.path.dirname(__file__), "..", "app", "configs", "lsl_api.cfg")
+)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -114,7 +116,9 @@ class BareLoop:
     def __init__(self, source_id: str, max_buffered: int, cap: int, interval: float = 0.0) -> None:
         (info,) = pylsl.resolve_byprop("source_id", source_id, 1, 10)
         flags = pylsl.proc_clocksync | pylsl.proc_dejitter | pylsl.proc_monotonize
-        self.inlet = pylsl.StreamInlet(info, max_buflen=max_buffered, recover=False, processing_flags=flags)
+        self.inlet = pylsl.StreamInlet(
+            info, max_buflen=max_buffered, recover=False, processing_flags=flags
+        )
         self.inlet.time_correction(timeout=5)
         self.buf = np.empty((cap, info.channel_count()), dtype=np.float32)
         self.cap = cap
@@ -127,7 +131,9 @@ class BareLoop:
     def _run(self) -> None:
         inlet, buf, cap = self.inlet, self.buf, self.cap
         while not self._stop.is_set():
-            _, ts = inlet.pull_chunk(timeout=0.1, max_samples=cap, dest_obj=buf, min_samples=1, as_numpy=True)
+            _, ts = inlet.pull_chunk(
+                timeout=0.1, max_samples=cap, dest_obj=buf, min_samples=1, as_numpy=True
+            )
             if len(ts):
                 self.received += len(ts)
                 self.last_arrival = now = lsl_now()
@@ -204,7 +210,9 @@ def run(kind: str, cfg: dict, max_buffered: int = 2) -> dict:
         else:
             rate = cfg["rate"]
             cap = max(64, min(int(np.ceil(rate * 0.5)), (8 << 20) // (4 * cfg["channels"])))
-            interval = LslDriver.__init__.__kwdefaults__["poll_interval"] if kind == "pylsl-paced" else 0.0
+            interval = (
+                LslDriver.__init__.__kwdefaults__["poll_interval"] if kind == "pylsl-paced" else 0.0
+            )
             consumer = BareLoop(cfg["source_id"], max_buffered, cap, interval)
         consumer.start()
         end = time.monotonic() + 10
@@ -322,14 +330,20 @@ def main(argv: list[str] | None = None) -> int:
         reps,
     )
     m = demo["median"]
-    lat = [r["latency_median_ms"] for r in demo["runs"]["driver"] if r.get("latency_median_ms") is not None]
+    lat = [
+        r["latency_median_ms"]
+        for r in demo["runs"]["driver"]
+        if r.get("latency_median_ms") is not None
+    ]
     demo["driver_latency_median_ms"] = statistics.median(lat) if lat else None
     for k in KINDS[1:]:
         demo[f"cpu_ratio_driver_vs_{k}"] = m["driver"]["cpu_share"] / m[k]["cpu_share"]
     results["demo_32ch_256hz"] = demo
     print(line("demo 32 ch @ 256 Hz sample by sample, CPU", m, "cpu_share", lambda v: pct(100 * v)))
     print(line("  lost", m, "lost", "{:.0f}".format))
-    print(f"  driver latency (arrival - sample time) median {demo['driver_latency_median_ms']:.2f} ms")
+    print(
+        f"  driver latency (arrival - sample time) median {demo['driver_latency_median_ms']:.2f} ms"
+    )
     results["machine"]["load_avg_end"] = os.getloadavg()
     write_results("bench_lsl", results)
     return 0

@@ -191,7 +191,9 @@ class EventFirehose(Driver):
     """Synthetic DVS events at ``rate`` per second in 10 ms packets (uniform pixels)."""
 
     def __init__(self, rate: float):
-        spec = StreamSpec("fire", Modality.EVENTS, 0.0, dtype=str(EVENT_DTYPE), frame_shape=(260, 346))
+        spec = StreamSpec(
+            "fire", Modality.EVENTS, 0.0, dtype=str(EVENT_DTYPE), frame_shape=(260, 346)
+        )
         super().__init__("firehose", [spec])
         self.rate = rate
         rng = np.random.default_rng(0)

@@ -45,9 +45,16 @@ def write_big_xdf(path: Path, seconds: float, channels: int = 64, rate: float = 
     from recordings.xdf_writer import XdfStreamInfo, XdfWriter
 
     w = XdfWriter(path)
-    sid = w.add_stream(XdfStreamInfo("amp", "EEG", channels, rate, "float32",
-                                     channels=[{"label": f"E{i}", "unit": "uV", "type": "EEG"}
-                                               for i in range(channels)]))
+    sid = w.add_stream(
+        XdfStreamInfo(
+            "amp",
+            "EEG",
+            channels,
+            rate,
+            "float32",
+            channels=[{"label": f"E{i}", "unit": "uV", "type": "EEG"} for i in range(channels)],
+        )
+    )
     mk = w.add_stream(XdfStreamInfo("mk", "Markers", 1, 0.0, "string"))
     rng = np.random.default_rng(0)
     block = rng.standard_normal((32, channels)).astype(np.float32)
@@ -111,8 +118,9 @@ def record(folder: Path, seconds: float, physiology_only: bool) -> None:
         options["camera"] = False
     else:
         models.append(ModelConfig("mco-e-net-lite-sim"))
-    cfg = SessionConfig(name="bench", sources=[SourceConfig("simulated", "sim", options)],
-                        models=models)
+    cfg = SessionConfig(
+        name="bench", sources=[SourceConfig("simulated", "sim", options)], models=models
+    )
     session = Session(cfg)
     session.start_recording(folder)
     session.run_for(seconds)
@@ -128,7 +136,9 @@ def replay_once(folder: Path, models: list[str] | None) -> dict:
     rec = open_recording(folder)
     opened = time.perf_counter() - t_open
     control = ReplayControl(rec, speed=None)
-    args = argparse.Namespace(model=models, device="cpu", predictions=None, quiet=True, headless=True)
+    args = argparse.Namespace(
+        model=models, device="cpu", predictions=None, quiet=True, headless=True
+    )
     cfg = replay_config(rec, args)
     if models == []:
         cfg = replace(cfg, models=[])
@@ -164,9 +174,11 @@ def main() -> None:
         load = bench_load(tmp, load_s, repeats)
         results["xdf_load"] = load
         print(f"(a) XDF load, {load['file_mb']:.0f} MB ({load['samples']:,} samples x 64 ch):")
-        print(f"    ours {load['ours_s']:.3f} s ({load['ours_mb_per_s']:.0f} MB/s); pyxdf without "
-              f"dejitter {load['pyxdf_no_dejitter_s']:.3f} s -> {load['ratio_vs_pyxdf_no_dejitter']:.1f}x; "
-              f"pyxdf default {load['pyxdf_default_s']:.3f} s -> {load['ratio_vs_pyxdf_default']:.1f}x")
+        print(
+            f"    ours {load['ours_s']:.3f} s ({load['ours_mb_per_s']:.0f} MB/s); pyxdf without "
+            f"dejitter {load['pyxdf_no_dejitter_s']:.3f} s -> {load['ratio_vs_pyxdf_no_dejitter']:.1f}x; "
+            f"pyxdf default {load['pyxdf_default_s']:.3f} s -> {load['ratio_vs_pyxdf_default']:.1f}x"
+        )
         results["replay"] = {}
         for label, phys in (("physiology", True), ("physiology+davis", False)):
             folder = tmp / label
@@ -181,13 +193,19 @@ def main() -> None:
                 "data_path_only": bare,
             }
             results["replay"][label] = entry
-            print(f"(b) replay at max, {label}, {entry['recorded_s']:.1f} s recorded "
-                  f"(baseline: speed 1 = 1.0x real time):")
-            print(f"    with models {entry['x_real_time_median']:.1f}x real time "
-                  f"(runs {', '.join(f'{s:.1f}' for s in speeds)}); windows {full[0]['windows']}, "
-                  f"skipped {full[0]['skipped']}; events {full[0]['events']:,}")
-            print(f"    data path only (no model) {bare['x_real_time']:.1f}x real time; "
-                  f"opening the recording {bare['open_s']:.2f} s")
+            print(
+                f"(b) replay at max, {label}, {entry['recorded_s']:.1f} s recorded "
+                f"(baseline: speed 1 = 1.0x real time):"
+            )
+            print(
+                f"    with models {entry['x_real_time_median']:.1f}x real time "
+                f"(runs {', '.join(f'{s:.1f}' for s in speeds)}); windows {full[0]['windows']}, "
+                f"skipped {full[0]['skipped']}; events {full[0]['events']:,}"
+            )
+            print(
+                f"    data path only (no model) {bare['x_real_time']:.1f}x real time; "
+                f"opening the recording {bare['open_s']:.2f} s"
+            )
     write_results("bench_replay", results)
 
 

@@ -55,7 +55,9 @@ def write_file(path: Path, seconds: float, rate: float) -> int:
 
     from drivers.davis_server import events_to_store
 
-    writer = dv.io.MonoCameraWriter(str(path), dv.io.MonoCameraWriter.DAVISConfig("DAVIS346", (346, 260)))
+    writer = dv.io.MonoCameraWriter(
+        str(path), dv.io.MonoCameraWriter.DAVISConfig("DAVIS346", (346, 260))
+    )
     rng = np.random.default_rng(0)
     per = int(rate / 100)  # 10 ms packets
     x, y, p = rng.integers(0, 346, per), rng.integers(0, 260, per), rng.integers(0, 2, per)
@@ -154,9 +156,15 @@ def child(path: Path, mode: str) -> dict:
             items += len(ts)
     read = time.perf_counter() - t
     peak = peak_rss_kb()
-    return {"mode": mode, "open_s": opened, "read_s": read, "items": items,
-            "peak_rss_mb": peak / 1024, "rss_before_mb": rss0 / 1024,
-            "held_after_open_mb": (anon_open - anon0) / 1024}
+    return {
+        "mode": mode,
+        "open_s": opened,
+        "read_s": read,
+        "items": items,
+        "peak_rss_mb": peak / 1024,
+        "rss_before_mb": rss0 / 1024,
+        "held_after_open_mb": (anon_open - anon0) / 1024,
+    }
 
 
 def main() -> None:
@@ -173,15 +181,21 @@ def main() -> None:
         print(json.dumps(child(Path(args.child[0]), args.child[1])))
         return
     xdf = args.format == "xdf"
-    results: dict = {"machine": platform.platform(), "cpus": os.cpu_count(),
-                     "format": args.format, "seconds": args.seconds}
+    results: dict = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "format": args.format,
+        "seconds": args.seconds,
+    }
     now = "lazy" if xdf else "indexed"
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / f"big.{args.format}"
         t = time.perf_counter()
         if xdf:
             n = write_xdf(path, args.seconds, args.channels, args.srate, args.deduced)
-            results.update(samples=n, channels=args.channels, srate=args.srate, deduced=args.deduced)
+            results.update(
+                samples=n, channels=args.channels, srate=args.srate, deduced=args.deduced
+            )
             what = f"{n:,} samples x {args.channels} channels"
         else:
             n = write_file(path, args.seconds, args.rate)
@@ -190,23 +204,33 @@ def main() -> None:
         results["file_mb"] = path.stat().st_size / 1e6
         print(f"wrote {what} ({results['file_mb']:.0f} MB) in {time.perf_counter() - t:.1f} s")
         for mode in (now, "in-memory"):
-            out = subprocess.run([sys.executable, __file__, "--child", str(path), mode],
-                                 capture_output=True, text=True, check=True, cwd=ROOT)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(path), mode],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            )
             results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     a, b = results[now], results["in-memory"]
     assert a["items"] == b["items"]
     results["memory_ratio"] = (b["peak_rss_mb"] - b["rss_before_mb"]) / max(
-        1e-6, a["peak_rss_mb"] - a["rss_before_mb"])
+        1e-6, a["peak_rss_mb"] - a["rss_before_mb"]
+    )
     results["held_ratio"] = b["held_after_open_mb"] / max(1e-6, a["held_after_open_mb"])
     for label, r in ((f"{now} (replay now)", a), ("in memory (baseline)", b)):
-        print(f"{label:22s} open {r['open_s']:6.2f} s  read all {r['read_s']:6.2f} s  "
-              f"peak RSS {r['peak_rss_mb']:7.0f} MB (+{r['peak_rss_mb'] - r['rss_before_mb']:.0f} "
-              f"over the interpreter with dv-processing); held once open "
-              f"+{r['held_after_open_mb']:.0f} MB")
-    print(f"peak memory added: baseline / {now} = {results['memory_ratio']:.1f}x; "
-          f"held once open: {results['held_ratio']:.1f}x; "
-          f"open: baseline / {now} = {b['open_s'] / a['open_s']:.2f}x; "
-          f"open + read all: {(b['open_s'] + b['read_s']) / (a['open_s'] + a['read_s']):.2f}x")
+        print(
+            f"{label:22s} open {r['open_s']:6.2f} s  read all {r['read_s']:6.2f} s  "
+            f"peak RSS {r['peak_rss_mb']:7.0f} MB (+{r['peak_rss_mb'] - r['rss_before_mb']:.0f} "
+            f"over the interpreter with dv-processing); held once open "
+            f"+{r['held_after_open_mb']:.0f} MB"
+        )
+    print(
+        f"peak memory added: baseline / {now} = {results['memory_ratio']:.1f}x; "
+        f"held once open: {results['held_ratio']:.1f}x; "
+        f"open: baseline / {now} = {b['open_s'] / a['open_s']:.2f}x; "
+        f"open + read all: {(b['open_s'] + b['read_s']) / (a['open_s'] + a['read_s']):.2f}x"
+    )
     suffix = ("_xdf" + "_deduced" * args.deduced) if xdf else ""
     write_results(f"bench_replay_memory{suffix}", results)
 

@@ -180,9 +180,7 @@ def bench_write_throughput(capacity: int, chunks: list[int], repeats: int, budge
     return rows
 
 
-def bench_write_vs_capacity(
-    capacities: list[int], n: int, repeats: int, budget: float
-) -> list:
+def bench_write_vs_capacity(capacities: list[int], n: int, repeats: int, budget: float) -> list:
     """(b) seconds per write against capacity: flat for the ring, linear for the baselines."""
     rows = []
     chunk = np.random.default_rng(1).standard_normal((n, CHANNELS)).astype(np.float32)
@@ -210,8 +208,10 @@ def range_row(cap: int, window_s: float, queries: int, repeats: int, seed: int) 
     ring = Ring(cap, (CHANNELS,), np.float32)
     prefill(ring, cap)
     extra = cap // 3  # the stored stamps now wrap around the end of the array
-    ring.write(np.zeros((extra, CHANNELS), np.float32),
-               ring.last_timestamp() + (1 + np.arange(extra)) / RATE)
+    ring.write(
+        np.zeros((extra, CHANNELS), np.float32),
+        ring.last_timestamp() + (1 + np.arange(extra)) / RATE,
+    )
     flat = ring.latest(cap)  # the naive buffer: the same items, unwrapped and contiguous
     starts = np.random.default_rng(seed).uniform(
         float(flat.ts[0]), float(flat.ts[-1]) - window_s, size=queries
@@ -266,12 +266,17 @@ def bench_events(chunks: list[int], repeats: int, budget: float) -> list:
         buf = ConcatBuffer(ring.capacity, (), EVENT_DTYPE)
         write = writer(buf, ev, Stamps(n))
         t_cat = per_call(write, calls_for(probe(write), budget), repeats)
-        rows.append({
-            "chunk": n, "capacity": ring.capacity,
-            "ring_s": t_ring, "ring_events_per_s": n / t_ring,
-            "concat_s": t_cat, "concat_events_per_s": n / t_cat,
-            "ratio_vs_concat": t_cat / t_ring,
-        })
+        rows.append(
+            {
+                "chunk": n,
+                "capacity": ring.capacity,
+                "ring_s": t_ring,
+                "ring_events_per_s": n / t_ring,
+                "concat_s": t_cat,
+                "concat_events_per_s": n / t_cat,
+                "ratio_vs_concat": t_cat / t_ring,
+            }
+        )
         del ring, buf
         gc.collect()
     return rows
@@ -301,60 +306,79 @@ def main() -> None:
     capacities = [10_000, 100_000, 1_000_000] + ([] if quick else [2_000_000])
     t_start = time.perf_counter()
 
-    print(f"ring benchmark  numpy {np.__version__}  python {platform.python_version()}"
-          f"  {'quick' if quick else 'full'}")
+    print(
+        f"ring benchmark  numpy {np.__version__}  python {platform.python_version()}"
+        f"  {'quick' if quick else 'full'}"
+    )
 
     a = bench_write_throughput(capacity_a, [8, 64, 512], repeats, budget)
     print(f"\n(a) write throughput, {CHANNELS} ch float32, capacity {capacity_a} (32 s at 2048 Hz)")
-    print(f"{'chunk':>6} {'Ring':>13} {'numpy copy':>13} {'concat':>13} {'roll':>13}"
-          f" {'Ring/copy':>9} {'x concat':>9} {'x roll':>8}")
+    print(
+        f"{'chunk':>6} {'Ring':>13} {'numpy copy':>13} {'concat':>13} {'roll':>13}"
+        f" {'Ring/copy':>9} {'x concat':>9} {'x roll':>8}"
+    )
     for r in a:
-        print(f"{r['chunk']:>6} {fmt_rate(r['ring_items_per_s'])} {fmt_rate(r['copy_items_per_s'])}"
-              f" {fmt_rate(r['concat_items_per_s'])} {fmt_rate(r['roll_items_per_s'])}"
-              f" {r['ring_overhead_vs_copy']:9.2f} {r['ratio_vs_concat']:9.0f} {r['ratio_vs_roll']:8.0f}")
+        print(
+            f"{r['chunk']:>6} {fmt_rate(r['ring_items_per_s'])} {fmt_rate(r['copy_items_per_s'])}"
+            f" {fmt_rate(r['concat_items_per_s'])} {fmt_rate(r['roll_items_per_s'])}"
+            f" {r['ring_overhead_vs_copy']:9.2f} {r['ratio_vs_concat']:9.0f} {r['ratio_vs_roll']:8.0f}"
+        )
 
     b = bench_write_vs_capacity(capacities, 64, repeats, budget)
     print(f"\n(b) time per 64-sample write vs capacity ({CHANNELS} ch float32), microseconds")
-    print(f"{'capacity':>10} {'MB':>7} {'Ring':>11} {'concat':>11} {'roll':>11}"
-          f" {'x concat':>9} {'x roll':>8}")
+    print(
+        f"{'capacity':>10} {'MB':>7} {'Ring':>11} {'concat':>11} {'roll':>11}"
+        f" {'x concat':>9} {'x roll':>8}"
+    )
     for r in b:
-        print(f"{r['capacity']:>10} {r['mbytes']:7.1f} {fmt_us(r['ring_s'])} {fmt_us(r['concat_s'])}"
-              f" {fmt_us(r['roll_s'])} {r['ratio_vs_concat']:9.0f} {r['ratio_vs_roll']:8.0f}")
+        print(
+            f"{r['capacity']:>10} {r['mbytes']:7.1f} {fmt_us(r['ring_s'])} {fmt_us(r['concat_s'])}"
+            f" {fmt_us(r['roll_s'])} {r['ratio_vs_concat']:9.0f} {r['ratio_vs_roll']:8.0f}"
+        )
     growth = {k: b[-1][f"{k}_s"] / b[0][f"{k}_s"] for k in ("ring", "concat", "roll")}
     size_x = b[-1]["capacity"] / b[0]["capacity"]
-    print(f"capacity x{size_x:.0f}: Ring x{growth['ring']:.2f}, concat x{growth['concat']:.0f},"
-          f" roll x{growth['roll']:.0f}")
+    print(
+        f"capacity x{size_x:.0f}: Ring x{growth['ring']:.2f}, concat x{growth['concat']:.0f},"
+        f" roll x{growth['roll']:.0f}"
+    )
 
     c = bench_range_vs_size(capacities, 1.0, 200 if quick else 1000, repeats)
     print("\n(c) range() of a 1 s window (2048 items x 32 ch) vs ring size, microseconds")
     print(f"{'size':>10} {'range':>11} {'search':>11} {'mask scan':>11} {'x mask':>8}")
     for r in c:
-        print(f"{r['size']:>10} {fmt_us(r['range_s'])} {fmt_us(r['search_s'])}"
-              f" {fmt_us(r['mask_s'])} {r['ratio_vs_mask']:8.0f}")
+        print(
+            f"{r['size']:>10} {fmt_us(r['range_s'])} {fmt_us(r['search_s'])}"
+            f" {fmt_us(r['mask_s'])} {r['ratio_vs_mask']:8.0f}"
+        )
 
     d = bench_events([1000, 10_000] + ([] if quick else [100_000]), repeats, budget)
     print(f"\n(d) event ring writes (x, y, polarity + float64 stamp), capacity {d[0]['capacity']}")
     print(f"{'chunk':>8} {'Ring':>13} {'concat':>13} {'x concat':>9}")
     for r in d:
-        print(f"{r['chunk']:>8} {fmt_rate(r['ring_events_per_s'])}"
-              f" {fmt_rate(r['concat_events_per_s'])} {r['ratio_vs_concat']:9.0f}")
+        print(
+            f"{r['chunk']:>8} {fmt_rate(r['ring_events_per_s'])}"
+            f" {fmt_rate(r['concat_events_per_s'])} {r['ratio_vs_concat']:9.0f}"
+        )
 
     elapsed = time.perf_counter() - t_start
     print(f"\ntotal {elapsed:.1f} s")
-    write_results("bench_ring", {
-        "quick": quick,
-        "repeats": repeats,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "channels": CHANNELS,
-        "write_throughput": a,
-        "write_vs_capacity": b,
-        "write_growth": {"capacity_factor": size_x, **growth},
-        "range_vs_size": c,
-        "event_write": d,
-        "elapsed_s": elapsed,
-    })
+    write_results(
+        "bench_ring",
+        {
+            "quick": quick,
+            "repeats": repeats,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "channels": CHANNELS,
+            "write_throughput": a,
+            "write_vs_capacity": b,
+            "write_growth": {"capacity_factor": size_x, **growth},
+            "range_vs_size": c,
+            "event_write": d,
+            "elapsed_s": elapsed,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ class StreamHealth:
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         d = asdict(self)
         d["staleness"] = self.staleness(now)
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()
+        }
 
 
 @dataclass

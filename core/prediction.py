@@ -90,7 +90,6 @@ class Prediction:
         return row
 
 
-
 def prediction_columns(outputs: list[str], input_keys: list[str]) -> list[str]:
     """Every column ``Prediction.flat()`` can fill for models with these outputs and inputs,
     in a stable order: identity, outputs, label, masks, latencies."""

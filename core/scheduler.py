@@ -314,7 +314,9 @@ class Aligner:
                     else:
                         stats.late_hops += latest - k
                         on_window(self.cut(name, latest * hop_s))
-                    stats.max_wake_delay_s = max(stats.max_wake_delay_s, now - self._due(name, latest))
+                    stats.max_wake_delay_s = max(
+                        stats.max_wake_delay_s, now - self._due(name, latest)
+                    )
                     next_hop[name] = latest + 1
         finally:
             self.next_due = math.inf

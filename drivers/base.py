@@ -54,7 +54,9 @@ class Driver(ABC):
     #: seconds of data each ring holds unless the config says otherwise
     ring_seconds: float = 30.0
 
-    def __init__(self, name: str, specs: list[StreamSpec], ring_seconds: float | None = None) -> None:
+    def __init__(
+        self, name: str, specs: list[StreamSpec], ring_seconds: float | None = None
+    ) -> None:
         if not specs:
             raise ValueError(f"driver {name!r} publishes no stream")
         names = [s.name for s in specs]
@@ -120,7 +122,9 @@ class Driver(ABC):
         """Release the device; called once from the driver thread."""
 
     # ------------------------------------------------------------ data path
-    def push(self, stream: str, data: np.ndarray, ts: np.ndarray, arrival: float | None = None) -> None:
+    def push(
+        self, stream: str, data: np.ndarray, ts: np.ndarray, arrival: float | None = None
+    ) -> None:
         """Write a chunk stamped on the one clock and account for it in health."""
         if len(ts) == 0:
             return

@@ -421,7 +421,9 @@ class DavisDriver(Driver):
             self._apply_controls(cam)
             self._camera = cam
             return cam
-        reader, problem = open_network_stream(link.endpoint, link.kinds[0], self.resolution, link.label)
+        reader, problem = open_network_stream(
+            link.endpoint, link.kinds[0], self.resolution, link.label
+        )
         if reader is None:
             self._link_message(link, problem)
             return None

@@ -238,7 +238,9 @@ def find_brainflow(timeout: float = 2.0) -> tuple[list[Found], list[str]]:
 
 
 # ------------------------------------------------------------------ webcams
-def find_webcams(timeout: float = 2.0, indices: Sequence[int] = range(4)) -> tuple[list[Found], list[str]]:
+def find_webcams(
+    timeout: float = 2.0, indices: Sequence[int] = range(4)
+) -> tuple[list[Found], list[str]]:
     import cv2
 
     found: list[Found] = []
@@ -250,7 +252,12 @@ def find_webcams(timeout: float = 2.0, indices: Sequence[int] = range(4)) -> tup
         for index in indices:
             if linux and not os.path.exists(f"/dev/video{index}"):
                 continue  # asking V4L2 for an absent node only prints warnings
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, probe_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, probe_ms]
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                probe_ms,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                probe_ms,
+            ]
             cap = cv2.VideoCapture(index, cv2.CAP_ANY, params)
             try:
                 if not cap.isOpened():

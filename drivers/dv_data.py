@@ -267,7 +267,9 @@ def open_camera(serial: str | None = None) -> Any:
     try:
         return dv.io.camera.open(chosen)
     except (RuntimeError, IndexError) as exc:
-        raise DriverError(f"cannot open {describe_descriptor(chosen)}: {dv_error_text(exc)}") from exc
+        raise DriverError(
+            f"cannot open {describe_descriptor(chosen)}: {dv_error_text(exc)}"
+        ) from exc
 
 
 def dv_error_text(exc: BaseException) -> str:
@@ -276,5 +278,3 @@ def dv_error_text(exc: BaseException) -> str:
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip()[:1].isdigit()]
     text = next((ln for ln in lines if "Error:" in ln), lines[0] if lines else text)
     return text.split(" [", 1)[0].split("RuntimeError: ", 1)[-1].strip()
-
-

@@ -94,9 +94,7 @@ def layout_mismatch(want: StreamSummary, got: StreamSummary) -> str | None:
         want.channel_format,
         want.nominal_rate,
     ):
-        return (
-            f"this ring holds {want.channel_count} x {want.channel_format} @ {want.rate_text}"
-        )
+        return f"this ring holds {want.channel_count} x {want.channel_format} @ {want.rate_text}"
     if want.channel_names and got.channel_names and want.channel_names != got.channel_names:
         return f"its channels are {list(got.channel_names)}, this ring's {list(want.channel_names)}"
     return None
@@ -113,7 +111,9 @@ def expected_summary(
     """The header a declared stream will have, as far as the session needs it before it
     appears (``LslDriver(expect=...)``)."""
     if channel_format not in FORMAT_NAMES.values():
-        raise ValueError(f"channel format {channel_format!r}; expected one of {sorted(FORMAT_NAMES.values())}")
+        raise ValueError(
+            f"channel format {channel_format!r}; expected one of {sorted(FORMAT_NAMES.values())}"
+        )
     if channels < 1 or rate < 0:
         raise ValueError(f"expected channels >= 1 and rate >= 0, got {channels} and {rate}")
     for what, names in (("labels", labels), ("units", units)):
@@ -230,7 +230,8 @@ class LslDriver(Driver):
             None if self.is_string else np.empty((self._cap, spec.n_channels), dtype=spec.dtype)
         )
         self.tracker(self.stream).health.message = (
-            f"resolved {summary.describe()}" if inlet is not None
+            f"resolved {summary.describe()}"
+            if inlet is not None
             else f"waiting for an LSL stream with {query.describe()} (not on the network yet)"
         )
 
@@ -442,7 +443,9 @@ class LslDriver(Driver):
         self.connected_once = True
         self.summary = summary
         if summary.source_id:
-            self.reconnect_query = LslQuery(**{**self.query.fields(), "source_id": summary.source_id})
+            self.reconnect_query = LslQuery(
+                **{**self.query.fields(), "source_id": summary.source_id}
+            )
 
     def _close(self) -> None:
         inlet, self._inlet = self._inlet, None

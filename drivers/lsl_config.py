@@ -37,9 +37,7 @@ NUMBERS: dict[str, tuple[float, float]] = {
     "poll_interval": (0.0, 1.0),
     "ring_seconds": (1.0, 3600.0),
 }
-NUMERIC_MODALITIES = tuple(
-    str(m) for m in Modality if m not in (Modality.EVENTS, Modality.FRAMES)
-)
+NUMERIC_MODALITIES = tuple(str(m) for m in Modality if m not in (Modality.EVENTS, Modality.FRAMES))
 
 
 def _inlet_args(table: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -60,7 +58,8 @@ def _inlet_args(table: Mapping[str, Any], where: str) -> dict[str, Any]:
         match = [m for m in NUMERIC_MODALITIES if m.lower() == modality.lower()]
         if not match:
             raise OptionError(
-                f"{where}modality", f"expected one of {', '.join(NUMERIC_MODALITIES)}, got {modality!r}"
+                f"{where}modality",
+                f"expected one of {', '.join(NUMERIC_MODALITIES)}, got {modality!r}",
             )
         modality = match[0]
     query = LslQuery(
@@ -72,8 +71,11 @@ def _inlet_args(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     expect = None
     if "expect" in table:
         if modality is None and query.type is None:
-            raise OptionError(f"{where}expect", "a declared stream needs a modality or a type "
-                              "(the ring is made before the stream is seen)")
+            raise OptionError(
+                f"{where}expect",
+                "a declared stream needs a modality or a type "
+                "(the ring is made before the stream is seen)",
+            )
         expect = _expect_args(query, table["expect"], f"{where}expect")
     return {"query": query, "stream": table.get("stream"), "modality": modality, "expect": expect}
 
@@ -81,13 +83,17 @@ def _inlet_args(table: Mapping[str, Any], where: str) -> dict[str, Any]:
 def _expect_args(query: LslQuery, table: Any, where: str) -> StreamSummary:
     """``expect = { channels = 32, rate = 256.0, format = "float32", labels = [...], units = [...] }``"""
     if not isinstance(table, Mapping):
-        raise OptionError(where, f"expected a table like {{ channels = 32, rate = 256.0 }}, got {table!r}")
+        raise OptionError(
+            where, f"expected a table like {{ channels = 32, rate = 256.0 }}, got {table!r}"
+        )
     bad = sorted(set(table) - set(EXPECT_KEYS))
     if bad:
         raise OptionError(f"{where}.{bad[0]}", f"unknown key; allowed: {', '.join(EXPECT_KEYS)}")
     for key in ("channels", "rate"):
         if key not in table:
-            raise OptionError(f"{where}.{key}", "needed: the ring is made before the stream is seen")
+            raise OptionError(
+                f"{where}.{key}", "needed: the ring is made before the stream is seen"
+            )
     channels, rate = table["channels"], table["rate"]
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise OptionError(f"{where}.channels", f"expected a whole number >= 1, got {channels!r}")
@@ -95,11 +101,17 @@ def _expect_args(query: LslQuery, table: Any, where: str) -> StreamSummary:
         raise OptionError(f"{where}.rate", f"expected Hz >= 0 (0: irregular), got {rate!r}")
     fmt = table.get("format", "float32")
     if fmt not in FORMAT_NAMES.values():
-        raise OptionError(f"{where}.format", f"expected one of {', '.join(FORMAT_NAMES.values())}, got {fmt!r}")
+        raise OptionError(
+            f"{where}.format", f"expected one of {', '.join(FORMAT_NAMES.values())}, got {fmt!r}"
+        )
     names: dict[str, tuple[str, ...]] = {}
     for key in ("labels", "units"):
         v = table.get(key, [])
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or (v and len(v) != channels):
+        if (
+            not isinstance(v, list)
+            or not all(isinstance(x, str) for x in v)
+            or (v and len(v) != channels)
+        ):
             raise OptionError(f"{where}.{key}", f"expected {channels} strings, got {v!r}")
         names[key] = tuple(v)
     return expected_summary(query, channels, float(rate), fmt, names["labels"], names["units"])
@@ -147,7 +159,11 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
         if clash:
             raise OptionError(clash[0], "give it inside each of the inlets tables, not beside them")
         tables = o["inlets"]
-        if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        if (
+            not isinstance(tables, list)
+            or not tables
+            or not all(isinstance(t, dict) for t in tables)
+        ):
             raise OptionError("inlets", f"expected a list of tables, got {tables!r}")
         plans = []
         for i, table in enumerate(tables):
@@ -166,6 +182,8 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
         ]
         streams = [d.specs[0].name for d in drivers]
         if len(set(streams)) != len(streams):
-            raise OptionError("inlets", f"two inlets give the same stream name {streams}; set stream")
+            raise OptionError(
+                "inlets", f"two inlets give the same stream name {streams}; set stream"
+            )
         return drivers
     return [LslDriver(name=name, **_inlet_args(o, ""), **common)]

@@ -93,7 +93,7 @@ def xpath_literal(value: str) -> str:
     if '"' not in value:
         return f'"{value}"'
     parts = value.split("'")
-    return "concat(" + ", \"'\", ".join(f"'{p}'" for p in parts) + ")"
+    return "concat(" + ', "\'", '.join(f"'{p}'" for p in parts) + ")"
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,9 @@ class StreamSummary:
         }
 
 
-def read_channels(info: pylsl.StreamInfo) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+def read_channels(
+    info: pylsl.StreamInfo,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """Labels, units and types from ``desc/channels/channel`` (the XDF meta-data convention).
 
     Missing labels become ``ch1, ch2, ...``; units and types are empty tuples when no

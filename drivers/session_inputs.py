@@ -76,8 +76,14 @@ class SessionInputs(Driver):
         """Queue a rating stamped now; both values on the 1-9 scale; returns its stamp."""
         lo, hi = SELF_REPORT_RANGE
         for key, value in (("valence", valence), ("arousal", arousal)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-                raise ValueError(f"self-report {key} must be a number from {lo:g} to {hi:g}, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not lo <= value <= hi
+            ):
+                raise ValueError(
+                    f"self-report {key} must be a number from {lo:g} to {hi:g}, got {value!r}"
+                )
         t = self._now()
         self._queue.put((SELF_REPORT_STREAM, np.array([[valence, arousal]], dtype=np.float32), t))
         return t

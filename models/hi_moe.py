@@ -240,7 +240,12 @@ class HiMoE(nn.Module):
         m = len(cfg.modalities)
         self.modality_bank = ModalityExpertBank(m, cfg.n_modality_experts, d, cfg.expert_hidden)
         self.fusion = AttentionFusion(
-            m, d, cfg.heads, cfg.dropout, cfg.mask_missing_in_fusion, cfg.fusion == "attention-concat"
+            m,
+            d,
+            cfg.heads,
+            cfg.dropout,
+            cfg.mask_missing_in_fusion,
+            cfg.fusion == "attention-concat",
         )
         self.emotion_bank = EmotionExpertBank(cfg)
         self.regression_heads = nn.ModuleList(

@@ -52,7 +52,9 @@ def _resolution(spec: StreamSpec) -> tuple[int, int]:
 class AedatStreams:
     """The AEDAT4 writer of one event-camera driver's streams (at most one per modality)."""
 
-    def __init__(self, path: Path, camera_name: str, specs: list[StreamSpec], unix_minus_lsl_us: int):
+    def __init__(
+        self, path: Path, camera_name: str, specs: list[StreamSpec], unix_minus_lsl_us: int
+    ):
         self.path = Path(path)
         self.unix_minus_lsl_us = int(unix_minus_lsl_us)
         #: uncompressed bytes handed to dv so far: an upper bound of what its file thread
@@ -64,7 +66,9 @@ class AedatStreams:
         for spec in specs:
             dv_name = AEDAT_STREAM_NAMES[spec.modality]
             if dv_name in self.dv_names.values():
-                raise ValueError(f"{camera_name}: two {dv_name} streams cannot share one AEDAT4 file")
+                raise ValueError(
+                    f"{camera_name}: two {dv_name} streams cannot share one AEDAT4 file"
+                )
             if spec.modality is Modality.EVENTS:
                 config.addEventStream(_resolution(spec), dv_name)
                 self._writes[spec.name] = self._events
@@ -91,7 +95,9 @@ class AedatStreams:
         """Write a ring chunk of ``stream`` (stamps in one-clock seconds)."""
         if len(ts) and self._writer is not None:
             self.bytes_in += data.nbytes + 8 * len(ts)
-            self._writes[stream](self.dv_names[stream], data, lsl_to_unix_us(ts, self.unix_minus_lsl_us))
+            self._writes[stream](
+                self.dv_names[stream], data, lsl_to_unix_us(ts, self.unix_minus_lsl_us)
+            )
 
     def _events(self, name: str, ev: np.ndarray, t_us: np.ndarray) -> None:
         assert self._writer is not None

@@ -96,8 +96,14 @@ class BinIndexBuilder:
         ends = np.append(at[1:], len(bins)) - 1
         starts = np.concatenate([[0], np.cumsum(merged)]).astype(np.int64)
         lo = self.base + uniq * self.bin_us  # type: ignore[operator]
-        return BinIndex(lo.astype(np.int64), merged.astype(np.int64), starts, firsts[at],
-                        lasts[ends], self.bin_us)
+        return BinIndex(
+            lo.astype(np.int64),
+            merged.astype(np.int64),
+            starts,
+            firsts[at],
+            lasts[ends],
+            self.bin_us,
+        )
 
 
 @dataclass
@@ -139,7 +145,9 @@ def _open(path: Path) -> Any:
     except Exception as exc:  # noqa: BLE001 - dv raises RuntimeError and others
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if ".hpp(" in first or ".cpp(" in first:  # a C++ source location says nothing to a person
-            first = "it ends before its contents do" if "read" in first.lower() else "internal error"
+            first = (
+                "it ends before its contents do" if "read" in first.lower() else "internal error"
+            )
         raise SourceError(
             f"{path}: dv-processing cannot open this AEDAT4 file: it is damaged or not AEDAT4 ({first})"
         ) from None
@@ -165,12 +173,16 @@ def _frames_arrays(frames: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return t, np.stack([gray_frame(np.asarray(f.image)) for f in frames])
 
 
-_EMPTY = {"events": np.empty(0, EVENT_DTYPE), "imu": np.empty((0, 7), np.float32),
-          "triggers": np.empty((0, 1), np.float32)}
+_EMPTY = {
+    "events": np.empty(0, EVENT_DTYPE),
+    "imu": np.empty((0, 7), np.float32),
+    "triggers": np.empty((0, 1), np.float32),
+}
 
 
-def _read_stream(rec: Any, kind: str, name: str, path: Path, problems: list[str],
-                 index_only: bool) -> AedatStream:
+def _read_stream(
+    rec: Any, kind: str, name: str, path: Path, problems: list[str], index_only: bool
+) -> AedatStream:
     """One pass over a stream: a bin index (``index_only`` and sorted) or all its items."""
     from drivers.dv_data import READ
 
@@ -286,7 +298,9 @@ class AedatTrack(Track):
             try:
                 t_us, items = self._fetch(lo, hi)
             except Exception as exc:  # noqa: BLE001 - dv raises RuntimeError and others
-                raise SourceError(f"{self.file}: reading {self.kind} {lo}..{hi} us failed ({exc})") from None
+                raise SourceError(
+                    f"{self.file}: reading {self.kind} {lo}..{hi} us failed ({exc})"
+                ) from None
             want = int(self.idx.counts[j])
             if len(t_us) != want:
                 raise SourceError(
@@ -310,7 +324,9 @@ class AedatTrack(Track):
             return np.empty(0, np.int64), None
         t_us, items = _frames_arrays(frames)
         assert self.spec.frame_shape is not None
-        return t_us, items.reshape(len(items), *self.spec.frame_shape).astype(self.spec.dtype, copy=False)
+        return t_us, items.reshape(len(items), *self.spec.frame_shape).astype(
+            self.spec.dtype, copy=False
+        )
 
     def span(self, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
         i0, i1 = max(0, i0), min(self.count, i1)
@@ -397,24 +413,46 @@ def aedat_specs(path: Path, got: AedatContents, prefix: str) -> dict[str, Stream
     from drivers.dv_data import IMU_CHANNELS, IMU_UNITS
 
     w, h = got.resolution or (0, 0)
-    meta = {"input": "file", "where": str(path), "camera": got.camera, "width": w, "height": h,
-            "sensor_width": w, "sensor_height": h}
+    meta = {
+        "input": "file",
+        "where": str(path),
+        "camera": got.camera,
+        "width": w,
+        "height": h,
+        "sensor_width": w,
+        "sensor_height": h,
+    }
     src = f"recordings.replay:{path}"
     specs: dict[str, StreamSpec] = {}
     for kind, stream in got.streams.items():
         name = f"{prefix}-{kind}"
         if kind == "events":
-            specs[kind] = StreamSpec(name, Modality.EVENTS, 0.0, dtype=str(EVENT_DTYPE),
-                                     frame_shape=(h, w), source=src, metadata=dict(meta))
+            specs[kind] = StreamSpec(
+                name,
+                Modality.EVENTS,
+                0.0,
+                dtype=str(EVENT_DTYPE),
+                frame_shape=(h, w),
+                source=src,
+                metadata=dict(meta),
+            )
         elif kind == "frames":
             assert stream.frame_shape is not None
-            specs[kind] = StreamSpec(name, Modality.FRAMES, 0.0, dtype="uint8",
-                                     frame_shape=tuple(stream.frame_shape), source=src,
-                                     metadata={**meta, "color": "gray"})
+            specs[kind] = StreamSpec(
+                name,
+                Modality.FRAMES,
+                0.0,
+                dtype="uint8",
+                frame_shape=tuple(stream.frame_shape),
+                source=src,
+                metadata={**meta, "color": "gray"},
+            )
         elif kind == "imu":
-            specs[kind] = StreamSpec(name, Modality.IMU, 0.0, IMU_CHANNELS, IMU_UNITS, source=src,
-                                     metadata=dict(meta))
+            specs[kind] = StreamSpec(
+                name, Modality.IMU, 0.0, IMU_CHANNELS, IMU_UNITS, source=src, metadata=dict(meta)
+            )
         else:
-            specs[kind] = StreamSpec(name, Modality.TRIGGERS, 0.0, ("type",), source=src,
-                                     metadata=dict(meta))
+            specs[kind] = StreamSpec(
+                name, Modality.TRIGGERS, 0.0, ("type",), source=src, metadata=dict(meta)
+            )
     return specs

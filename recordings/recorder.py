@@ -72,6 +72,7 @@ from recordings.xdf_writer import XdfStreamInfo, XdfWriter, xdf_format
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class RecordedDriver:
     """What the recorder needs of a driver: its name, streams and rings."""
@@ -166,7 +167,9 @@ class SessionRecorder:
                     path.unlink(missing_ok=True)
             what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             where = getattr(exc, "filename", None) or self.folder
-            raise RecordingError(f"cannot start recording in {self.folder}: {where}: {what}") from None
+            raise RecordingError(
+                f"cannot start recording in {self.folder}: {where}: {what}"
+            ) from None
         with self._pred_lock:
             self._accept_predictions = True
         self._thread = threading.Thread(target=self._main, name="recorder", daemon=True)
@@ -237,7 +240,9 @@ class SessionRecorder:
             aedat = None
             if aedat_specs:
                 camera = str(aedat_specs[0].metadata.get("camera") or driver.name)
-                aedat = AedatStreams(self.folder / aedat_file, camera, aedat_specs, self.unix_minus_lsl_us)
+                aedat = AedatStreams(
+                    self.folder / aedat_file, camera, aedat_specs, self.unix_minus_lsl_us
+                )
                 self._aedat[aedat_file] = aedat
             for spec in driver.specs:
                 reader = driver.rings[spec.name].reader()  # from the head: recording starts now
@@ -247,7 +252,9 @@ class SessionRecorder:
                 elif spec.kind is RingKind.FRAMES:
                     tap = self._video_tap(spec, reader)
                 elif spec.kind is RingKind.EVENTS:
-                    raise ValueError(f"stream {spec.name!r}: events outside an event camera's driver")
+                    raise ValueError(
+                        f"stream {spec.name!r}: events outside an event camera's driver"
+                    )
                 else:
                     tap = StreamTap(spec, reader, stream_kind(spec), XDF_FILE)
                     tap.xdf_id = self._xdf.add_stream(self._xdf_info(spec), self._now())
@@ -288,9 +295,7 @@ class SessionRecorder:
         )
         assert self._xdf is not None
         tap.xdf_id = self._xdf.add_stream(times, self._now())
-        tap.extra.update(
-            frame_times_stream=times.name, codec=video.codec, lossless=video.lossless
-        )
+        tap.extra.update(frame_times_stream=times.name, codec=video.codec, lossless=video.lossless)
         return tap
 
     def _xdf_info(self, spec: StreamSpec) -> XdfStreamInfo:
@@ -427,7 +432,10 @@ class SessionRecorder:
                 tap.lost += chunk.lost
                 log.error(
                     "recorder LOST %d items of %s: the ring was overwritten before they were "
-                    "written (%d lost so far)", chunk.lost, tap.spec.name, tap.lost,
+                    "written (%d lost so far)",
+                    chunk.lost,
+                    tap.spec.name,
+                    tap.lost,
                 )
             if len(chunk) == 0:
                 continue
@@ -496,7 +504,10 @@ class SessionRecorder:
             "created": self._created.isoformat(),
             "start_lsl": self.start_lsl,
             "stop_lsl": self.stop_lsl if self.error is None else None,
-            "clock": {"unix_minus_lsl": self.unix_minus_lsl, "unix_minus_lsl_us": self.unix_minus_lsl_us},
+            "clock": {
+                "unix_minus_lsl": self.unix_minus_lsl,
+                "unix_minus_lsl_us": self.unix_minus_lsl_us,
+            },
             "software": self._software,
             "config": self.config,
             "models": self._model_entries,

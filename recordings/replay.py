@@ -306,7 +306,9 @@ class ReplayControl:
                 pass
 
     def _run(self, driver: ReplayDriver) -> None:
-        cursors = {t.spec.name: t.index(self.t0 + self.from_s, "left") for t in self.recording.tracks}
+        cursors = {
+            t.spec.name: t.index(self.t0 + self.from_s, "left") for t in self.recording.tracks
+        }
         limit = self.t0 + self.to_s
         # the aligner plans its first hop from the clock when it starts: not before then
         while self.aligner is not None and self.aligner.next_due == -math.inf:
@@ -346,7 +348,9 @@ class ReplayControl:
             with self._lock:  # the clock stops at the end, as the data did
                 self.clock.set_mode(self.clock.speed, True)
         for name in self.driver.rings:
-            self.driver.tracker(name).on_disconnect(f"end of the recording {self.recording.path.name}")
+            self.driver.tracker(name).on_disconnect(
+                f"end of the recording {self.recording.path.name}"
+            )
         self._finished.set()
         while not self.driver.stopping and self._seek_to is None:
             self._wake.wait(0.05)

@@ -38,8 +38,14 @@ LSL_FORMATS = {
 
 
 #: pylsl channel format -> the numpy dtype its push_chunk takes without converting
-LSL_NUMPY = {"float32": np.float32, "double64": np.float64, "int8": np.int8, "int16": np.int16,
-             "int32": np.int32, "int64": np.int64}
+LSL_NUMPY = {
+    "float32": np.float32,
+    "double64": np.float64,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+}
 
 
 def lsl_format(spec: StreamSpec) -> str:

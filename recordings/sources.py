@@ -113,7 +113,9 @@ def _spec_from_xdf(s: XdfStream) -> tuple[StreamSpec | None, str]:
     own = s.desc("affectlab")
     modality: Modality | None = None
     meta: dict[str, Any] = {}
-    dtype = "object" if s.is_string else {"double64": "float64"}.get(s.channel_format, s.channel_format)
+    dtype = (
+        "object" if s.is_string else {"double64": "float64"}.get(s.channel_format, s.channel_format)
+    )
     source = s.source_id
     if own is not None and own.find("modality") is not None:
         try:
@@ -138,8 +140,10 @@ def _spec_from_xdf(s: XdfStream) -> tuple[StreamSpec | None, str]:
         )
     if modality in (Modality.EVENTS, Modality.FRAMES):
         return None, f"stream {s.name!r} ({modality}) cannot come from an XDF file; skipped"
-    labels = tuple(s.labels) if s.labels and all(s.labels) else tuple(
-        f"ch{i}" for i in range(s.channel_count)
+    labels = (
+        tuple(s.labels)
+        if s.labels and all(s.labels)
+        else tuple(f"ch{i}" for i in range(s.channel_count))
     )
     units = tuple(s.units) if s.units and len(s.units) == len(labels) else ()
     spec = StreamSpec(
@@ -179,7 +183,9 @@ def _open_xdf(path: Path) -> Recording:
     rec = Recording(path, "xdf", [], problems=list(xdf.problems), xdf=xdf)
     for s in xdf.streams:
         if s.type == "FrameTimes":
-            rec.skipped.append(f"stream {s.name!r}: frame times of a video not next to a bare XDF; skipped")
+            rec.skipped.append(
+                f"stream {s.name!r}: frame times of a video not next to a bare XDF; skipped"
+            )
             continue
         spec, why = _spec_from_xdf(s)
         if spec is None:
@@ -219,7 +225,9 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     except OSError as exc:
         raise SourceError(f"{path}: cannot read: {exc.strerror}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "affectlab-session":
-        raise SourceError(f"{path}: not an affectlab session manifest (format is not 'affectlab-session')")
+        raise SourceError(
+            f"{path}: not an affectlab session manifest (format is not 'affectlab-session')"
+        )
     if not isinstance(manifest.get("streams"), list):
         raise SourceError(f"{path}: the manifest lists no streams")
     return manifest
@@ -299,15 +307,19 @@ def _open_session(folder: Path) -> Recording:
                     aedat_cache[e["file"]] = None
                     names = [x["name"] for x in entries if x.get("file") == e["file"]]
                     rec.problems.append(f"{exc}; not replayed: {', '.join(names)}")
-                    rec.skipped.extend(f"stream {n!r}: its file {file.name} cannot be read" for n in names)
+                    rec.skipped.extend(
+                        f"stream {n!r}: its file {file.name} cannot be read" for n in names
+                    )
                     continue
                 rec.problems.extend(aedat_cache[e["file"]].problems)  # type: ignore[union-attr]
             got = aedat_cache[e["file"]]
             if got is None:
                 continue
             dv_name = e.get("aedat_stream") or {
-                Modality.EVENTS: "events", Modality.FRAMES: "frames",
-                Modality.IMU: "imu", Modality.TRIGGERS: "triggers",
+                Modality.EVENTS: "events",
+                Modality.FRAMES: "frames",
+                Modality.IMU: "imu",
+                Modality.TRIGGERS: "triggers",
             }.get(spec.modality)
             stream = next((v for v in got.streams.values() if v.name == dv_name), None)
             if stream is None:

@@ -34,20 +34,26 @@ class VideoStream:
         h, w = spec.frame_shape[:2]
         channels = spec.frame_shape[2] if len(spec.frame_shape) == 3 else 1
         if channels not in (1, 3):
-            raise ValueError(f"stream {spec.name!r}: video needs grey or BGR frames, got {channels} channels")
+            raise ValueError(
+                f"stream {spec.name!r}: video needs grey or BGR frames, got {channels} channels"
+            )
         if np.dtype(spec.dtype) != np.uint8:
             raise ValueError(f"stream {spec.name!r}: video needs uint8 frames, got {spec.dtype}")
         self.is_color = channels == 3
         fps = spec.nominal_rate or 30.0  # the container's rate; true times are in the XDF
         self._writer: cv2.VideoWriter | None = None
         for fourcc, lossless in CODECS:
-            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h), self.is_color)
+            writer = cv2.VideoWriter(
+                str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h), self.is_color
+            )
             if writer.isOpened():
                 self._writer, self.codec, self.lossless = writer, fourcc, lossless
                 break
             writer.release()
         if self._writer is None:
-            raise OSError(f"{self.path}: OpenCV cannot write video here (tried {', '.join(c for c, _ in CODECS)})")
+            raise OSError(
+                f"{self.path}: OpenCV cannot write video here (tried {', '.join(c for c, _ in CODECS)})"
+            )
         if not self.lossless:
             log.warning("%s: FFV1 unavailable, writing %s (lossy)", self.path, self.codec)
         self.count = 0

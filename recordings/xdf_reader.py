@@ -215,8 +215,11 @@ def load_xdf(path: str | Path, *, synchronize: bool = True, lazy: bool = False) 
     try:
         with open(path, "rb") as fh:
             # mapped, not read: the decoders copy out of the page cache once, not twice
-            buf: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(
-                fh.fileno()).st_size else b""
+            buf: Any = (
+                mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                if os.fstat(fh.fileno()).st_size
+                else b""
+            )
     except FileNotFoundError:
         raise XdfError(f"{path}: no such file") from None
     except OSError as exc:
@@ -255,8 +258,11 @@ def _load(path: Path, buf: Any, synchronize: bool, lazy: bool) -> XdfFile:
             if length < 2:
                 raise _Damage(f"a chunk of length {length} (at least 2 needed for its tag)")
             if end > size:
-                problem(start, f"the file ends inside a chunk of {length} bytes (truncated: "
-                        f"{end - size} bytes missing); read up to here")
+                problem(
+                    start,
+                    f"the file ends inside a chunk of {length} bytes (truncated: "
+                    f"{end - size} bytes missing); read up to here",
+                )
                 break
             tag = struct.unpack_from("<H", view, body)[0]
             content = body + 2
@@ -272,7 +278,9 @@ def _load(path: Path, buf: Any, synchronize: bool, lazy: bool) -> XdfFile:
                     channels = int(_text(info, "channel_count", "0"))
                     srate = float(_text(info, "nominal_srate", "0") or 0)
                 except ValueError:
-                    raise _Damage(f"stream {sid}: channel_count/nominal_srate are not numbers") from None
+                    raise _Damage(
+                        f"stream {sid}: channel_count/nominal_srate are not numbers"
+                    ) from None
                 if channels < 1:
                     raise _Damage(f"stream {sid} declares {channels} channels")
                 if sid not in pending:
@@ -304,7 +312,9 @@ def _load(path: Path, buf: Any, synchronize: bool, lazy: bool) -> XdfFile:
         except _Damage as exc:
             resume = buf.find(BOUNDARY_UUID, start + 1)
             if resume < 0:
-                problem(start, f"{exc}; nothing after it can be trusted (no boundary chunk follows)")
+                problem(
+                    start, f"{exc}; nothing after it can be trusted (no boundary chunk follows)"
+                )
                 break
             problem(start, f"{exc}; skipped to the boundary chunk at byte {resume - 5}")
             pos = resume + len(BOUNDARY_UUID)

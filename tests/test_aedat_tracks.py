@@ -39,8 +39,11 @@ def _write(path: Path, seed: int = 0, batches: int = 12) -> int:
         t = np.sort(t)
         if k % 4 == 3:
             t = t + 5 * BIN_US  # a quiet spell: bins without events
-        writer.writeEvents(events_to_store(t, rng.integers(0, 346, n), rng.integers(0, 260, n),
-                                           rng.integers(0, 2, n)))
+        writer.writeEvents(
+            events_to_store(
+                t, rng.integers(0, 346, n), rng.integers(0, 260, n), rng.integers(0, 2, n)
+            )
+        )
         writer.writeFrame(dv.Frame(int(t[0]), np.full((260, 346), k * 7 % 256, np.uint8)))
         n_total += n
         t_next = int(t[-1])  # the next batch starts on the same stamp
@@ -58,8 +61,10 @@ def _pair(path: Path, kind: str) -> tuple[Track, Track]:
     """The same stream read from the file by time (lazy) and loaded whole."""
     lazy, whole = scan_aedat(path), scan_aedat(path, index=())
     specs = aedat_specs(path, lazy, "cam")
-    return (aedat_track(specs[kind], path, lazy.streams[kind], T0_US),
-            aedat_track(specs[kind], path, whole.streams[kind], T0_US))
+    return (
+        aedat_track(specs[kind], path, lazy.streams[kind], T0_US),
+        aedat_track(specs[kind], path, whole.streams[kind], T0_US),
+    )
 
 
 @pytest.mark.parametrize("kind", ["events", "frames"])
@@ -72,9 +77,14 @@ def test_a_track_read_from_the_file_answers_as_one_held_in_memory(aedat, kind):
     stamps = whole.ts
     rng = np.random.default_rng(1)
     edges = (np.arange(-1, 80) * BIN_US + T0_US % BIN_US) * 1e-6  # every bin edge
-    queries = np.concatenate([stamps[rng.integers(0, len(stamps), 400)], edges,
-                              rng.uniform(lazy.first - 1, lazy.last + 1, 200),
-                              [lazy.first, lazy.last, np.nextafter(lazy.last, np.inf)]])
+    queries = np.concatenate(
+        [
+            stamps[rng.integers(0, len(stamps), 400)],
+            edges,
+            rng.uniform(lazy.first - 1, lazy.last + 1, 200),
+            [lazy.first, lazy.last, np.nextafter(lazy.last, np.inf)],
+        ]
+    )
     for q in queries:
         for side in ("left", "right"):
             assert lazy.index(q, side) == whole.index(q, side), (q, side)

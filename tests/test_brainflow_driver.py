@@ -25,8 +25,6 @@ from drivers.brainflow import (
 SYNTHETIC = int(BoardIds.SYNTHETIC_BOARD)
 
 
-
-
 def _descrs(bid: int) -> dict[int, dict]:
     return {p: BoardShim.get_board_descr(bid, p) for p in BoardShim.get_board_presets(bid)}
 

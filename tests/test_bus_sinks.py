@@ -180,8 +180,14 @@ def test_console_health_line():
     out = io.StringIO()
     sink = ConsoleHealth(period_s=0.0, stream=out)
     sink.on_prediction(prediction(3))
-    h = StreamHealth("sim-eeg", connected=True, received=100, effective_rate=128.0,
-                     latency=0.012, last_sample_time=10.0)
+    h = StreamHealth(
+        "sim-eeg",
+        connected=True,
+        received=100,
+        effective_rate=128.0,
+        latency=0.012,
+        last_sample_time=10.0,
+    )
     sink.on_health({"sim-eeg": h, "lost": StreamHealth("lost", message="waiting for stream")}, 10.1)
     line = out.getvalue()
     assert line.startswith("[health] sim-eeg: 128/s lag 12ms")

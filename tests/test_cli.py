@@ -51,8 +51,9 @@ def test_train_demo_says_what_is_wrong_with_its_splits(model, args, problem, cap
         ("pickle.pt", "is not a readable safetensors file"),
     ],
 )
-def test_a_model_that_cannot_be_served_stops_run_with_a_message(name, problem, tmp_path,
-                                                                monkeypatch, capsys):
+def test_a_model_that_cannot_be_served_stops_run_with_a_message(
+    name, problem, tmp_path, monkeypatch, capsys
+):
     """Before any source starts: exit code 1 and one line naming the model, no traceback."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pickle.pt").write_bytes(b"\x80\x04\x95 not safetensors at all")

@@ -40,8 +40,10 @@ def test_minimal_config_defaults() -> None:
         ({**MINIMAL, "models": [{"name": "m", "bindings": {"eeg": 3}}]}, "models[0].bindings.eeg"),
         ({**MINIMAL, "sinks": [{"kind": "predictions"}]}, "sinks[0].path"),
         ({**MINIMAL, "sinks": [{"kind": "printer"}]}, "sinks[0].kind: unknown sink kind"),
-        ({"sources": [{"kind": "simulated", "name": "a"}, {"kind": "simulated", "name": "a"}]},
-         "sources[1].name: 'a' is used"),
+        (
+            {"sources": [{"kind": "simulated", "name": "a"}, {"kind": "simulated", "name": "a"}]},
+            "sources[1].name: 'a' is used",
+        ),
         ({**MINIMAL, "extra": 1}, "top level: unknown key 'extra'"),
     ],
 )

@@ -88,7 +88,9 @@ def test_stream_state_classification():
     assert stream_state(eeg, StreamHealth("eeg"), 100.0, True) is StreamState.WAITING
     hm = StreamHealth("m", connected=True, received=1, last_sample_time=0.0)
     assert stream_state(markers, hm, 1e6, True) is StreamState.CONNECTED  # sparse: never stale
-    assert stream_state(markers, StreamHealth("m"), 1e6, True) is StreamState.CONNECTED  # nor waiting
+    assert (
+        stream_state(markers, StreamHealth("m"), 1e6, True) is StreamState.CONNECTED
+    )  # nor waiting
     assert stream_state(markers, hm, 1e6, False) is StreamState.DISCONNECTED
 
 
@@ -109,7 +111,9 @@ def test_feed_takes_predictions_from_many_threads():
         t.join()
     snap = feed.snapshot()
     assert snap.received == 8000
-    assert all([p.window_index for p in snap.history[f"m{k}"]] == list(range(2000)) for k in range(4))
+    assert all(
+        [p.window_index for p in snap.history[f"m{k}"]] == list(range(2000)) for k in range(4)
+    )
     assert all(sum(len(v) for v in s.history.values()) == s.received for s in snaps)
     assert feed.snapshot(since=snap.received).history == {}  # nothing new: nothing copied
 
@@ -132,6 +136,7 @@ def test_dashboard_on_the_demo_fills_and_shows_what_is_logged(qtbot, tmp_path):
         assert rows and all(r.state is StreamState.CONNECTED for r in rows.values()), rows
 
     qtbot.waitUntil(filled, timeout=WAIT_MS)
+
     # 32 lanes, each filling with a real trace (at least 60 min/max pairs) as seconds of EEG arrive
     def eeg_filled() -> None:
         assert window.signal_view.points_shown()["sim-eeg"] >= 32 * 120
@@ -155,8 +160,12 @@ def test_dashboard_on_the_demo_fills_and_shows_what_is_logged(qtbot, tmp_path):
     assert "stopped" in window.windowTitle()
     snap = window.feed.snapshot()
     # the view catches up with the last prediction by itself (the timer keeps running)
-    qtbot.waitUntil(lambda: all(window.affect_view.shown.get(m) is items[-1]
-                                for m, items in snap.history.items()), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: all(
+            window.affect_view.shown.get(m) is items[-1] for m, items in snap.history.items()
+        ),
+        timeout=WAIT_MS,
+    )
     with open(tmp_path / "preds.csv", newline="") as f:
         logged = list(csv.DictReader(f))
     assert len(logged) == snap.received > 0
@@ -166,7 +175,11 @@ def test_dashboard_on_the_demo_fills_and_shows_what_is_logged(qtbot, tmp_path):
         for row, p in zip(rows, items, strict=True):
             for k, v in p.flat().items():
                 if isinstance(v, float):
-                    assert math.isclose(float(row[k]), v, rel_tol=1e-6, abs_tol=1e-9), (k, row[k], v)
+                    assert math.isclose(float(row[k]), v, rel_tol=1e-6, abs_tol=1e-9), (
+                        k,
+                        row[k],
+                        v,
+                    )
         shown = window.affect_view.shown[model]
         assert shown is items[-1]
         assert int(rows[-1]["window"]) == shown.window_index
@@ -178,11 +191,21 @@ def test_a_stream_that_stops_is_shown_disconnected(qtbot, tmp_path):
     qtbot.addWidget(window)
     window.show()
     rows = window.sources_panel.rows
-    qtbot.waitUntil(lambda: "sim-davis-frames" in rows and rows["sim-davis-frames"].state is StreamState.CONNECTED, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (
+            "sim-davis-frames" in rows and rows["sim-davis-frames"].state is StreamState.CONNECTED
+        ),
+        timeout=WAIT_MS,
+    )
     camera = next(d for d in window.session.drivers if "sim-davis-frames" in d.rings)
     camera.stop()
-    qtbot.waitUntil(lambda: rows["sim-davis-frames"].state is StreamState.DISCONNECTED
-                    and rows["sim-davis-events"].state is StreamState.DISCONNECTED, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: (
+            rows["sim-davis-frames"].state is StreamState.DISCONNECTED
+            and rows["sim-davis-events"].state is StreamState.DISCONNECTED
+        ),
+        timeout=WAIT_MS,
+    )
     assert rows["sim-eeg"].state is StreamState.CONNECTED
     assert rows["sim-davis-frames"].rate == 0.0
 
@@ -208,13 +231,16 @@ def test_stop_and_start_builds_a_new_session(qtbot, tmp_path):
     assert window.session is built[-1] and window.session is not first and len(built) == 2
     assert window.controls.marker.isEnabled() and window.controls.record.isEnabled()
     assert "Start" not in window.controls.marker.toolTip()
-    qtbot.waitUntil(lambda: window.signal_view.points_shown().get("sim-ecg", 0) > 0, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: window.signal_view.points_shown().get("sim-ecg", 0) > 0, timeout=WAIT_MS
+    )
 
 
 def test_a_session_that_cannot_be_built_is_a_message(qtbot, tmp_path):
     cfg = demo_config(tmp_path, models=False)
-    window = Dashboard(lambda: Session(replace(cfg, models=[ModelConfig("no-such-model")])),
-                       session=Session(cfg))
+    window = Dashboard(
+        lambda: Session(replace(cfg, models=[ModelConfig("no-such-model")])), session=Session(cfg)
+    )
     qtbot.addWidget(window)
     window.stop_session()
     qtbot.waitUntil(lambda: window.state == "stopped", timeout=WAIT_MS)
@@ -234,8 +260,21 @@ def test_cli_demo_screenshot(tmp_path, qapp):
     shot = tmp_path / "dash.png"
     stats = tmp_path / "stats.json"
     record = tmp_path / "session"
-    code = main(["demo", "--duration", "4", "--screenshot", str(shot), "--no-lsl", "--quiet",
-                 "--stats", str(stats), "--record", str(record)])
+    code = main(
+        [
+            "demo",
+            "--duration",
+            "4",
+            "--screenshot",
+            str(shot),
+            "--no-lsl",
+            "--quiet",
+            "--stats",
+            str(stats),
+            "--record",
+            str(record),
+        ]
+    )
     assert code == 0
     image = QtGui.QImage(str(shot))
     assert image.width() >= 800 and image.height() >= 500
@@ -258,8 +297,10 @@ def test_record_button_markers_and_self_report_write_a_session(qtbot, tmp_path):
     qtbot.addWidget(window)
     window.show()
     rows = window.sources_panel.rows
-    qtbot.waitUntil(lambda: "sim-eeg" in rows and rows["sim-eeg"].state is StreamState.CONNECTED,
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: "sim-eeg" in rows and rows["sim-eeg"].state is StreamState.CONNECTED,
+        timeout=WAIT_MS,
+    )
     window.controls.record.click()
     assert window.state == "recording" and window.session.recording is not None
     assert "recording" in window.windowTitle()
@@ -285,7 +326,11 @@ def test_record_button_markers_and_self_report_write_a_session(qtbot, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["stop_lsl"] is not None
     counts = {s["name"]: s["count"] for s in manifest["streams"]}
-    assert counts["sim-eeg"] > 0 and counts["affectlab-markers"] == 1 and counts["affectlab-self-report"] == 1
+    assert (
+        counts["sim-eeg"] > 0
+        and counts["affectlab-markers"] == 1
+        and counts["affectlab-self-report"] == 1
+    )
     streams, _ = pyxdf.load_xdf(str(folder / "streams.xdf"), dejitter_timestamps=False)
     by_name = {s["info"]["name"][0]: s for s in streams}
     assert by_name["affectlab-markers"]["time_series"][0][0] == "stimulus on"
@@ -311,15 +356,21 @@ def test_replay_controls_move_the_replay(qtbot, tmp_path):
 
     def make_replay() -> Session:
         control = ReplayControl(recording, speed=1.0)
-        return Session(replace(cfg, name="replay", sources=[]), clock=control.clock,
-                       drivers=[control.driver], replay=control)
+        return Session(
+            replace(cfg, name="replay", sources=[]),
+            clock=control.clock,
+            drivers=[control.driver],
+            replay=control,
+        )
 
     window = Dashboard(make_replay, session=make_replay())
     qtbot.addWidget(window)
     window.show()
     replay = window.session.replay
     c = window.controls
-    assert c.replay_box.isVisibleTo(window) and not c.marker.isEnabled() and not c.record.isEnabled()
+    assert (
+        c.replay_box.isVisibleTo(window) and not c.marker.isEnabled() and not c.record.isEnabled()
+    )
     qtbot.waitUntil(lambda: replay.position > 0.3, timeout=WAIT_MS)
     c.play.click()  # pause
     assert replay.paused
@@ -334,6 +385,10 @@ def test_replay_controls_move_the_replay(qtbot, tmp_path):
     qtbot.waitUntil(lambda: replay.position >= 0.7 * replay.duration, timeout=WAIT_MS)
     c.play.click()  # play
     assert not replay.paused
-    qtbot.waitUntil(lambda: replay.finished or replay.position > 0.8 * replay.duration, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: window.signal_view.points_shown().get("sim-ecg", 0) > 0, timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: replay.finished or replay.position > 0.8 * replay.duration, timeout=WAIT_MS
+    )
+    qtbot.waitUntil(
+        lambda: window.signal_view.points_shown().get("sim-ecg", 0) > 0, timeout=WAIT_MS
+    )
     recording.close()

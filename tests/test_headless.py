@@ -137,7 +137,13 @@ def test_demo_command_logs_predictions_and_stats(tmp_path):
         rows = list(csv.DictReader(f))
     assert {"valence", "arousal", "p_happiness", "label", "t_end", "latency_model"} <= set(rows[0])
     stats = json.loads(stats_path.read_text())
-    assert set(stats["streams"]) >= {"sim-eeg", "sim-ecg", "sim-eda", "sim-davis-frames", "sim-davis-events"}
+    assert set(stats["streams"]) >= {
+        "sim-eeg",
+        "sim-ecg",
+        "sim-eda",
+        "sim-davis-frames",
+        "sim-davis-events",
+    }
     for stream, entry in stats["streams"].items():
         assert entry["received"] > 0 or stream in SESSION_INPUT_STREAMS, stream
         assert entry["lost"] == 0, stream
@@ -165,7 +171,7 @@ def test_demo_command_logs_predictions_and_stats(tmp_path):
 
 def test_config_errors_name_the_key(tmp_path):
     bad = tmp_path / "bad.toml"
-    text = shipped_config("demo").read_text().replace("lighting = \"normal\"", "lighting = \"dusk\"")
+    text = shipped_config("demo").read_text().replace('lighting = "normal"', 'lighting = "dusk"')
     bad.write_text(text)
     proc = run_cli("run", "--config", str(bad), "--headless", "--duration", "1", timeout=60)
     assert proc.returncode == 2

@@ -16,9 +16,19 @@ from recordings.xdf_writer import XdfStreamInfo, XdfWriter
 
 def _xdf(path):
     w = XdfWriter(path)
-    eeg = w.add_stream(XdfStreamInfo("eeg", "EEG", 2, 100.0, "float32",
-                                     channels=[{"label": "Fz", "unit": "uV", "type": "EEG"},
-                                               {"label": "Cz", "unit": "uV", "type": "EEG"}]))
+    eeg = w.add_stream(
+        XdfStreamInfo(
+            "eeg",
+            "EEG",
+            2,
+            100.0,
+            "float32",
+            channels=[
+                {"label": "Fz", "unit": "uV", "type": "EEG"},
+                {"label": "Cz", "unit": "uV", "type": "EEG"},
+            ],
+        )
+    )
     mk = w.add_stream(XdfStreamInfo("trial-markers", "Markers", 1, 0.0, "string"))
     ts = np.concatenate([10 + np.arange(300) / 100.0, 15 + np.arange(200) / 100.0])  # 2 s gap
     w.write_samples(eeg, np.zeros((500, 2), np.float32), ts)
@@ -48,9 +58,13 @@ def test_info_of_an_xdf(tmp_path, capsys):
 
 def test_info_of_an_aedat4(tmp_path, capsys):
     path = tmp_path / "cam.aedat4"
-    writer = dv.io.MonoCameraWriter(str(path), dv.io.MonoCameraWriter.DAVISConfig("DAVIS346_t", (346, 260)))
+    writer = dv.io.MonoCameraWriter(
+        str(path), dv.io.MonoCameraWriter.DAVISConfig("DAVIS346_t", (346, 260))
+    )
     t = 1_700_000_000_000_000 + np.arange(5000) * 200
-    writer.writeEvents(events_to_store(t, np.arange(5000) % 346, np.arange(5000) % 260, np.arange(5000) % 2))
+    writer.writeEvents(
+        events_to_store(t, np.arange(5000) % 346, np.arange(5000) % 260, np.arange(5000) % 2)
+    )
     for k in range(5):
         writer.writeFrame(dv.Frame(int(t[0] + k * 200_000), np.zeros((260, 346), np.uint8)))
     del writer
@@ -67,15 +81,38 @@ def test_info_of_a_session_folder_and_bad_paths(tmp_path, capsys):
     folder.mkdir()
     _xdf(folder / "streams.xdf")
     manifest = {
-        "format": "affectlab-session", "version": 1, "name": "mini", "created": "2026-01-01T00:00:00",
-        "start_lsl": 9.9, "stop_lsl": None, "clock": {"unix_minus_lsl": 0.0}, "models": [],
+        "format": "affectlab-session",
+        "version": 1,
+        "name": "mini",
+        "created": "2026-01-01T00:00:00",
+        "start_lsl": 9.9,
+        "stop_lsl": None,
+        "clock": {"unix_minus_lsl": 0.0},
+        "models": [],
         "streams": [
-            {"name": "eeg", "modality": "EEG", "kind": "numeric", "file": "streams.xdf",
-             "xdf_stream_id": 1, "channels": ["Fz", "Cz"], "units": ["uV", "uV"], "nominal_rate": 100.0,
-             "dtype": "float32", "count": 600},
-            {"name": "trial-markers", "modality": "MARKERS", "kind": "markers", "file": "streams.xdf",
-             "xdf_stream_id": 2, "channels": ["marker"], "nominal_rate": 0.0, "dtype": "object",
-             "count": 15},
+            {
+                "name": "eeg",
+                "modality": "EEG",
+                "kind": "numeric",
+                "file": "streams.xdf",
+                "xdf_stream_id": 1,
+                "channels": ["Fz", "Cz"],
+                "units": ["uV", "uV"],
+                "nominal_rate": 100.0,
+                "dtype": "float32",
+                "count": 600,
+            },
+            {
+                "name": "trial-markers",
+                "modality": "MARKERS",
+                "kind": "markers",
+                "file": "streams.xdf",
+                "xdf_stream_id": 2,
+                "channels": ["marker"],
+                "nominal_rate": 0.0,
+                "dtype": "object",
+                "count": 15,
+            },
         ],
     }
     write_manifest(folder, manifest)

@@ -83,8 +83,6 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
-
-
 def _all(driver: LslDriver):
     ring = driver.rings[driver.stream]
     return ring.copy_span(ring.oldest_index(), ring.head)
@@ -144,8 +142,10 @@ def test_outlet_killed_and_restarted_reconnects_and_marks_the_gap():
             assert "lost" in health.message
             proc = _outlet(f"restart-{tag}", sid, start=100_000)
             assert wait_until(
-                lambda: driver.rings[driver.stream].head > before + 200
-                and driver.rings[driver.stream].latest(1).data[0, 0] >= 100_200
+                lambda: (
+                    driver.rings[driver.stream].head > before + 200
+                    and driver.rings[driver.stream].latest(1).data[0, 0] >= 100_200
+                )
             )
         finally:
             driver.stop()
@@ -163,7 +163,9 @@ def test_outlet_killed_and_restarted_reconnects_and_marks_the_gap():
 
 
 # ------------------------------------------------------------------ in-process outlets
-def _local_outlet(name: str, type_: str = "EEG", rate: float = 100.0, fmt: str = "float32", n: int = 2):
+def _local_outlet(
+    name: str, type_: str = "EEG", rate: float = 100.0, fmt: str = "float32", n: int = 2
+):
     info = pylsl.StreamInfo(name, type_, n, rate, fmt, f"sid-{name}")
     return pylsl.StreamOutlet(info)
 
@@ -317,15 +319,27 @@ def _labelled_outlet(name: str, labels: list[str], rate: float = 100.0):
 def test_a_declared_stream_that_appears_after_the_start_is_read_from_then():
     tag = _tag()
     expect = expected_summary(LslQuery(name=f"late-{tag}"), 2, 100.0, labels=("Fz", "Cz"))
-    driver = LslDriver(LslQuery(name=f"late-{tag}"), modality="EEG", expect=expect,
-                       reconnect_interval=0.2, resolve_timeout=5)
+    driver = LslDriver(
+        LslQuery(name=f"late-{tag}"),
+        modality="EEG",
+        expect=expect,
+        reconnect_interval=0.2,
+        resolve_timeout=5,
+    )
     spec = driver.specs[0]
     assert (spec.name, spec.modality, spec.n_channels, spec.nominal_rate, spec.dtype) == (
-        f"late-{tag}", Modality.EEG, 2, 100.0, "float32")
+        f"late-{tag}",
+        Modality.EEG,
+        2,
+        100.0,
+        "float32",
+    )
     assert spec.channel_names == ("Fz", "Cz")
     driver.start()
     try:
-        assert wait_until(lambda: "not on the network yet" in driver.health()[driver.stream].message, 10)
+        assert wait_until(
+            lambda: "not on the network yet" in driver.health()[driver.stream].message, 10
+        )
         assert not driver.health()[driver.stream].connected
         # a stream with the name but another layout is refused, and the search goes on
         wrong = _local_outlet(f"late-{tag}", n=3)
@@ -358,8 +372,9 @@ def test_a_declared_stream_present_at_start_must_match_the_declaration():
     with pytest.raises(DriverError, match="this ring holds 4 x float32 @ 100 Hz"):
         LslDriver(query, expect=expected_summary(query, 4, 100.0), resolve_timeout=5)
     with pytest.raises(DriverError, match=r"its channels are \['Fz', 'Cz'\]"):
-        LslDriver(query, expect=expected_summary(query, 2, 100.0, labels=("C3", "C4")),
-                  resolve_timeout=5)
+        LslDriver(
+            query, expect=expected_summary(query, 2, 100.0, labels=("C3", "C4")), resolve_timeout=5
+        )
     driver = LslDriver(query, expect=expected_summary(query, 2, 100.0), resolve_timeout=5)
     assert driver.connected_once and driver.specs[0].channel_names == ("Fz", "Cz")
     del outlet
@@ -367,12 +382,23 @@ def test_a_declared_stream_present_at_start_must_match_the_declaration():
 
 def test_expect_in_a_config():
     tag = _tag()
-    [driver] = from_config({"lsl_name": f"cfg-{tag}", "type": "ECG", "stream": "ecg",
-                            "expect": {"channels": 3, "rate": 256, "format": "int16",
-                                       "units": ["mV", "mV", "mV"]}})
+    [driver] = from_config(
+        {
+            "lsl_name": f"cfg-{tag}",
+            "type": "ECG",
+            "stream": "ecg",
+            "expect": {"channels": 3, "rate": 256, "format": "int16", "units": ["mV", "mV", "mV"]},
+        }
+    )
     spec = driver.specs[0]
-    assert (spec.name, spec.modality, spec.n_channels, spec.nominal_rate, spec.dtype, spec.units) == (
-        "ecg", Modality.ECG, 3, 256.0, "int16", ("mV",) * 3)
+    assert (
+        spec.name,
+        spec.modality,
+        spec.n_channels,
+        spec.nominal_rate,
+        spec.dtype,
+        spec.units,
+    ) == ("ecg", Modality.ECG, 3, 256.0, "int16", ("mV",) * 3)
     assert not driver.connected_once
     for options, key in [
         ({"lsl_name": "x", "expect": {"channels": 2, "rate": 1}}, "expect"),  # no modality or type
@@ -380,7 +406,10 @@ def test_expect_in_a_config():
         ({"type": "EEG", "expect": {"channels": 2}}, "expect.rate"),
         ({"type": "EEG", "expect": {"channels": 0, "rate": 1}}, "expect.channels"),
         ({"type": "EEG", "expect": {"channels": 2, "rate": -1}}, "expect.rate"),
-        ({"type": "EEG", "expect": {"channels": 2, "rate": 1, "format": "float16"}}, "expect.format"),
+        (
+            {"type": "EEG", "expect": {"channels": 2, "rate": 1, "format": "float16"}},
+            "expect.format",
+        ),
         ({"type": "EEG", "expect": {"channels": 2, "rate": 1, "labels": ["a"]}}, "expect.labels"),
         ({"type": "EEG", "expect": {"channels": 2, "rate": 1, "hz": 1}}, "expect.hz"),
         ({"type": "EEG", "expect": 32}, "expect"),

@@ -67,17 +67,47 @@ class CounterDriver(Driver):
 
     def __init__(self, rate: float = 2000.0, fps: float = 30.0, marker_rate: float = 10.0):
         specs = [
-            StreamSpec("ctr-numeric", Modality.EEG, rate, tuple(f"c{i}" for i in range(32)),
-                       ("uV",) * 32, "float32", source="tests.counter"),
-            StreamSpec("ctr-frames", Modality.FRAMES, fps, dtype="uint8", frame_shape=(48, 64, 3),
-                       source="tests.counter"),
-            StreamSpec("ctr-markers", Modality.MARKERS, 0.0, ("marker",), dtype="object",
-                       source="tests.counter"),
-            StreamSpec("ctr-gray", Modality.FRAMES, 10.0, dtype="uint8", frame_shape=(24, 32),
-                       source="tests.counter"),
+            StreamSpec(
+                "ctr-numeric",
+                Modality.EEG,
+                rate,
+                tuple(f"c{i}" for i in range(32)),
+                ("uV",) * 32,
+                "float32",
+                source="tests.counter",
+            ),
+            StreamSpec(
+                "ctr-frames",
+                Modality.FRAMES,
+                fps,
+                dtype="uint8",
+                frame_shape=(48, 64, 3),
+                source="tests.counter",
+            ),
+            StreamSpec(
+                "ctr-markers",
+                Modality.MARKERS,
+                0.0,
+                ("marker",),
+                dtype="object",
+                source="tests.counter",
+            ),
+            StreamSpec(
+                "ctr-gray",
+                Modality.FRAMES,
+                10.0,
+                dtype="uint8",
+                frame_shape=(24, 32),
+                source="tests.counter",
+            ),
         ]
         super().__init__("counter", specs)
-        self.rates = {"ctr-numeric": rate, "ctr-frames": fps, "ctr-markers": marker_rate, "ctr-gray": 10.0}
+        self.rates = {
+            "ctr-numeric": rate,
+            "ctr-frames": fps,
+            "ctr-markers": marker_rate,
+            "ctr-gray": 10.0,
+        }
         self.sent = dict.fromkeys(self.rates, 0)
 
     @staticmethod
@@ -129,7 +159,9 @@ def test_counter_streams_started_mid_run_are_recorded_whole_with_video(tmp_path)
     got = load_xdf(folder / "streams.xdf")
     num = got["ctr-numeric"]
     k = np.arange(starts["ctr-numeric"], driver.rings["ctr-numeric"].head)
-    np.testing.assert_array_equal(num["time_series"], (k[:, None] * 32 + np.arange(32)).astype(np.float32))
+    np.testing.assert_array_equal(
+        num["time_series"], (k[:, None] * 32 + np.arange(32)).astype(np.float32)
+    )
     ring = driver.rings["ctr-numeric"].copy_span(k[0], k[-1] + 1)
     np.testing.assert_array_equal(num["time_stamps"], ring.ts)
     info = num["info"]
@@ -148,7 +180,9 @@ def test_counter_streams_started_mid_run_are_recorded_whole_with_video(tmp_path)
     n = counts["ctr-frames"]
     np.testing.assert_array_equal(np.asarray(times["time_series"])[:, 0], np.arange(n))
     f0 = starts["ctr-frames"]
-    np.testing.assert_array_equal(times["time_stamps"], driver.rings["ctr-frames"].copy_span(f0, f0 + n).ts)
+    np.testing.assert_array_equal(
+        times["time_stamps"], driver.rings["ctr-frames"].copy_span(f0, f0 + n).ts
+    )
     cap = cv2.VideoCapture(str(folder / "ctr-frames.mkv"))
     frames = []
     while True:
@@ -199,7 +233,6 @@ device = "cpu"
 """
 
 
-
 def test_a_demo_session_is_recorded_item_for_item(tmp_path):
     from app.config import load_config
     from app.session import Session
@@ -238,7 +271,9 @@ def test_a_demo_session_is_recorded_item_for_item(tmp_path):
     assert got[MARKER_STREAM]["time_series"] == [["stimulus-1"], ["end é"]]
     assert got[MARKER_STREAM]["info"]["type"] == ["Markers"]
     np.testing.assert_array_equal(got[SELF_REPORT_STREAM]["time_series"], [[2.5, 7.0]])
-    labels = [c["label"][0] for c in got[SELF_REPORT_STREAM]["info"]["desc"][0]["channels"][0]["channel"]]
+    labels = [
+        c["label"][0] for c in got[SELF_REPORT_STREAM]["info"]["desc"][0]["channels"][0]["channel"]
+    ]
     assert labels == ["valence", "arousal"]
 
     # predictions: one stream per model, every one the bus carried, same values and stamps
@@ -296,7 +331,9 @@ def test_a_davis_file_with_imu_and_triggers_is_recorded_into_aedat4(tmp_path):
     from drivers.davis import DavisDriver
 
     ref = write_aedat4(tmp_path / "in.aedat4")
-    driver = DavisDriver("file", file=tmp_path / "in.aedat4", playback="fast", timestamps="recorded")
+    driver = DavisDriver(
+        "file", file=tmp_path / "in.aedat4", playback="fast", timestamps="recorded"
+    )
     rec = SessionRecorder(tmp_path / "rec", [driver], name="davis-file")
     rec.start()
     driver.start()
@@ -336,8 +373,12 @@ def test_a_davis_file_with_imu_and_triggers_is_recorded_into_aedat4(tmp_path):
     triggers = []
     while (batch := out.getNextTriggerBatch()) is not None:
         triggers.extend(batch)
-    assert [t.type for t in triggers] == [dv.TriggerType.EXTERNAL_GENERATOR_RISING_EDGE] * len(ref["triggers"])
-    assert [t.timestamp - T0 for t in triggers] == pytest.approx([t - T0 for t in ref["triggers"]], abs=100)
+    assert [t.type for t in triggers] == [dv.TriggerType.EXTERNAL_GENERATOR_RISING_EDGE] * len(
+        ref["triggers"]
+    )
+    assert [t.timestamp - T0 for t in triggers] == pytest.approx(
+        [t - T0 for t in ref["triggers"]], abs=100
+    )
 
 
 # ------------------------------------------------------------------ LSL sources
@@ -409,8 +450,11 @@ RECORD_UNTIL_KILLED = textwrap.dedent(
 def test_a_recording_killed_with_sigkill_loads_up_to_its_last_flush(tmp_path):
     folder = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-c", RECORD_UNTIL_KILLED, str(folder)], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", RECORD_UNTIL_KILLED, str(folder)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout.readline().strip() == "recording"
@@ -447,8 +491,11 @@ def test_a_webcam_recording_killed_with_sigkill_replays_its_frames(tmp_path):
     clip = _write_video(tmp_path / "clip.mkv", _indexed_frames(30))
     folder = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-c", RECORD_UNTIL_KILLED, str(folder), str(clip)], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", RECORD_UNTIL_KILLED, str(folder), str(clip)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout.readline().strip() == "recording"
@@ -521,9 +568,19 @@ RECORD_UNDER_SIZE_LIMIT = textwrap.dedent(
 
 def _record_under_limit(folder: Path, limit: int, reserve: int, camera: bool) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", RECORD_UNDER_SIZE_LIMIT, str(folder), str(limit), str(reserve),
-         "camera" if camera else "physiology"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            RECORD_UNDER_SIZE_LIMIT,
+            str(folder),
+            str(limit),
+            str(reserve),
+            "camera" if camera else "physiology",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

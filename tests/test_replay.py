@@ -61,8 +61,19 @@ def replay_predictions(path: Path, tmp: Path, *extra: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-OUTPUT_COLUMNS = ("valence", "arousal", "dominance", "liking", "p_angry", "p_disgust", "p_fear",
-                  "p_happiness", "p_neutral", "p_sadness", "p_surprise")
+OUTPUT_COLUMNS = (
+    "valence",
+    "arousal",
+    "dominance",
+    "liking",
+    "p_angry",
+    "p_disgust",
+    "p_fear",
+    "p_happiness",
+    "p_neutral",
+    "p_sadness",
+    "p_surprise",
+)
 
 
 def _key(row: dict) -> tuple:
@@ -117,7 +128,6 @@ def _session(control: ReplayControl, models: list[str] | None = None) -> Session
 
     cfg = SessionConfig(name="replay", models=[ModelConfig(m) for m in models or []])
     return Session(cfg, clock=control.clock, drivers=[control.driver], replay=control)
-
 
 
 def test_seek_moves_the_position_and_predictions_resume(demo_session):
@@ -191,12 +201,18 @@ def _labrecorder_xdf(path: Path) -> dict:
         ch.append_child_value("unit", "microvolts")
         ch.append_child_value("type", "EEG")
     eeg = pylsl.StreamOutlet(info)
-    mk = pylsl.StreamOutlet(pylsl.StreamInfo("r2-lr-markers", "Markers", 1, 0.0, "string", "r2-lr-mk"))
+    mk = pylsl.StreamOutlet(
+        pylsl.StreamInfo("r2-lr-markers", "Markers", 1, 0.0, "string", "r2-lr-mk")
+    )
     gaze = pylsl.StreamOutlet(pylsl.StreamInfo("r2-lr-gaze", "Gaze", 2, 0.0, "float32", "r2-lr-gz"))
-    found = [pylsl.resolve_byprop("name", n, 1, 10.0)[0]
-             for n in ("r2-lr-eeg", "r2-lr-markers", "r2-lr-gaze")]
+    found = [
+        pylsl.resolve_byprop("name", n, 1, 10.0)[0]
+        for n in ("r2-lr-eeg", "r2-lr-markers", "r2-lr-gaze")
+    ]
     rec = labrecorder.Recording(str(path), found)
-    wait_until(lambda: eeg.have_consumers() and mk.have_consumers() and gaze.have_consumers(), timeout=20)
+    wait_until(
+        lambda: eeg.have_consumers() and mk.have_consumers() and gaze.have_consumers(), timeout=20
+    )
     k = 0
     labels = []
     checked = 256  # samples whose arrival the test checks; pushing goes on ~1 s after them
@@ -323,12 +339,24 @@ def test_replays_an_aedat4_from_monocamerawriter(tmp_path):
 def test_lsl_republishes_with_original_headers(tmp_path):
     path = tmp_path / "pub.xdf"
     w = XdfWriter(path)
-    sid = w.add_stream(XdfStreamInfo(
-        "r2-pub-ecg", "ECG", 2, 64.0, "float32", "ecg-device-7",
-        channels=[{"label": "lead1", "unit": "mV", "type": "ECG"},
-                  {"label": "lead2", "unit": "mV", "type": "ECG"}]))
+    sid = w.add_stream(
+        XdfStreamInfo(
+            "r2-pub-ecg",
+            "ECG",
+            2,
+            64.0,
+            "float32",
+            "ecg-device-7",
+            channels=[
+                {"label": "lead1", "unit": "mV", "type": "ECG"},
+                {"label": "lead2", "unit": "mV", "type": "ECG"},
+            ],
+        )
+    )
     ts = 50.0 + np.arange(64 * 6) / 64.0
-    w.write_samples(sid, np.stack([np.arange(len(ts)), -np.arange(len(ts))], 1).astype(np.float32), ts)
+    w.write_samples(
+        sid, np.stack([np.arange(len(ts)), -np.arange(len(ts))], 1).astype(np.float32), ts
+    )
     mk = w.add_stream(XdfStreamInfo("r2-pub-markers", "Markers", 1, 0.0, "string", "mk-7"))
     w.write_samples(mk, [["start"], ["stop"]], np.array([50.5, 51.0]))
     w.close()
@@ -337,8 +365,16 @@ def test_lsl_republishes_with_original_headers(tmp_path):
 
     from app.replay import make_replay_session
 
-    args = argparse.Namespace(from_s=0.0, to_s=None, lsl=True, model=["none"], device="cpu",
-                              predictions=None, quiet=True, headless=True)
+    args = argparse.Namespace(
+        from_s=0.0,
+        to_s=None,
+        lsl=True,
+        model=["none"],
+        device="cpu",
+        predictions=None,
+        quiet=True,
+        headless=True,
+    )
     session = make_replay_session(rec, args, speed=1.0)
     session.replay.pause()
     session.start()
@@ -347,7 +383,11 @@ def test_lsl_republishes_with_original_headers(tmp_path):
         assert found
         inlet = pylsl.StreamInlet(found[0])
         info = inlet.info(5.0)
-        assert info.type() == "ECG" and info.nominal_srate() == 64.0 and info.source_id() == "ecg-device-7"
+        assert (
+            info.type() == "ECG"
+            and info.nominal_srate() == 64.0
+            and info.source_id() == "ecg-device-7"
+        )
         ch = info.desc().child("channels").child("channel")
         labels = []
         while not ch.empty():
@@ -489,8 +529,22 @@ def test_stream_of_an_unknown_type(tmp_path):
 
 def test_replay_cli_writes_stats(demo_session, tmp_path):
     stats = tmp_path / "s.json"
-    assert replay_main([str(demo_session), "--headless", "--quiet", "--to", "2",
-                        "--model", "hi-moe-sim", "--stats", str(stats)]) == 0
+    assert (
+        replay_main(
+            [
+                str(demo_session),
+                "--headless",
+                "--quiet",
+                "--to",
+                "2",
+                "--model",
+                "hi-moe-sim",
+                "--stats",
+                str(stats),
+            ]
+        )
+        == 0
+    )
     got = json.loads(stats.read_text())
     assert got["replay"]["finished"] and got["replay"]["speed"] == "max"
     assert set(got["models"]) == {"hi-moe-sim"}
@@ -502,14 +556,35 @@ class FrameDriver(Driver):
     """BGR and grey frames (frame k is seeded noise) and string markers, paced on the clock."""
 
     def __init__(self) -> None:
-        super().__init__("cam", [
-            StreamSpec("cam-bgr", Modality.FRAMES, 20.0, dtype="uint8", frame_shape=(32, 48, 3),
-                       source="tests.frames"),
-            StreamSpec("cam-gray", Modality.FRAMES, 10.0, dtype="uint8", frame_shape=(16, 24),
-                       source="tests.frames"),
-            StreamSpec("cam-markers", Modality.MARKERS, 0.0, ("marker",), dtype="object",
-                       source="tests.frames"),
-        ])
+        super().__init__(
+            "cam",
+            [
+                StreamSpec(
+                    "cam-bgr",
+                    Modality.FRAMES,
+                    20.0,
+                    dtype="uint8",
+                    frame_shape=(32, 48, 3),
+                    source="tests.frames",
+                ),
+                StreamSpec(
+                    "cam-gray",
+                    Modality.FRAMES,
+                    10.0,
+                    dtype="uint8",
+                    frame_shape=(16, 24),
+                    source="tests.frames",
+                ),
+                StreamSpec(
+                    "cam-markers",
+                    Modality.MARKERS,
+                    0.0,
+                    ("marker",),
+                    dtype="object",
+                    source="tests.frames",
+                ),
+            ],
+        )
         self.rates = {"cam-bgr": 20.0, "cam-gray": 10.0, "cam-markers": 4.0}
         self.sent = dict.fromkeys(self.rates, 0)
 

@@ -45,7 +45,9 @@ def model(**inputs) -> ModelInputs:
 def test_known_timestamps_give_exact_windows():
     src = numeric_source("eeg", Modality.EEG, 100.0)
     write_ramp(src, 0.0, 10.0, 100.0)
-    aligner = Aligner([model(eeg=NumericInput(Modality.EEG, 2.0, 100.0))], {"eeg": src}, VirtualClock())
+    aligner = Aligner(
+        [model(eeg=NumericInput(Modality.EEG, 2.0, 100.0))], {"eeg": src}, VirtualClock()
+    )
     w = aligner.cut("m", 5.0)
     x = w.inputs["eeg"].data
     assert x.shape == (2, 200)
@@ -61,7 +63,9 @@ def test_known_timestamps_give_exact_windows():
 def test_upsampling_interpolates_between_samples():
     src = numeric_source("eda", Modality.EDA, 4.0, channels=1)
     write_ramp(src, 0.0, 10.0, 4.0)
-    aligner = Aligner([model(eda=NumericInput(Modality.EDA, 1.0, 16.0))], {"eda": src}, VirtualClock())
+    aligner = Aligner(
+        [model(eda=NumericInput(Modality.EDA, 1.0, 16.0))], {"eda": src}, VirtualClock()
+    )
     x = aligner.cut("m", 6.0).inputs["eda"].data
     np.testing.assert_allclose(x[0], target_grid(6.0, 1.0, 16.0), atol=1e-5)
 
@@ -73,7 +77,9 @@ def test_downsampling_averages_away_frequencies_above_nyquist():
     src = StreamSource(spec, ring_for(spec, 30))
     ts = np.arange(0, int(10 * rate)) / rate
     src.ring.write(np.sin(2 * np.pi * 40 * ts)[:, None].astype(np.float32), ts)
-    aligner = Aligner([model(eeg=NumericInput(Modality.EEG, 4.0, 32.0))], {"eeg": src}, VirtualClock())
+    aligner = Aligner(
+        [model(eeg=NumericInput(Modality.EEG, 4.0, 32.0))], {"eeg": src}, VirtualClock()
+    )
     boxcar = aligner.cut("m", 8.0).inputs["eeg"].data[0]
     grid = target_grid(8.0, 4.0, 32.0)
     naive = np.sin(2 * np.pi * 40 * grid)  # what point sampling would give: an 8 Hz alias
@@ -162,7 +168,12 @@ def test_explicit_bindings_and_their_errors():
         Aligner([m], sources, VirtualClock(), {"m": {"ecg": "eeg-a"}})
     frames = StreamSpec("cam", Modality.FRAMES, 30.0, frame_shape=(4, 4), dtype="uint8")
     with pytest.raises(BindingError, match="wants numeric"):
-        Aligner([m], {"cam": StreamSource(frames, ring_for(frames))}, VirtualClock(), {"m": {"eeg": "cam"}})
+        Aligner(
+            [m],
+            {"cam": StreamSource(frames, ring_for(frames))},
+            VirtualClock(),
+            {"m": {"eeg": "cam"}},
+        )
 
 
 # ---------------------------------------------------------------- frames and events
@@ -205,9 +216,13 @@ def test_events_bin_per_slice_polarity_and_pixel():
     assert x[0, 1, 0, 0] == 1 and x[0, 0, 9, 19] == 2 and x[0].sum() == 3
     # slice 1 = [0.75, 1.0): ON at (5,10) and (2,5)
     assert x[1, 1, 5, 10] == 1 and x[1, 1, 2, 5] == 1 and x[1].sum() == 2
-    signed = bin_events(ts, ev, np.array([0.75]), 0.25, (20, 40), (10, 20), EventRepresentation.SIGNED)
+    signed = bin_events(
+        ts, ev, np.array([0.75]), 0.25, (20, 40), (10, 20), EventRepresentation.SIGNED
+    )
     assert signed.shape == (1, 1, 10, 20) and signed[0, 0, 9, 19] == -2 and signed[0, 0, 0, 0] == 1
-    binary = bin_events(ts, ev, np.array([0.75]), 0.25, (20, 40), (10, 20), EventRepresentation.BINARY)
+    binary = bin_events(
+        ts, ev, np.array([0.75]), 0.25, (20, 40), (10, 20), EventRepresentation.BINARY
+    )
     assert binary.max() == 1 and binary[0, 0, 9, 19] == 1
 
 
@@ -293,8 +308,13 @@ def test_late_samples_make_it_only_within_the_allowed_lateness(lateness):
     allowed lateness every window is complete; with none, each window's tail is missing."""
     src = numeric_source("eeg", Modality.EEG, 100.0, channels=1)
     write_ramp(src, 0.0, 1.0, 100.0)
-    m = ModelInputs("m", {"eeg": NumericInput(Modality.EEG, 0.5, 100.0)}, hop_s=0.5,
-                    allowed_lateness_s=lateness, stale_after_s=0.05)
+    m = ModelInputs(
+        "m",
+        {"eeg": NumericInput(Modality.EEG, 0.5, 100.0)},
+        hop_s=0.5,
+        allowed_lateness_s=lateness,
+        stale_after_s=0.05,
+    )
     clock = VirtualClock(start=1.0)
     aligner = Aligner([m], {"eeg": src}, clock)
 
@@ -327,7 +347,9 @@ def test_late_samples_make_it_only_within_the_allowed_lateness(lateness):
 def test_a_stream_that_just_started_is_missing_until_it_covers_enough_of_the_window():
     src = numeric_source("eeg", Modality.EEG, 100.0)
     write_ramp(src, 9.0, 12.0, 100.0)  # starts at 9 s
-    aligner = Aligner([model(eeg=NumericInput(Modality.EEG, 4.0, 50.0))], {"eeg": src}, VirtualClock())
+    aligner = Aligner(
+        [model(eeg=NumericInput(Modality.EEG, 4.0, 50.0))], {"eeg": src}, VirtualClock()
+    )
     early = aligner.cut("m", 10.0).inputs["eeg"]  # 1 s of 4: 25 % < min_coverage 50 %
     assert early.presence is Presence.MISSING and early.data is None
     assert early.coverage == pytest.approx(0.25)

@@ -187,7 +187,9 @@ def test_recipe_overrides_weight_decay_and_ema(sim, tmp_path):
     kept = _weights(tmp_path / "ema" / "fold_00" / "model.safetensors")
     assert all(torch.equal(kept[k], last[f"ema.{k}"]) for k in kept)
     plain = _weights(tmp_path / "plain" / "fold_00" / "model.safetensors")
-    assert not any(k.startswith("ema.") for k in _weights(tmp_path / "plain" / "fold_00" / "last.safetensors"))
+    assert not any(
+        k.startswith("ema.") for k in _weights(tmp_path / "plain" / "fold_00" / "last.safetensors")
+    )
     assert any(not torch.equal(plain[k], kept[k]) for k in plain)
     assert _run("hi-moe", data, tmp_path / "bad", *args, "--ema-decay", "1.5") == 2
 
@@ -301,7 +303,9 @@ def test_late_fusion_weighs_modalities_by_their_validation_ccc():
     x = {"a": torch.randn(3, 2, 32), "b": torch.randn(3, 1, 16)}
     with torch.no_grad():
         out = net(x)
-        only_a = net(x, {"a": torch.ones(3, dtype=torch.bool), "b": torch.zeros(3, dtype=torch.bool)})
+        only_a = net(
+            x, {"a": torch.ones(3, dtype=torch.bool), "b": torch.zeros(3, dtype=torch.bool)}
+        )
     br = out.branch_regression
     want = (w[None] * br).sum(1) / w.sum(0)
     assert torch.allclose(out.regression, want, atol=1e-5)

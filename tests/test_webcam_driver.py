@@ -20,8 +20,6 @@ from drivers.webcam import WebcamDriver, from_config
 FPS = 30.0
 
 
-
-
 def _indexed_frames(n: int, size=(96, 72)) -> list[np.ndarray]:
     """BGR frames whose top-left block says their index (value 4 * i); the rest is texture."""
     rng = np.random.default_rng(0)

@@ -47,7 +47,9 @@ class MeanRunner:
 def window(i: int, value: float | None = None) -> Window:
     v = float(i) if value is None else value
     data = np.full((1, 10), v, np.float32)
-    return Window("mean", i, t_end=float(i), inputs={"x": InputData("x", Presence.PRESENT, data, 0.0)})
+    return Window(
+        "mean", i, t_end=float(i), inputs={"x": InputData("x", Presence.PRESENT, data, 0.0)}
+    )
 
 
 def test_every_window_is_inferred_when_the_model_keeps_up():

@@ -52,7 +52,9 @@ def write_file(path: Path, n_chunks: int = 20, offsets: bool = False) -> dict[st
             w.write_samples(mk, [[f"marker {k} é"]], np.array([100.0 + k * 0.25]))
             truth["mk"].append([f"marker {k} é"])
         if offsets:
-            w._add(chunk(TAG_CLOCK_OFFSET, struct.pack("<Idd", eeg, 100.0 + k * 0.25, 0.5 + 0.001 * k)))
+            w._add(
+                chunk(TAG_CLOCK_OFFSET, struct.pack("<Idd", eeg, 100.0 + k * 0.25, 0.5 + 0.001 * k))
+            )
         w.boundary()
         w.flush(fsync=False)
     w.close()
@@ -194,7 +196,15 @@ def test_lazy_values_slice_like_the_loaded_array(tmp_path):
         for a, b in cuts:
             np.testing.assert_array_equal(v[a:b], s.time_series[a:b], err_msg=f"{s.name} {a}:{b}")
         keys = [slice(None), slice(-5, None), slice(3, 90, 7), slice(None, None, -1), slice(9, 2)]
-        keys += [0, -1, n // 2, (slice(4, 60), 0), (slice(None), slice(0, 1)), (7, 0), [3, 1, n - 1]]
+        keys += [
+            0,
+            -1,
+            n // 2,
+            (slice(4, 60), 0),
+            (slice(None), slice(0, 1)),
+            (7, 0),
+            [3, 1, n - 1],
+        ]
         for key in keys:
             np.testing.assert_array_equal(v[key], s.time_series[key], err_msg=f"{s.name} {key}")
         np.testing.assert_array_equal(np.asarray(v), s.time_series)

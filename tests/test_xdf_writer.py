@@ -43,8 +43,16 @@ def test_varlen_picks_the_smallest_width():
 
 @pytest.mark.parametrize(
     "dtype, fmt",
-    [("float32", "float32"), ("float64", "double64"), ("int16", "int16"), ("int32", "int32"),
-     ("int64", "int64"), ("int8", "int8"), ("uint8", "int16"), ("object", "string")],
+    [
+        ("float32", "float32"),
+        ("float64", "double64"),
+        ("int16", "int16"),
+        ("int32", "int32"),
+        ("int64", "int64"),
+        ("int8", "int8"),
+        ("uint8", "int16"),
+        ("object", "string"),
+    ],
 )
 def test_every_format_round_trips_through_pyxdf(tmp_path, dtype, fmt):
     assert xdf_format(dtype)[0] == fmt
@@ -56,7 +64,9 @@ def test_every_format_round_trips_through_pyxdf(tmp_path, dtype, fmt):
         data = np.array([[f"m{i}-é", "", "a b"] for i in range(40)], dtype=object)
     else:
         info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
-        data = (rng.integers(info.min, info.max, (40, 3)) if info else rng.normal(size=(40, 3))).astype(dtype)
+        data = (
+            rng.integers(info.min, info.max, (40, 3)) if info else rng.normal(size=(40, 3))
+        ).astype(dtype)
     ts = 1000.0 + np.arange(40) / 100.0
     w.write_samples(sid, data[:25], ts[:25])
     w.write_samples(sid, data[25:], ts[25:])
@@ -125,8 +135,10 @@ def test_a_file_cut_anywhere_loads_every_whole_chunk_before_the_cut(tmp_path):
         values = np.asarray(s["time_series"])
         assert len(s["time_stamps"]) in (10 * complete, 10 * complete + 10)
         np.testing.assert_array_equal(values[: 10 * complete : 10, 0], np.arange(complete))
-        np.testing.assert_array_equal(s["time_stamps"][: 10 * complete],
-                                      (np.arange(complete)[:, None] + np.arange(10) / 100.0).ravel())
+        np.testing.assert_array_equal(
+            s["time_stamps"][: 10 * complete],
+            (np.arange(complete)[:, None] + np.arange(10) / 100.0).ravel(),
+        )
     # a cut inside a chunk's 2-byte tag (here the Boundary chunk after the last samples) is
     # not caught by pyxdf at all
     (tmp_path / "tag.xdf").write_bytes(whole[: ends[9] + 3])
@@ -159,7 +171,10 @@ print(json.dumps({"error": error, "chunks": k, "bytes": w.bytes_written}))
 def test_a_refused_write_leaves_only_whole_chunks(tmp_path):
     path = tmp_path / "full.xdf"
     out = subprocess.run(
-        [sys.executable, "-c", FSIZE_SCRIPT, str(path)], capture_output=True, text=True, cwd=ROOT,
+        [sys.executable, "-c", FSIZE_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
@@ -169,4 +184,6 @@ def test_a_refused_write_leaves_only_whole_chunks(tmp_path):
     s = _load(path)["s"]
     n = len(s["time_stamps"])
     assert n == 100 * report["chunks"] > 0  # every chunk flushed before the failing one
-    np.testing.assert_array_equal(np.asarray(s["time_series"])[::100, 0], np.arange(report["chunks"]))
+    np.testing.assert_array_equal(
+        np.asarray(s["time_series"])[::100, 0], np.arange(report["chunks"])
+    )

@@ -67,9 +67,11 @@ def modality_weights(p: Prediction) -> list[tuple[str, float, str]] | None:
     weights = p.routing.get("modality_attention")
     if not weights:
         return None
-    names = [k[len("gate_"):] for k in p.routing if k.startswith("gate_")]
+    names = [k[len("gate_") :] for k in p.routing if k.startswith("gate_")]
     if len(names) != len(weights):
-        names = list(p.mask) if len(p.mask) == len(weights) else [f"m{i}" for i in range(len(weights))]
+        names = (
+            list(p.mask) if len(p.mask) == len(weights) else [f"m{i}" for i in range(len(weights))]
+        )
     return [(n, float(w), p.mask.get(n, "present")) for n, w in zip(names, weights, strict=True)]
 
 
@@ -94,17 +96,25 @@ class AffectView(QtWidgets.QWidget):
         self.plane.setLabel("left", "arousal", color=TEXT_DIM)
         for pos, angle in ((5.0, 90), (5.0, 0)):
             self.plane.addItem(pg.InfiniteLine(pos, angle=angle, pen=pg.mkPen("#3a404c", width=1)))
-        for text, x, y, anchor in (("excited", 8.9, 8.9, (1, 0)), ("tense", 1.1, 8.9, (0, 0)),
-                                   ("sad", 1.1, 1.1, (0, 1)), ("calm", 8.9, 1.1, (1, 1))):
+        for text, x, y, anchor in (
+            ("excited", 8.9, 8.9, (1, 0)),
+            ("tense", 1.1, 8.9, (0, 0)),
+            ("sad", 1.1, 1.1, (0, 1)),
+            ("calm", 8.9, 1.1, (1, 1)),
+        ):
             label = pg.TextItem(text, color="#5a606c", anchor=anchor)
             label.setPos(x, y)
             self.plane.addItem(label)
         self.trail_line = self.plane.plot(pen=pg.mkPen(ACCENT + "55", width=1))
         self.trail = pg.ScatterPlotItem(size=7, pen=None)
         self.plane.addItem(self.trail)
-        self.report_point = pg.ScatterPlotItem(size=13, symbol="d", pen=pg.mkPen(TEXT, width=1.5), brush=None)
+        self.report_point = pg.ScatterPlotItem(
+            size=13, symbol="d", pen=pg.mkPen(TEXT, width=1.5), brush=None
+        )
         self.plane.addItem(self.report_point)
-        self.current = pg.ScatterPlotItem(size=16, pen=pg.mkPen("white", width=2), brush=pg.mkBrush(ACCENT))
+        self.current = pg.ScatterPlotItem(
+            size=16, pen=pg.mkPen("white", width=2), brush=pg.mkBrush(ACCENT)
+        )
         self.plane.addItem(self.current)
         self.plane_model = pg.TextItem("", color=TEXT_DIM, anchor=(0.5, 0))
         self.plane_canvas.setMinimumWidth(280)
@@ -116,11 +126,18 @@ class AffectView(QtWidgets.QWidget):
         _style_plot(self.expr, "expression")
         self.expr.setXRange(0, 1, padding=0)
         self.expr.setYRange(-0.6, len(EXPRESSIONS) - 0.4, padding=0)
-        self.expr.getAxis("left").setTicks([[(len(EXPRESSIONS) - 1 - i, e) for i, e in enumerate(EXPRESSIONS)], []])
+        self.expr.getAxis("left").setTicks(
+            [[(len(EXPRESSIONS) - 1 - i, e) for i, e in enumerate(EXPRESSIONS)], []]
+        )
         self.expr.getAxis("left").setWidth(66)
-        self.expr_bars = pg.BarGraphItem(x0=np.zeros(len(EXPRESSIONS)), y=np.arange(len(EXPRESSIONS))[::-1],
-                                         height=0.7, width=np.zeros(len(EXPRESSIONS)),
-                                         brushes=[pg.mkBrush("#4a5160")] * len(EXPRESSIONS), pen=None)
+        self.expr_bars = pg.BarGraphItem(
+            x0=np.zeros(len(EXPRESSIONS)),
+            y=np.arange(len(EXPRESSIONS))[::-1],
+            height=0.7,
+            width=np.zeros(len(EXPRESSIONS)),
+            brushes=[pg.mkBrush("#4a5160")] * len(EXPRESSIONS),
+            pen=None,
+        )
         self.expr.addItem(self.expr_bars)
         self.expr_label = pg.TextItem("", color=TEXT, anchor=(1, 1))
         self.expr.addItem(self.expr_label)
@@ -132,12 +149,17 @@ class AffectView(QtWidgets.QWidget):
         self.timeplot = self.time_canvas.addPlot()
         _style_plot(self.timeplot, "affect over time (1-9)")
         self.timeplot.setTitle(
-            "  ".join(f"<span style='color:{AFFECT_COLOURS[d]}'>━ {d}</span>" for d in AFFECT_DIMENSIONS)
-            + f"<span style='color:{TEXT_DIM}'>   (1-9, session time s)</span>", size="9pt")
+            "  ".join(
+                f"<span style='color:{AFFECT_COLOURS[d]}'>━ {d}</span>" for d in AFFECT_DIMENSIONS
+            )
+            + f"<span style='color:{TEXT_DIM}'>   (1-9, session time s)</span>",
+            size="9pt",
+        )
         self.timeplot.setYRange(*SCALE, padding=0.05)
         self.timeplot.showGrid(x=True, y=True, alpha=0.12)
         self.curves = {
-            d: self.timeplot.plot(pen=pg.mkPen(AFFECT_COLOURS[d], width=2), name=d) for d in AFFECT_DIMENSIONS
+            d: self.timeplot.plot(pen=pg.mkPen(AFFECT_COLOURS[d], width=2), name=d)
+            for d in AFFECT_DIMENSIONS
         }
         grid.addWidget(self.time_canvas, 1, 0, 1, 2)
 
@@ -160,10 +182,14 @@ class AffectView(QtWidgets.QWidget):
         self.latency.setObjectName("dim")
         self.latency.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.latency.setWordWrap(True)
-        self.latency.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
-        self.latency.setToolTip("cut: the aligner cuts the window; queue: wait for the model; model: "
-                                "inputs + inference; total: from the window's end to the prediction's "
-                                "publication (median of the last 20 windows)")
+        self.latency.setAlignment(
+            QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft
+        )
+        self.latency.setToolTip(
+            "cut: the aligner cuts the window; queue: wait for the model; model: "
+            "inputs + inference; total: from the window's end to the prediction's "
+            "publication (median of the last 20 windows)"
+        )
         grid.addWidget(self.mod_canvas, 2, 0, 1, 2)
 
         grid.setRowStretch(0, 5)
@@ -178,8 +204,10 @@ class AffectView(QtWidgets.QWidget):
         self._latency_pending: FeedSnapshot | None = None
         colour = pg.mkColor(ACCENT)
         #: the trail's fading brushes, oldest first, made once (a brush per point per redraw is slow)
-        self._trail_brushes = [pg.mkBrush(colour.red(), colour.green(), colour.blue(), int(al))
-                               for al in np.linspace(25, 200, TRAIL)]
+        self._trail_brushes = [
+            pg.mkBrush(colour.red(), colour.green(), colour.blue(), int(al))
+            for al in np.linspace(25, 200, TRAIL)
+        ]
 
     # ------------------------------------------------------------ update
     def refresh(self, snap: FeedSnapshot, now: float) -> None:
@@ -193,9 +221,19 @@ class AffectView(QtWidgets.QWidget):
         for model, items in snap.history.items():
             if items:
                 self.shown[model] = items[-1]
-        affect_model = next((m for m, it in snap.history.items() if it and {"valence", "arousal"} <= set(it[-1].affect)), None)
+        affect_model = next(
+            (
+                m
+                for m, it in snap.history.items()
+                if it and {"valence", "arousal"} <= set(it[-1].affect)
+            ),
+            None,
+        )
         expr_model = next((m for m, it in snap.history.items() if it and it[-1].expression), None)
-        weight_model = next((m for m, it in snap.history.items() if it and "modality_attention" in it[-1].routing), None)
+        weight_model = next(
+            (m for m, it in snap.history.items() if it and "modality_attention" in it[-1].routing),
+            None,
+        )
         # each panel is redrawn only when its own model has a new window (they publish at 2-5 Hz)
         if affect_model is not None and self._is_new("affect", snap.history[affect_model][-1]):
             self._draw_affect(affect_model, snap.history[affect_model])
@@ -237,8 +275,12 @@ class AffectView(QtWidgets.QWidget):
         self.current.setData([v[-1]], [a[-1]])
         self.plane.setTitle(
             f"<span style='color:{TEXT_DIM}'>valence </span><b>{v[-1]:.1f}</b>"
-            f"<span style='color:{TEXT_DIM}'>  arousal </span><b>{a[-1]:.1f}</b>", size="9pt")
-        self.plane_canvas.setToolTip(f"{model}: the last {n} predictions; the diamond is the last self-report")
+            f"<span style='color:{TEXT_DIM}'>  arousal </span><b>{a[-1]:.1f}</b>",
+            size="9pt",
+        )
+        self.plane_canvas.setToolTip(
+            f"{model}: the last {n} predictions; the diamond is the last self-report"
+        )
         cutoff = items[-1].t_end - HISTORY_S - 5.0
         recent = [p for p in items if p.t_end >= cutoff]
         t = np.array([p.t_end for p in recent]) - self.t_ref
@@ -256,8 +298,12 @@ class AffectView(QtWidgets.QWidget):
         self.expr.setTitle(
             f"<span style='color:{TEXT_DIM}'>expression: </span>"
             f"<span style='color:{TEXT}; font-size:12pt; font-weight:bold'>{EXPRESSIONS[best]}</span>"
-            f"<span style='color:{TEXT_DIM}'>  {probs[best]:.0%}</span>", size="9pt")
-        self.expr_canvas.setToolTip(f"expression probabilities of {p.model}, window {p.window_index}")
+            f"<span style='color:{TEXT_DIM}'>  {probs[best]:.0%}</span>",
+            size="9pt",
+        )
+        self.expr_canvas.setToolTip(
+            f"expression probabilities of {p.model}, window {p.window_index}"
+        )
 
     def _draw_weights(self, p: Prediction) -> None:
         rows = modality_weights(p)
@@ -271,22 +317,46 @@ class AffectView(QtWidgets.QWidget):
         heights = []
         brushes = []
         for i, (name, weight, state) in enumerate(rows):
-            ticks.append((i, name if state == "present" else f"{name} ✕" if state == "missing" else f"{name} ~"))
+            ticks.append(
+                (
+                    i,
+                    name
+                    if state == "present"
+                    else f"{name} ✕"
+                    if state == "missing"
+                    else f"{name} ~",
+                )
+            )
             heights.append(weight if state != "missing" else 0.0)
-            brushes.append(pg.mkBrush(_MASK_COLOURS.get(state, GOOD) if state != "present" else ACCENT))
+            brushes.append(
+                pg.mkBrush(_MASK_COLOURS.get(state, GOOD) if state != "present" else ACCENT)
+            )
         self.mod.getAxis("bottom").setTicks([ticks, []])
-        self.mod_bars.setOpts(x=np.arange(n), y0=np.zeros(n), height=np.array(heights),
-                              brushes=brushes, width=0.7, x0=None, y=None)
+        self.mod_bars.setOpts(
+            x=np.arange(n),
+            y0=np.zeros(n),
+            height=np.array(heights),
+            brushes=brushes,
+            width=0.7,
+            x0=None,
+            y=None,
+        )
         missing = [r[0] for r in rows if r[2] == "missing"]
         stale = [r[0] for r in rows if r[2] == "stale"]
         self.mod.setTitle(
             f"<span style='color:{TEXT_DIM}'>modality weights</span>"
-            + (f"<span style='color:{BAD}'>  missing: {', '.join(missing)}</span>" if missing else "")
+            + (
+                f"<span style='color:{BAD}'>  missing: {', '.join(missing)}</span>"
+                if missing
+                else ""
+            )
             + (f"<span style='color:{WARN}'>  stale: {', '.join(stale)}</span>" if stale else ""),
-            size="9pt")
+            size="9pt",
+        )
         self.mod_canvas.setToolTip(
             f"how much {p.model} relies on each modality now (fusion attention); "
-            "✕ missing from the window (red), ~ stale (amber)")
+            "✕ missing from the window (red), ~ stale (amber)"
+        )
 
     def _draw_latency(self, snap: FeedSnapshot) -> None:
         stages = ["total", "model", "queue", "cut"]
@@ -300,12 +370,20 @@ class AffectView(QtWidgets.QWidget):
             for s in stages:
                 vals = [p.latency[s] for p in recent if s in p.latency]
                 med = float(np.median(vals)) * 1e3 if vals else float("nan")
-                colour = TEXT if s != "total" else (GOOD if med < 500 else WARN if med < 1500 else BAD)
-                cells.append(f"<td align='right' style='padding:0 4px; color:{colour}'>{med:.0f}</td>")
+                colour = (
+                    TEXT if s != "total" else (GOOD if med < 500 else WARN if med < 1500 else BAD)
+                )
+                cells.append(
+                    f"<td align='right' style='padding:0 4px; color:{colour}'>{med:.0f}</td>"
+                )
             # the name on a row of its own keeps the table narrow enough for the panel
-            rows.append(f"<tr><td colspan='{len(stages)}' style='color:{TEXT}; white-space:nowrap'>"
-                        f"{model}</td></tr><tr>{''.join(cells)}</tr>")
-        text = (f"<table cellspacing='1' style='font-size:9pt'><tr>{head}</tr>{''.join(rows)}</table>"
-                f"<p style='color:#5a606c'>median of the last 20 windows</p>")
+            rows.append(
+                f"<tr><td colspan='{len(stages)}' style='color:{TEXT}; white-space:nowrap'>"
+                f"{model}</td></tr><tr>{''.join(cells)}</tr>"
+            )
+        text = (
+            f"<table cellspacing='1' style='font-size:9pt'><tr>{head}</tr>{''.join(rows)}</table>"
+            f"<p style='color:#5a606c'>median of the last 20 windows</p>"
+        )
         if self.latency.text() != text:
             self.latency.setText(text)

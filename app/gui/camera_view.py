@@ -57,9 +57,14 @@ def _device(name: str, suffix: str) -> str:
 
 def camera_feeds(sources: dict[str, StreamSource]) -> list[CameraFeed]:
     """Pair frame, event and region streams into camera panels (eye crops are left out)."""
-    frames = {n: s for n, s in sources.items() if s.spec.kind is RingKind.FRAMES
-              and "crop_of" not in s.spec.metadata}
-    events = {n: s for n, s in sources.items() if s.spec.kind is RingKind.EVENTS and s.spec.frame_shape}
+    frames = {
+        n: s
+        for n, s in sources.items()
+        if s.spec.kind is RingKind.FRAMES and "crop_of" not in s.spec.metadata
+    }
+    events = {
+        n: s for n, s in sources.items() if s.spec.kind is RingKind.EVENTS and s.spec.frame_shape
+    }
     regions = {n: s for n, s in sources.items() if s.spec.modality is Modality.REGION}
     feeds: list[CameraFeed] = []
     used_events: set[str] = set()
@@ -71,7 +76,9 @@ def camera_feeds(sources: dict[str, StreamSource]) -> list[CameraFeed]:
             ev = None
         if ev is not None:
             used_events.add(ev_name)
-        region = next((r for r in regions.values() if r.spec.metadata.get("frame_stream") == name), None)
+        region = next(
+            (r for r in regions.values() if r.spec.metadata.get("frame_stream") == name), None
+        )
         title = f"{device} (APS + events)" if ev is not None else name
         feeds.append(CameraFeed(title, src, ev, region))
     for name, src in events.items():
@@ -80,8 +87,13 @@ def camera_feeds(sources: dict[str, StreamSource]) -> list[CameraFeed]:
     return feeds
 
 
-def compose(frame: np.ndarray | None, shape: tuple[int, int], events: np.ndarray | None,
-            bgr: bool = False, step: int = 1) -> np.ndarray:
+def compose(
+    frame: np.ndarray | None,
+    shape: tuple[int, int],
+    events: np.ndarray | None,
+    bgr: bool = False,
+    step: int = 1,
+) -> np.ndarray:
     """An (H, W, 3) uint8 picture: the frame (grey or colour) with ON/OFF events tinted over it.
 
     ``step`` > 1 shrinks the picture ``step`` times each way (a 640 x 480 webcam in a
@@ -123,7 +135,9 @@ class _CameraPanel:
     def __init__(self, canvas: pg.GraphicsLayoutWidget, feed: CameraFeed, col: int) -> None:
         self.feed = feed
         h, w = feed.shape
-        self.view = canvas.addViewBox(row=1, col=col, lockAspect=True, invertY=True, enableMouse=False)
+        self.view = canvas.addViewBox(
+            row=1, col=col, lockAspect=True, invertY=True, enableMouse=False
+        )
         self.view.setMenuEnabled(False)
         self.label = canvas.addLabel(feed.title, row=0, col=col, color=TEXT_DIM, size="9pt")
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -156,7 +170,10 @@ class _CameraPanel:
         feed = self.feed
         fh = feed.frames.ring.head if feed.frames else 0
         eh = feed.events.ring.head if feed.events else 0
-        if (fh, eh) == (self.frame_head, self.event_head) or now_wall - self.last_draw < MIN_REDRAW_S:
+        if (fh, eh) == (
+            self.frame_head,
+            self.event_head,
+        ) or now_wall - self.last_draw < MIN_REDRAW_S:
             return False
         self.frame_head, self.event_head, self.last_draw = fh, eh, now_wall
         frame = None
@@ -208,7 +225,9 @@ class _CameraPanel:
 class CameraView(QtWidgets.QWidget):
     """Every camera of the session side by side."""
 
-    def __init__(self, sources: dict[str, StreamSource], parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, sources: dict[str, StreamSource], parent: QtWidgets.QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.feeds = camera_feeds(sources)
         layout = QtWidgets.QVBoxLayout(self)
@@ -235,5 +254,3 @@ class CameraView(QtWidgets.QWidget):
 
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
         return QtCore.QSize(360 * max(1, len(self.panels)), 300)
-
-

@@ -11,7 +11,13 @@ from PySide6 import QtCore, QtWidgets
 
 #: replay speeds offered; None = as fast as possible
 SPEEDS: tuple[tuple[str, float | None], ...] = (
-    ("0.25×", 0.25), ("0.5×", 0.5), ("1×", 1.0), ("2×", 2.0), ("4×", 4.0), ("8×", 8.0), ("max", None),
+    ("0.25×", 0.25),
+    ("0.5×", 0.5),
+    ("1×", 1.0),
+    ("2×", 2.0),
+    ("4×", 4.0),
+    ("8×", 8.0),
+    ("max", None),
 )
 SEEK_STEPS = 1000
 
@@ -86,9 +92,13 @@ class Controls(QtWidgets.QWidget):
         self.valence.valueChanged.connect(lambda v: self.valence_value.setText(str(v)))
         self.arousal.valueChanged.connect(lambda v: self.arousal_value.setText(str(v)))
         self.submit = QtWidgets.QPushButton("Submit")
-        self.submit.setToolTip("store the participant's valence and arousal on 'affectlab-self-report'")
-        for label, slider, value in (("valence", self.valence, self.valence_value),
-                                     ("arousal", self.arousal, self.arousal_value)):
+        self.submit.setToolTip(
+            "store the participant's valence and arousal on 'affectlab-self-report'"
+        )
+        for label, slider, value in (
+            ("valence", self.valence, self.valence_value),
+            ("arousal", self.arousal, self.arousal_value),
+        ):
             g.addWidget(_dim(label))
             g.addWidget(slider)
             g.addWidget(value)
@@ -115,8 +125,17 @@ class Controls(QtWidgets.QWidget):
         p.addWidget(self.position)
         row.addWidget(self.replay_box, 3)
         self.replay_box.setVisible(False)
-        self._tips = {id(w): w.toolTip() for w in (
-            self.record, self.marker, self.marker_text, self.valence, self.arousal, self.submit)}
+        self._tips = {
+            id(w): w.toolTip()
+            for w in (
+                self.record,
+                self.marker,
+                self.marker_text,
+                self.valence,
+                self.arousal,
+                self.submit,
+            )
+        }
 
     def speed_value(self) -> float | None:
         return self.speed.currentData()

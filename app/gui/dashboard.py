@@ -163,7 +163,9 @@ class Dashboard(QtWidgets.QMainWindow):
                 item = old.takeAt(0)
                 if item.widget() is not None:
                     item.widget().deleteLater()
-            QtWidgets.QWidget().setLayout(old)  # hands the layout to a temporary that takes it along
+            QtWidgets.QWidget().setLayout(
+                old
+            )  # hands the layout to a temporary that takes it along
         t_ref = session.started_at or session.clock.now()
         self.sources_panel = SourcesPanel(session.sources, session.drivers)
         self.signal_view = SignalView(session.sources, t_ref)
@@ -211,7 +213,9 @@ class Dashboard(QtWidgets.QMainWindow):
         if replay is not None:
             c.disable([c.record], "a replay is already a recording: nothing new to record")
         c.record_info.setText("not recording" if has_rec else "recording unavailable")
-        from_recording = "a replay shows the recording's own markers and self-reports; new ones cannot be added"
+        from_recording = (
+            "a replay shows the recording's own markers and self-reports; new ones cannot be added"
+        )
         if not hasattr(session, "add_marker"):
             c.disable([c.marker, c.marker_text], missing.format("markers", "add_marker"))
         elif replay is not None:
@@ -219,7 +223,9 @@ class Dashboard(QtWidgets.QMainWindow):
         else:
             c.enable([c.marker, c.marker_text])
         if not hasattr(session, "add_self_report"):
-            c.disable([c.valence, c.arousal, c.submit], missing.format("self-report", "add_self_report"))
+            c.disable(
+                [c.valence, c.arousal, c.submit], missing.format("self-report", "add_self_report")
+            )
         elif replay is not None:
             c.disable([c.valence, c.arousal, c.submit], from_recording)
         else:
@@ -242,8 +248,9 @@ class Dashboard(QtWidgets.QMainWindow):
         self._stop_recording()
         self.state = "stopping"
         self.controls.start.setEnabled(False)
-        self._stopping = threading.Thread(target=self._stop_worker, args=(session,), name="gui-stop",
-                                          daemon=True)
+        self._stopping = threading.Thread(
+            target=self._stop_worker, args=(session,), name="gui-stop", daemon=True
+        )
         self._stopping.start()
         self._update_title()
 
@@ -284,7 +291,9 @@ class Dashboard(QtWidgets.QMainWindow):
         if folder is None:
             folder = self.record_dir
         if folder is None:
-            chosen = QtWidgets.QFileDialog.getExistingDirectory(self, "Record the session into a folder")
+            chosen = QtWidgets.QFileDialog.getExistingDirectory(
+                self, "Record the session into a folder"
+            )
             if not chosen:
                 return False
             folder = Path(chosen)
@@ -321,7 +330,11 @@ class Dashboard(QtWidgets.QMainWindow):
 
     def add_marker(self) -> None:
         session = self.session
-        if session is None or not hasattr(session, "add_marker") or self.state not in ("running", "recording"):
+        if (
+            session is None
+            or not hasattr(session, "add_marker")
+            or self.state not in ("running", "recording")
+        ):
             return
         label = self.controls.marker_text.text().strip() or f"marker {self.markers_sent + 1}"
         try:
@@ -330,11 +343,17 @@ class Dashboard(QtWidgets.QMainWindow):
             self._show_error(str(exc))
             return
         self.markers_sent += 1
-        self.status.showMessage(f"marker {label!r} at {session.clock.now() - session.started_at:.1f} s")
+        self.status.showMessage(
+            f"marker {label!r} at {session.clock.now() - session.started_at:.1f} s"
+        )
 
     def submit_self_report(self) -> None:
         session = self.session
-        if session is None or not hasattr(session, "add_self_report") or self.state not in ("running", "recording"):
+        if (
+            session is None
+            or not hasattr(session, "add_self_report")
+            or self.state not in ("running", "recording")
+        ):
             return
         v, a = float(self.controls.valence.value()), float(self.controls.arousal.value())
         try:
@@ -385,8 +404,10 @@ class Dashboard(QtWidgets.QMainWindow):
             c = self.controls
             c.start.setText("Start")
             c.start.setEnabled(True)
-            c.disable([c.record, c.marker, c.marker_text, c.valence, c.arousal, c.submit],
-                      "the session is stopped: press Start for a new one")
+            c.disable(
+                [c.record, c.marker, c.marker_text, c.valence, c.arousal, c.submit],
+                "the session is stopped: press Start for a new one",
+            )
             self._update_title()
         session = self.session
         if session is None or self.signal_view is None:
@@ -400,7 +421,9 @@ class Dashboard(QtWidgets.QMainWindow):
             self._last_affect = wall
             snap = self.feed.snapshot(since=self._seen)
             self._seen = snap.received
-            self.affect_view.refresh(snap, now if self.state != "stopped" else session.stopped_at or now)
+            self.affect_view.refresh(
+                snap, now if self.state != "stopped" else session.stopped_at or now
+            )
         if wall - self._last_slow >= 1.0 / SLOW_HZ:
             self._last_slow = wall
             self._slow_refresh(now)
@@ -440,7 +463,8 @@ class Dashboard(QtWidgets.QMainWindow):
                 total = sum(rec.counts().values())
                 self.controls.record_info.setText(
                     f"<span style='color:{RECORD}'>● REC</span> {_clock(elapsed)}  ·  {total:,} items  ·  "
-                    f"<span style='color:{TEXT_DIM}'>{rec.folder}</span>")
+                    f"<span style='color:{TEXT_DIM}'>{rec.folder}</span>"
+                )
         if session.engine_error is not None and self.state != "failed":
             self._show_error(f"engine failed: {session.engine_error}")
         self._update_replay()
@@ -464,7 +488,13 @@ class Dashboard(QtWidgets.QMainWindow):
         state = self.state
         replay = self._replay()
         if replay is not None and state == "running":
-            state = "replay finished" if replay.finished else "replay paused" if replay.paused else "replaying"
+            state = (
+                "replay finished"
+                if replay.finished
+                else "replay paused"
+                if replay.paused
+                else "replaying"
+            )
         text = f"{self.app_title} — {name} — {state}"
         if self.windowTitle() != text:
             self.setWindowTitle(text)
@@ -521,11 +551,17 @@ def run_dashboard(
     session = make_session()
     if record_at_start is not None:
         session.start_recording(Path(record_at_start))  # before start: from the first sample
-    window = Dashboard(make_session, session=session, title=title, record_dir=record_dir,
-                       on_session_end=on_session_end)
+    window = Dashboard(
+        make_session,
+        session=session,
+        title=title,
+        record_dir=record_dir,
+        on_session_end=on_session_end,
+    )
     window.show()
     interrupted = _close_on_ctrl_c(window)
     if duration:
+
         def finish() -> None:
             if screenshot is not None:
                 save_screenshot(window, screenshot)

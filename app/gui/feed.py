@@ -98,7 +98,9 @@ class StreamState(StrEnum):
 
 
 #: streams that are sparse by nature: silence is normal, never "stale"
-SPARSE_MODALITIES = frozenset({Modality.MARKERS, Modality.RATINGS, Modality.TRIGGERS, Modality.PREDICTIONS})
+SPARSE_MODALITIES = frozenset(
+    {Modality.MARKERS, Modality.RATINGS, Modality.TRIGGERS, Modality.PREDICTIONS}
+)
 
 
 def stale_after(spec: StreamSpec) -> float:

@@ -39,7 +39,13 @@ PHYSIOLOGICAL = (
     Modality.TEMP,
 )
 #: numeric streams that are not signals to scroll
-NOT_SIGNALS = (Modality.REGION, Modality.MARKERS, Modality.RATINGS, Modality.PREDICTIONS, Modality.TRIGGERS)
+NOT_SIGNALS = (
+    Modality.REGION,
+    Modality.MARKERS,
+    Modality.RATINGS,
+    Modality.PREDICTIONS,
+    Modality.TRIGGERS,
+)
 #: at most this many channel names on a lane axis; more get every k-th name
 MAX_LANE_LABELS = 16
 #: lanes are re-scaled every this many redraws (percentiles cost more than the drawing)
@@ -56,7 +62,11 @@ REBUILD_HZ = 30.0
 
 def plottable(source: StreamSource) -> bool:
     spec = source.spec
-    return spec.kind is RingKind.NUMERIC and spec.modality not in NOT_SIGNALS and spec.dtype != "object"
+    return (
+        spec.kind is RingKind.NUMERIC
+        and spec.modality not in NOT_SIGNALS
+        and spec.dtype != "object"
+    )
 
 
 class LaneCurve(pg.PlotCurveItem):
@@ -73,8 +83,9 @@ class LaneCurve(pg.PlotCurveItem):
         super().__init__(*args, **kwargs)
         self._rect = QtCore.QRectF()
 
-    def set_lanes(self, xs: np.ndarray, ys: np.ndarray, x_lo: float, x_hi: float, y_lo: float,
-                  y_hi: float) -> None:
+    def set_lanes(
+        self, xs: np.ndarray, ys: np.ndarray, x_lo: float, x_hi: float, y_lo: float, y_hi: float
+    ) -> None:
         """New data, and the rectangle (item coordinates) they may paint in."""
         self.prepareGeometryChange()
         self._rect = QtCore.QRectF(x_lo, y_lo, max(x_hi - x_lo, 1e-9), max(y_hi - y_lo, 1e-9))
@@ -108,8 +119,13 @@ class _Trace:
 class SignalView(QtWidgets.QWidget):
     """Stream picker on the left, stacked scrolling plots on the right."""
 
-    def __init__(self, sources: dict[str, StreamSource], t_ref: float, seconds: float = 10.0,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self,
+        sources: dict[str, StreamSource],
+        t_ref: float,
+        seconds: float = 10.0,
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.sources = {n: s for n, s in sources.items() if plottable(s)}
         #: marker streams: each marker is a dashed vertical line across the plots, labelled on top
@@ -130,7 +146,9 @@ class SignalView(QtWidgets.QWidget):
             item = QtWidgets.QListWidgetItem(name)
             item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
             shown = src.spec.modality in PHYSIOLOGICAL
-            item.setCheckState(QtCore.Qt.CheckState.Checked if shown else QtCore.Qt.CheckState.Unchecked)
+            item.setCheckState(
+                QtCore.Qt.CheckState.Checked if shown else QtCore.Qt.CheckState.Unchecked
+            )
             item.setForeground(pg.mkColor(modality_colour(src.spec.modality)))
             self.picker.addItem(item)
         self.picker.itemChanged.connect(self._rebuild)
@@ -184,7 +202,9 @@ class SignalView(QtWidgets.QWidget):
         for i in range(self.picker.count()):
             item = self.picker.item(i)
             checked = item.text() in names
-            item.setCheckState(QtCore.Qt.CheckState.Checked if checked else QtCore.Qt.CheckState.Unchecked)
+            item.setCheckState(
+                QtCore.Qt.CheckState.Checked if checked else QtCore.Qt.CheckState.Unchecked
+            )
         self.picker.blockSignals(False)
         self._rebuild()
 
@@ -215,12 +235,17 @@ class SignalView(QtWidgets.QWidget):
             # fixed ranges: "seconds ago" across, one lane per channel up; the curves slide instead
             plot.setXRange(-self.seconds, 0, padding=0)
             plot.setYRange(-0.6, n - 0.4, padding=0)
-            unit = f" [{spec.units[0]}]" if spec.units and len(set(spec.units)) == 1 and spec.units[0] else ""
+            unit = (
+                f" [{spec.units[0]}]"
+                if spec.units and len(set(spec.units)) == 1 and spec.units[0]
+                else ""
+            )
             rate = f"{spec.nominal_rate:g} Hz" if spec.nominal_rate else "irregular"
             plot.setTitle(
                 f"<span style='color:{colour}'>{name}</span>"
                 f"<span style='color:{TEXT_DIM}'>  {n} ch · {rate}{unit}</span>",
-                size="9pt", justify="left",
+                size="9pt",
+                justify="left",
             )
             left = plot.getAxis("left")
             left.setWidth(46)
@@ -250,8 +275,12 @@ class SignalView(QtWidgets.QWidget):
                 self.time_axis = bottom
             # a bare PlotCurveItem: PlotDataItem's bookkeeping (data bounds, clipping, display
             # transforms) costs more than the path itself here, and the data are already clipped
-            curve = LaneCurve(pen=pg.mkPen(colour, width=1), connect="finite", antialias=False,
-                              skipFiniteCheck=True)
+            curve = LaneCurve(
+                pen=pg.mkPen(colour, width=1),
+                connect="finite",
+                antialias=False,
+                skipFiniteCheck=True,
+            )
             plot.addItem(curve, ignoreBounds=True)
             # axes and title never change while the curves slide: Qt keeps them as pixmaps and
             # blits them when a repaint touches them, instead of calling their Python paint
@@ -302,8 +331,9 @@ class SignalView(QtWidgets.QWidget):
             # lanes that overflow until the next rescale paint nothing outside it). Kept inside
             # the view, a slide repaints the view alone, not the axes and titles around it.
             lanes = y.shape[1]
-            trace.curve.set_lanes(xs, ys, max(float(x[0]), x1 - self.seconds), float(x[-1]) + 0.5,
-                                  -0.6, lanes - 0.4)
+            trace.curve.set_lanes(
+                xs, ys, max(float(x[0]), x1 - self.seconds), float(x[-1]) + 0.5, -0.6, lanes - 0.4
+            )
             rebuilt += 1
         return rebuilt
 
@@ -324,9 +354,16 @@ class SignalView(QtWidgets.QWidget):
                 lines = []
                 for i, plot in enumerate(plots):
                     line = pg.InfiniteLine(
-                        x, angle=90, pen=pg.mkPen(MARKER_COLOUR, width=1, style=QtCore.Qt.PenStyle.DashLine),
+                        x,
+                        angle=90,
+                        pen=pg.mkPen(MARKER_COLOUR, width=1, style=QtCore.Qt.PenStyle.DashLine),
                         label=str(label) if i == 0 else None,
-                        labelOpts={"position": 0.95, "color": MARKER_COLOUR, "anchors": [(0, 0), (0, 0)]})
+                        labelOpts={
+                            "position": 0.95,
+                            "color": MARKER_COLOUR,
+                            "anchors": [(0, 0), (0, 0)],
+                        },
+                    )
                     plot.addItem(line, ignoreBounds=True)
                     lines.append((plot, line))
                 self.marker_lines.append((x, lines))

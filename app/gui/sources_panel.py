@@ -52,8 +52,12 @@ def _fmt_rate(rate: float, nominal: float) -> str:
 class SourcesPanel(QtWidgets.QTableWidget):
     """One row per stream; refreshed a few times a second from health copies."""
 
-    def __init__(self, sources: dict[str, StreamSource], drivers: list[Driver],
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self,
+        sources: dict[str, StreamSource],
+        drivers: list[Driver],
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
         super().__init__(len(sources), len(COLUMNS), parent)
         self.sources = sources
         self.driver_of = {spec.name: d for d in drivers for spec in d.specs}
@@ -88,10 +92,21 @@ class SourcesPanel(QtWidgets.QTableWidget):
         bold = QtGui.QFont(self.font())
         bold.setBold(True)
         fm_bold = QtGui.QFontMetrics(bold)
-        for col, sample in ((0, None), (1, None), (2, "● disconnected"), (3, "1000 / 1000"),
-                            (4, "1000.0"), (5, "100%"), (6, "1,000,000")):
-            content = self.sizeHintForColumn(col) if sample is None else fm.horizontalAdvance(sample)
-            self.setColumnWidth(col, max(content + 14, fm_bold.horizontalAdvance(COLUMNS[col]) + 26))
+        for col, sample in (
+            (0, None),
+            (1, None),
+            (2, "● disconnected"),
+            (3, "1000 / 1000"),
+            (4, "1000.0"),
+            (5, "100%"),
+            (6, "1,000,000"),
+        ):
+            content = (
+                self.sizeHintForColumn(col) if sample is None else fm.horizontalAdvance(sample)
+            )
+            self.setColumnWidth(
+                col, max(content + 14, fm_bold.horizontalAdvance(COLUMNS[col]) + 26)
+            )
         self._widths_fitted = True
 
     def _set(self, row: int, col: int, text: str, colour: str, align_right: bool = False) -> None:
@@ -101,7 +116,9 @@ class SourcesPanel(QtWidgets.QTableWidget):
             self.setItem(row, col, item)
             item.setForeground(QtGui.QColor(colour))
             if align_right:
-                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+                item.setTextAlignment(
+                    QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+                )
         # each change re-lays the table out: touch only what changed
         if item.text() != text:
             item.setText(text)
@@ -125,7 +142,9 @@ class SourcesPanel(QtWidgets.QTableWidget):
                 message = message or f"nothing new for {h.staleness(now):.1f} s"
             elif state is StreamState.DISCONNECTED and not message:
                 message = "source stopped"
-            row = StreamRow(name, state, rate, src.spec.nominal_rate, latency, src.ring.fill, h.lost, message)
+            row = StreamRow(
+                name, state, rate, src.spec.nominal_rate, latency, src.ring.fill, h.lost, message
+            )
             self.rows[name] = row
             colour = STATE_COLOURS[state]
             self._set(r, 2, f"● {state}", colour)

@@ -59,7 +59,9 @@ class PredictionLog:
         self.rows_written = 0
         self._row_group = row_group
         self._pending: list[dict[str, Any]] = []
-        self._file = None if self.format == "parquet" else self.path.open("w", newline="", encoding="utf-8")
+        self._file = (
+            None if self.format == "parquet" else self.path.open("w", newline="", encoding="utf-8")
+        )
         self._csv: csv.DictWriter | None = None
         self._parquet = None  # pyarrow.parquet.ParquetWriter, opened on the first row group
 

@@ -115,7 +115,9 @@ def predict(
     return np.concatenate(affects), np.concatenate(probs)
 
 
-def evaluate(model: nn.Module, data: CutWindows, present: np.ndarray | None = None) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module, data: CutWindows, present: np.ndarray | None = None
+) -> dict[str, Any]:
     """Per-dimension CCC/r/RMSE/MAE and expression accuracy, UAR, macro-F1, confusion."""
     affect, probs = predict(model, data, present=present)
     out: dict[str, Any] = {
