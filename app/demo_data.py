@@ -35,11 +35,11 @@ import numpy as np
 
 from core.clock import VirtualClock
 from core.prediction import AFFECT_DIMENSIONS
-from core.progress import progress_bar
 from core.ring import ring_for
 from core.scheduler import Aligner, StreamSource
 from core.streams import Modality
 from core.window import EventInput, ModelInputs, Window
+from models.progress import progress_bar
 
 TRAINED_ON = "simulated data (affectlab virtual participant)"
 INTENDED_USE = "demo of the pipeline on simulated data only; not for real participants"

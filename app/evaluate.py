@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from core.progress import progress_bar
+from models.progress import progress_bar
 
 
 @dataclass

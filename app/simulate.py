@@ -60,7 +60,6 @@ except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import _reconstruct
 
 from core.prediction import EXPRESSIONS
-from core.progress import progress_bar
 from core.streams import Modality
 from drivers.simulated.catalog import build_sensors
 from drivers.simulated.eeg import DEAP_EEG_CHANNELS
@@ -72,6 +71,7 @@ from drivers.simulated.sensor import Sensor
 from models.data import deap as deap_format
 from models.data import dreamer as dreamer_format
 from models.data import see as see_format
+from models.progress import progress_bar
 
 KINDS = ("deap", "dreamer", "see")
 DEFAULTS: dict[str, dict[str, float]] = {

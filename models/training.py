@@ -38,7 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core.progress import progress_bar
+from models.progress import progress_bar
 from models.zoo import Recipe
 
 LAST, BEST, STATE = "last.safetensors", "best.safetensors", "state.json"

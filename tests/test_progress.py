@@ -6,7 +6,7 @@ import io
 import os
 import time
 
-from core.progress import progress_bar
+from models.progress import progress_bar
 
 
 def test_a_log_gets_one_line_per_update_and_no_redraws() -> None:

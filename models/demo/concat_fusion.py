@@ -20,13 +20,13 @@ import torch
 from torch import nn
 
 from core.prediction import AFFECT_DIMENSIONS, EXPRESSIONS
-from core.progress import progress_bar
 from core.window import ModelInputs
 from models.baselines import ConcatFusion, FusionConfig
 from models.demo.concat_fusion_config import TrainConfig
 from models.demo.windows import CutWindows
 from models.losses import mse_pearson_loss, smoothed_cross_entropy
 from models.metrics import accuracy, classification_report, macro_f1, regression_report, rmse
+from models.progress import progress_bar
 from models.serving.concat_fusion import layouts_for
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]
