@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import re
@@ -90,26 +91,90 @@ class Sample:
     events_per_s: float = 0.0  # DVS events reaching the rings (the load that varies most)
     fps: float = float("nan")  # dashboard refreshes per second since the previous sample
     thread_cpu_share: dict[str, float] = field(default_factory=dict)  # of one core, by thread
+    probe_ms: float = float("nan")  # CPU time of a fixed piece of work: the machine's speed
+    gc_ms_per_s: float = 0.0  # Python's garbage collector, all threads
+    steal_share: float = 0.0  # of the machine's CPU time, taken by the hypervisor
 
 
 def events_received(session: Session) -> int:
     return sum(h.received for n, h in session.health().items() if n.endswith("-events"))
 
 
-# (perf_counter, process CPU seconds, events received, CPU seconds by thread)
-Counters = tuple[float, float, int, dict[str, float]]
+def probe_ms(repeats: int = 3) -> float:
+    """CPU ms this thread spends on the same pure-Python and numpy work (median of repeats).
+
+    The work never changes and the garbage collector is off while it runs, so a rise
+    means the machine (frequency, a busy neighbour on the host) got slower, not the
+    session heavier: the yardstick for every other figure in the sample.
+    """
+    x = np.linspace(0.0, 1.0, 100_000)
+    times = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t = time.thread_time()
+            acc = 0
+            for i in range(100_000):
+                acc += i * i % 7
+            float(np.sqrt(x * 1.5 + acc).sum())
+            times.append(time.thread_time() - t)
+    finally:
+        if enabled:
+            gc.enable()
+    return 1e3 * float(np.median(times))
 
 
-def counters(session: Session) -> Counters:
-    return time.perf_counter(), cpu_seconds(), events_received(session), thread_cpu_seconds()
+class GcClock:
+    """Seconds spent in Python's garbage collector, from its start/stop callbacks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._began = 0.0
+
+    def __call__(self, phase: str, _info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._began
+
+    def start(self) -> None:
+        gc.callbacks.append(self)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self)
+
+
+def steal_and_total_jiffies() -> tuple[int, int]:
+    """The machine's stolen and total CPU time so far, in clock ticks (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return values[7], sum(values[:8])  # user nice system idle iowait irq softirq steal
+
+
+@dataclass
+class Counters:
+    """Cumulative counters at one moment; a sample is the difference of two."""
+
+    wall: float
+    cpu: float  # process CPU seconds
+    events: int
+    threads: dict[str, float]  # CPU seconds by thread
+    gc_s: float
+    steal: int
+    jiffies: int
+
+
+def counters(session: Session, gc_clock: GcClock) -> Counters:
+    return Counters(time.perf_counter(), cpu_seconds(), events_received(session),
+                    thread_cpu_seconds(), gc_clock.seconds, *steal_and_total_jiffies())  # fmt: skip
 
 
 def take_sample(
-    session: Session, t0: float, prev: Counters, seen: dict[str, int]
+    session: Session, t0: float, prev: Counters, seen: dict[str, int], gc_clock: GcClock
 ) -> tuple[Sample, Counters]:
     """The sample since ``prev``, and the counters it was taken at (the next one's ``prev``)."""
-    now, cpu, events, threads = taken = counters(session)
-    span = max(now - prev[0], 1e-9)
+    c = counters(session, gc_clock)
+    span = max(c.wall - prev.wall, 1e-9)
     p50 = {}
     for name, worker in session.workers.items():
         model = list(worker.stats.latencies["model"])
@@ -117,16 +182,21 @@ def take_sample(
         p50[name] = float(np.median(new)) * 1e3 if new else float("nan")
         seen[name] = worker.stats.inferred
     sample = Sample(
-        t_s=now - t0,
+        t_s=c.wall - t0,
         rss_mb=rss_mb(),
-        cpu_share=(cpu - prev[1]) / span,
-        events_per_s=(events - prev[2]) / span,
-        thread_cpu_share={k: (v - prev[3].get(k, 0.0)) / span for k, v in sorted(threads.items())},
+        cpu_share=(c.cpu - prev.cpu) / span,
+        events_per_s=(c.events - prev.events) / span,
+        thread_cpu_share={
+            k: (v - prev.threads.get(k, 0.0)) / span for k, v in sorted(c.threads.items())
+        },
+        probe_ms=probe_ms(),
+        gc_ms_per_s=1e3 * (c.gc_s - prev.gc_s) / span,
+        steal_share=(c.steal - prev.steal) / max(c.jiffies - prev.jiffies, 1),
         inferred={n: w.stats.inferred for n, w in session.workers.items()},
         skipped={n: w.stats.skipped for n, w in session.workers.items()},
         model_ms_p50=p50,
     )
-    return sample, taken
+    return sample, c
 
 
 def summarise(samples: list[Sample], warmup_s: float) -> dict:
@@ -152,9 +222,18 @@ def summarise(samples: list[Sample], warmup_s: float) -> dict:
         "cpu_share_last_third": mean(tail, lambda s: s.cpu_share),
         "fps_warmup": mean(base, lambda s: s.fps),
         "fps_last_third": mean(tail, lambda s: s.fps),
+        "probe_ms_warmup": mean(base, lambda s: s.probe_ms),
+        "probe_ms_last_third": mean(tail, lambda s: s.probe_ms),
+        "gc_ms_per_s_warmup": mean(base, lambda s: s.gc_ms_per_s),
+        "gc_ms_per_s_last_third": mean(tail, lambda s: s.gc_ms_per_s),
+        "steal_share_warmup": mean(base, lambda s: s.steal_share),
+        "steal_share_last_third": mean(tail, lambda s: s.steal_share),
         "models": {},
     }
     out["ratio_cpu_last_third_to_warmup"] = out["cpu_share_last_third"] / out["cpu_share_warmup"]
+    # the same fixed work's cost: above 1 the machine slowed down, and every CPU and latency
+    # ratio above 1 by as much is the machine's, not the session's
+    out["ratio_probe_last_third_to_warmup"] = out["probe_ms_last_third"] / out["probe_ms_warmup"]
     out["ratio_fps_last_third_to_warmup"] = out["fps_last_third"] / out["fps_warmup"]
     # how much of the CPU's swing the scene explains (events drive the DVS path and the view)
     ev, cpu = np.array([s.events_per_s for s in after]), np.array([s.cpu_share for s in after])
@@ -285,21 +364,23 @@ def main() -> None:
         print(f"soak: {', '.join(models)} on the simulated participant for {minutes:g} min; "
               f"a sample every {every:g} s; warm-up {warmup:.0f} s"
               + ("; recording" if args.record else "") + ("; in the dashboard" if args.gui else ""))  # fmt: skip
-        print(f"{'t s':>6} {'RSS MB':>8} {'CPU':>6} {'ev/s':>7} {'fps':>5}  " + "  ".join(
+        print(f"{'t s':>6} {'RSS MB':>8} {'CPU':>6} {'probe':>6} {'ev/s':>7} {'fps':>5}  " + "  ".join(
             f"{m + ' ms':>22} {'skip':>5}" for m in models))  # fmt: skip
         samples: list[Sample] = []
         seen: dict[str, int] = {}
         if window is None:
             session.start()  # the dashboard starts its session itself
         t0 = time.perf_counter()
-        prev = counters(session)
+        gc_clock = GcClock()
+        gc_clock.start()
+        prev = counters(session, gc_clock)
         frames = 0
         try:
             for k in range(1, int(duration // every) + 1):  # a sample every `every` s
                 wait(max(0.0, t0 + k * every - time.perf_counter()))
                 if session.engine_error is not None:
                     raise RuntimeError(f"engine failed: {session.engine_error}")
-                s, taken = take_sample(session, t0, prev, seen)
+                s, taken = take_sample(session, t0, prev, seen, gc_clock)
                 if window is not None:
                     s.fps = (window.frames - frames) / max(
                         s.t_s - (samples[-1].t_s if samples else 0), 1e-9
@@ -309,11 +390,12 @@ def main() -> None:
                 samples.append(s)
                 for stretch in stretches:
                     stretch.tick(s.t_s)
-                print(f"{s.t_s:6.0f} {s.rss_mb:8.1f} {100 * s.cpu_share:5.0f}% "
+                print(f"{s.t_s:6.0f} {s.rss_mb:8.1f} {100 * s.cpu_share:5.0f}% {s.probe_ms:6.1f} "
                       f"{s.events_per_s:7.0f} {s.fps:5.1f}  "
                       + "  ".join(f"{s.model_ms_p50[m]:22.1f} {s.skipped[m]:5d}" for m in models),
                       flush=True)  # fmt: skip
         finally:
+            gc_clock.stop()
             for stretch in stretches:
                 stretch.finish(time.perf_counter() - t0)
             if window is not None:
@@ -329,6 +411,12 @@ def main() -> None:
           f"{100 * summary['cpu_share_last_third']:.0f}% in the last third: ratio "
           f"{summary['ratio_cpu_last_third_to_warmup']:.2f}x; correlation with the event rate "
           f"{summary['corr_cpu_events']:+.2f}")  # fmt: skip
+    print(f"machine: the fixed probe took {summary['probe_ms_warmup']:.1f} ms after warm-up, "
+          f"{summary['probe_ms_last_third']:.1f} ms in the last third: ratio "
+          f"{summary['ratio_probe_last_third_to_warmup']:.2f}x; hypervisor steal "
+          f"{100 * summary['steal_share_warmup']:.1f}% -> {100 * summary['steal_share_last_third']:.1f}%; "
+          f"garbage collector {summary['gc_ms_per_s_warmup']:.1f} -> "
+          f"{summary['gc_ms_per_s_last_third']:.1f} ms/s")  # fmt: skip
     if args.gui:
         print(f"dashboard {summary['fps_warmup']:.1f} fps after warm-up, "
               f"{summary['fps_last_third']:.1f} fps in the last third: ratio "
