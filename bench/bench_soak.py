@@ -18,7 +18,8 @@ Each sample also splits the CPU by thread (the engine, each driver and worker, t
 main thread, which is the GUI's with ``--gui``, and "native": torch's and Qt's own
 threads), so a creeping share points at its thread. ``--profile S`` runs cProfile
 on the main thread for S seconds right after the warm-up and again for the last S
-seconds, and prints the functions whose own time grew most between the two.
+seconds, and prints the functions whose own time grew most between the two (the
+samples of those stretches stay out of the other figures: profiling slows Python).
 
     python bench/bench_soak.py [--minutes 20] [--every 10] [--record] [--gui] [--quick]
                                [--profile 60]
@@ -94,6 +95,7 @@ class Sample:
     probe_ms: float = float("nan")  # CPU time of a fixed piece of work: the machine's speed
     gc_ms_per_s: float = 0.0  # Python's garbage collector, all threads
     steal_share: float = 0.0  # of the machine's CPU time, taken by the hypervisor
+    profiled: bool = False  # cProfile ran meanwhile (slows the main thread: not summarised)
 
 
 def events_received(session: Session) -> int:
@@ -200,14 +202,20 @@ def take_sample(
 
 
 def summarise(samples: list[Sample], warmup_s: float) -> dict:
-    """Growth after the warm-up, and the last third against the warm-up's last samples."""
+    """Growth after the warm-up, and the last third against the warm-up's last samples.
+
+    Samples taken while cProfile ran are left out: profiling makes the main thread's
+    Python several times slower (3.11 turns off its specialised instructions).
+    """
+    last = samples[-1]  # counts and memory at the end, profiled or not
+    samples = [s for s in samples if not s.profiled] or samples
     base = [s for s in samples if s.t_s <= warmup_s][-3:] or samples[:1]
     after = [s for s in samples if s.t_s > warmup_s]
     tail = after[-max(1, len(after) // 3) :] if after else samples[-1:]
     t = np.array([s.t_s for s in after]) / 3600.0
     rss = np.array([s.rss_mb for s in after])
     growth = float(np.polyfit(t, rss, 1)[0]) if len(after) >= 3 else float("nan")
-    models = list(samples[-1].inferred)
+    models = list(last.inferred)
 
     def mean(rows: list[Sample], get) -> float:
         values = [get(s) for s in rows if np.isfinite(get(s))]
@@ -216,7 +224,7 @@ def summarise(samples: list[Sample], warmup_s: float) -> dict:
     out = {
         "warmup_s": warmup_s,
         "rss_mb_after_warmup": mean(base, lambda s: s.rss_mb),
-        "rss_mb_end": samples[-1].rss_mb,
+        "rss_mb_end": last.rss_mb,
         "rss_growth_mb_per_hour": growth,
         "cpu_share_warmup": mean(base, lambda s: s.cpu_share),
         "cpu_share_last_third": mean(tail, lambda s: s.cpu_share),
@@ -244,14 +252,14 @@ def summarise(samples: list[Sample], warmup_s: float) -> dict:
             "cpu_share_warmup": mean(base, lambda s, k=k: s.thread_cpu_share.get(k, 0.0)),
             "cpu_share_last_third": mean(tail, lambda s, k=k: s.thread_cpu_share.get(k, 0.0)),
         }
-        for k in samples[-1].thread_cpu_share
+        for k in last.thread_cpu_share
     }
     for m in models:
         early = mean(base, lambda s, m=m: s.model_ms_p50[m])
         late = mean(tail, lambda s, m=m: s.model_ms_p50[m])
         out["models"][m] = {
-            "inferred": samples[-1].inferred[m],
-            "skipped": samples[-1].skipped[m],
+            "inferred": last.inferred[m],
+            "skipped": last.skipped[m],
             "model_ms_p50_warmup": early,
             "model_ms_p50_last_third": late,
             "ratio_latency_last_third_to_warmup": late / early,
@@ -388,6 +396,7 @@ def main() -> None:
                     frames = window.frames
                 prev = taken
                 samples.append(s)
+                s.profiled = any(stretch.running for stretch in stretches)
                 for stretch in stretches:
                     stretch.tick(s.t_s)
                 print(f"{s.t_s:6.0f} {s.rss_mb:8.1f} {100 * s.cpu_share:5.0f}% {s.probe_ms:6.1f} "
