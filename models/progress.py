@@ -4,8 +4,9 @@ On a terminal tqdm redraws one line with carriage returns. Run under nohup, cron
 a batch system, every redraw lands in the log: a training run's log becomes
 megabytes of one endless line. So the long commands (train, evaluate, simulate,
 train-demo) take their bars from ``progress_bar``, which keeps tqdm on a terminal
-and, elsewhere, writes one plain line when the bar starts, at most every
-``log_interval`` seconds after that, and when it ends.
+and, elsewhere, writes one plain line when a job's bar starts, at most every
+``log_interval`` seconds after that, and when it ends (an epoch's bar only while the
+epoch runs longer than that).
 """
 
 from __future__ import annotations
