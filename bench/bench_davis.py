@@ -29,7 +29,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import platform  # noqa: E402
-import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -44,6 +43,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _measure import cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from core.resample import bin_events  # noqa: E402
@@ -95,11 +95,6 @@ WRITER = textwrap.dedent(
     time.sleep(2.0)
     """
 )
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def proc_cpu_seconds(pid: int, tid: int | None = None) -> float:

@@ -28,7 +28,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
-import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -41,6 +40,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _measure import cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 from brainflow.board_shim import BoardIds, BoardShim, BrainFlowInputParams  # noqa: E402
 
@@ -50,11 +50,6 @@ from drivers.webcam import WebcamDriver  # noqa: E402
 from tests.test_eye_region import draw_face  # noqa: E402  (a drawn face the cascades detect)
 
 FPS = 30.0
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def measure(seconds: float, setup: Callable[[], Callable[[], None]], body=None) -> dict:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
-import resource
 import tempfile
 import threading
 import time
@@ -44,6 +43,7 @@ os.environ.setdefault(
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pylsl  # noqa: E402
+from _measure import cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
@@ -144,11 +144,6 @@ class PaintCounter(QtCore.QObject):
         if event.type() == QtCore.QEvent.Type.Paint:
             self.count += 1
         return False
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def measure(

@@ -37,7 +37,6 @@ os.environ.setdefault(
 import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -52,6 +51,7 @@ import pylsl  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _measure import cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from core.clock import lsl_now  # noqa: E402
@@ -103,11 +103,6 @@ else:
 print(f"sent {sent} {t1 - t0}", flush=True)
 sys.stdin.read()
 """
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 class BareLoop:

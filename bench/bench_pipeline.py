@@ -16,21 +16,16 @@ once as in ``affectlab demo``.
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _measure import cpu_seconds
 from _results import write_results
 
 from app.config import load_config, parse_config, shipped_config
 from app.session import Session
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def demo_session_config(name: str, seed: int, models: list[str], predictions: Path):

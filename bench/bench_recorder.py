@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import struct
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _measure import cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from core.clock import lsl_now  # noqa: E402
@@ -41,11 +41,6 @@ from drivers.davis_server import events_to_store  # noqa: E402
 from recordings.aedat import AedatStreams  # noqa: E402
 from recordings.recorder import SessionRecorder  # noqa: E402
 from recordings.xdf_writer import XdfStreamInfo, XdfWriter  # noqa: E402
-
-
-def cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def best_time(fn, repeats: int = 3) -> float:

@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _measure import status_kb
 from _results import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,28 +103,18 @@ def write_xdf(path: Path, seconds: float, channels: int, srate: float, deduced: 
     return n
 
 
-def _status_kb(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def peak_rss_kb() -> int:
     """This process's peak resident memory: VmHWM on Linux (ru_maxrss there keeps the
     parent's peak across fork and exec), ru_maxrss elsewhere. It counts file pages
     mapped while a file is scanned, which the kernel can drop at will."""
-    got = _status_kb("VmHWM")
+    got = status_kb("VmHWM")
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if got is None else got
 
 
 def anon_kb() -> int:
     """Anonymous memory now (RssAnon, Linux; 0 elsewhere): what the process itself holds,
     without file pages it has mapped."""
-    return _status_kb("RssAnon") or 0
+    return status_kb("RssAnon") or 0
 
 
 def child(path: Path, mode: str) -> dict:

@@ -1,4 +1,4 @@
-"""A long headless session: does memory, latency or CPU creep as a lab session goes on?
+"""A long session: does memory, latency or CPU creep as a lab session goes on?
 
 Runs the demo's session (simulated physiology and eye camera, both demo models,
 a predictions log; ``--record`` records it too) for ``--minutes`` and samples,
@@ -16,7 +16,9 @@ session shows up as falling fps.
 
 Each sample also splits the CPU by thread (the engine, each driver and worker, the
 main thread, which is the GUI's with ``--gui``, and "native": torch's and Qt's own
-threads), so a creeping share points at its thread. ``--profile S`` runs cProfile
+threads), so a creeping share points at its thread, and times a fixed probe workload
+(``_measure.probe_ms``): when every share creeps with the probe, the machine slowed
+down, not the session. ``--profile S`` runs cProfile
 on the main thread for S seconds right after the warm-up and again for the last S
 seconds, and prints the functions whose own time grew most between the two (the
 samples of those stretches stay out of the other figures: profiling slows Python).
@@ -40,8 +42,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _measure import cpu_seconds, probe_ms, status_kb
 from _results import write_results
-from bench_pipeline import cpu_seconds, demo_session_config
+from bench_pipeline import demo_session_config
 
 from app.config import load_config, shipped_config
 from app.session import Session
@@ -75,10 +78,10 @@ def thread_cpu_seconds() -> dict[str, float]:
 
 def rss_mb() -> float:
     """Resident memory now (VmRSS), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    kb = status_kb("VmRSS")
+    if kb is None:
+        raise RuntimeError("no VmRSS in /proc/self/status")
+    return kb / 1024
 
 
 @dataclass
@@ -100,31 +103,6 @@ class Sample:
 
 def events_received(session: Session) -> int:
     return sum(h.received for n, h in session.health().items() if n.endswith("-events"))
-
-
-def probe_ms(repeats: int = 3) -> float:
-    """CPU ms this thread spends on the same pure-Python and numpy work (median of repeats).
-
-    The work never changes and the garbage collector is off while it runs, so a rise
-    means the machine (frequency, a busy neighbour on the host) got slower, not the
-    session heavier: the yardstick for every other figure in the sample.
-    """
-    x = np.linspace(0.0, 1.0, 100_000)
-    times = []
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            t = time.thread_time()
-            acc = 0
-            for i in range(100_000):
-                acc += i * i % 7
-            float(np.sqrt(x * 1.5 + acc).sum())
-            times.append(time.thread_time() - t)
-    finally:
-        if enabled:
-            gc.enable()
-    return 1e3 * float(np.median(times))
 
 
 class GcClock:
