@@ -90,7 +90,6 @@ def progress_bar(
         delay=0.0 if leave else log_interval,
         file=LogLines(out),
         mininterval=log_interval,
-        maxinterval=max(log_interval, 10.0),
         miniters=1,
         ascii=True,
         bar_format=LOG_FORMAT if total else LOG_FORMAT_NO_TOTAL,
