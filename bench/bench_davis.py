@@ -28,7 +28,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -43,7 +42,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _measure import cpu_seconds  # noqa: E402
+from _measure import MachineWatch, cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from core.resample import bin_events  # noqa: E402
@@ -360,6 +359,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    machine = MachineWatch()
     logging.basicConfig(level=logging.ERROR)  # the writers' exits are expected disconnections
     seconds = 3.0 if args.quick else args.seconds
     budget = 0.3 if args.quick else 1.0
@@ -434,11 +434,7 @@ def main() -> None:
         "quick": args.quick,
         "seconds": seconds,
         "packet_events": per,
-        "dv_processing": "2.0.4",
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
+        "machine": {"dv_processing": dv.__version__},
         "davis346_max_rate": DAVIS346_MAX_RATE,
         "conversion": a,
         "throughput": {"bare_reader": bare, "driver": drv, "driver_and_frames": full,
@@ -446,7 +442,7 @@ def main() -> None:
                        "repeats": repeats, "all_runs": runs},
         "cpu_demo_load": c,
         "elapsed_s": elapsed,
-    })  # fmt: skip
+    }, machine)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -40,7 +39,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _measure import cpu_seconds  # noqa: E402
+from _measure import MachineWatch, cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 from brainflow.board_shim import BoardIds, BoardShim, BrainFlowInputParams  # noqa: E402
 
@@ -191,15 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="wall time per scenario")
     ap.add_argument("--quick", action="store_true", help="3 s per scenario")
     args = ap.parse_args(argv)
+    machine = MachineWatch()
     seconds = 3.0 if args.quick else args.seconds
     BoardShim.disable_board_logger()
 
     results: dict = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "opencv": cv2.__version__,
-        },
+        "machine": {"opencv": cv2.__version__},
         "seconds": seconds,
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -260,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, name in (("bf", "brainflow"), ("cam", "webcam"), ("eye", "webcam+eye")):
         print(f"{name:12s} streams: {s[key]}")
     print(f"demo load (board + webcam with eye region): {100 * demo:.1f} % of one core")
-    write_results("bench_drivers_cpu", results)
+    write_results("bench_drivers_cpu", results, machine)
     return 0
 
 

@@ -43,7 +43,7 @@ os.environ.setdefault(
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pylsl  # noqa: E402
-from _measure import cpu_seconds  # noqa: E402
+from _measure import MachineWatch, cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
@@ -178,6 +178,7 @@ def main() -> None:
         help="cProfile the GUI thread in the downsampled phase into this file",
     )
     args = parser.parse_args()
+    machine = MachineWatch()
     seconds = 5.0 if args.quick else args.seconds
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
@@ -251,11 +252,6 @@ def main() -> None:
         f"about {1e3 / ds['gui_cpu_ms_per_frame']:.0f} fps (timer capped at 60)"
     )
     print(f"downsampling vs every sample: {ds['fps'] / max(base['fps'], 1e-9):.2f}x the frame rate")
-    load1 = os.getloadavg()[0]
-    print(
-        f"machine load average (1 min) at the end: {load1:.2f} on {os.cpu_count()} cores "
-        "(other processes share it; the GUI competes with the session for Python's GIL)"
-    )
     print(
         f"context: PhysioLabXR reports {PHYSIOLABXR_FPS[0]}-{PHYSIOLABXR_FPS[1]} fps under a multimodal "
         f"load on a 16-core desktop; this machine has {os.cpu_count()} cores"
@@ -271,13 +267,12 @@ def main() -> None:
             "seconds": seconds,
             "goal_fps": GOAL_FPS,
             "physiolabxr_fps": PHYSIOLABXR_FPS,
-            "cores": os.cpu_count(),
-            "load_average_1min": load1,
             "results": results,
             "ratio_to_goal": ds["fps"] / GOAL_FPS,
             "ratio_to_baseline": ds["fps"] / max(base["fps"], 1e-9),
             "stats": stats,
         },
+        machine,
     )
 
 

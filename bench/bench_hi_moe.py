@@ -27,7 +27,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -39,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _measure import MachineWatch  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from models.hi_moe import HiMoE, HiMoEConfig  # noqa: E402
@@ -161,16 +161,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args()
+    machine = MachineWatch()
     torch.set_num_threads(args.threads)
     repeats, train_repeats = (20, 5) if args.quick else (100, 20)
 
     results: dict = {
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-        },
+        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads()},
         "repeats": repeats,
         "presets": {},
     }
@@ -198,7 +194,7 @@ def main() -> None:
         print(f"{name}: {ratios}")
 
     print()
-    write_results("bench_hi_moe", results)
+    write_results("bench_hi_moe", results, machine)
 
 
 if __name__ == "__main__":

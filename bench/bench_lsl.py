@@ -36,7 +36,6 @@ os.environ.setdefault(
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -51,7 +50,7 @@ import pylsl  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _measure import cpu_seconds  # noqa: E402
+from _measure import MachineWatch, cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from core.clock import lsl_now  # noqa: E402
@@ -273,17 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="shorter runs, one repetition")
     args = p.parse_args(argv)
+    machine = MachineWatch()
     secs = 2.0 if args.quick else 3.0
     reps = 1 if args.quick else 2
-    results: dict = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "pylsl": pylsl.__version__,
-            "liblsl": pylsl.library_version(),
-            "load_avg_start": os.getloadavg(),
-        }
-    }
+    results: dict = {"machine": {"pylsl": pylsl.__version__, "liblsl": pylsl.library_version()}}
 
     def line(title: str, m: dict, key: str, fmt) -> str:
         return f"{title}: " + ", ".join(f"{k} {fmt(m[k][key])}" for k in KINDS)
@@ -339,8 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  driver latency (arrival - sample time) median {demo['driver_latency_median_ms']:.2f} ms"
     )
-    results["machine"]["load_avg_end"] = os.getloadavg()
-    write_results("bench_lsl", results)
+    write_results("bench_lsl", results, machine)
     return 0
 
 

@@ -21,7 +21,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -32,32 +31,12 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _measure import MachineWatch  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from models.mco_e_net import MCOENet, MCOENetConfig, parameter_counts  # noqa: E402
 
 BUDGET_S = 1.0 / 30.0  # one SEE frame period: a window must be done before the next frame
-
-
-def _cpu_ticks() -> tuple[int, int] | None:
-    """(busy ticks of the whole machine, ticks of this process) from /proc, None if unknown."""
-    try:
-        cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        own = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, ValueError, IndexError):
-        return None
-    busy = sum(cpu) - cpu[3] - cpu[4]  # all but idle and iowait
-    return busy, int(own[11]) + int(own[12])  # utime + stime
-
-
-def others_share(start: tuple[int, int] | None, wall_s: float) -> float:
-    """Fraction of the machine's CPU that other processes used since ``start``."""
-    end = _cpu_ticks()
-    if start is None or end is None or wall_s <= 0:
-        return 0.0
-    hz = os.sysconf("SC_CLK_TCK")
-    others = (end[0] - start[0]) - (end[1] - start[1])
-    return max(0.0, others / hz / (wall_s * (os.cpu_count() or 1)))
 
 
 def _inputs(cfg: MCOENetConfig, b: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,9 +142,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     args = ap.parse_args()
+    machine = MachineWatch()
     repeats, warmup = (5, 2) if args.quick else (30, 5)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    ticks, t0 = _cpu_ticks(), time.perf_counter()
     configs = {
         "paper": MCOENetConfig.paper(),
         "lite": MCOENetConfig.lite(),
@@ -192,26 +171,17 @@ def main() -> None:
     for k, r in results.items():
         ok = r["latency_batch1"]["per_window_s"] < BUDGET_S
         print(f"{k:>18} within 33 ms at batch 1: {ok}")
-    share = others_share(ticks, time.perf_counter() - t0)
-    print(f"other processes used {share:.0%} of the CPU during the run")
-    if share > 0.05:
-        # Other processes on the cores make torch's OpenMP threads wait on each other:
-        # latencies then grow by 10-200x and say nothing about the model.
-        print("WARNING: the machine was not quiet: timings unreliable")
     doc = {
         "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-            "cpu_share_of_other_processes": share,
         },
         "quick": args.quick,
         "budget_s": BUDGET_S,
         "configs": results,
         "ratios": ratios,
     }
-    write_results("bench_mco_e_net", doc)
+    write_results("bench_mco_e_net", doc, machine)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -46,11 +44,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from _measure import MachineWatch  # noqa: E402
 from _results import write_results  # noqa: E402
 from bench_hi_moe import PRESETS as HI_MOE_PRESETS  # noqa: E402
 from bench_hi_moe import latency_ms  # noqa: E402
 from bench_hi_moe import macs as counted_macs  # noqa: E402
-from bench_mco_e_net import BUDGET_S, _cpu_ticks, others_share  # noqa: E402
+from bench_mco_e_net import BUDGET_S  # noqa: E402
 from bench_mco_e_net import _inputs as see_inputs  # noqa: E402
 from bench_mco_e_net import macs as mco_macs  # noqa: E402
 
@@ -142,14 +141,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--skip-paper", action="store_true", help="leave out MCO-E Net paper (155 M)")
     args = ap.parse_args()
+    machine = MachineWatch()
     torch.set_num_threads(args.threads)
     repeats = 10 if args.quick else 60
-    ticks, t0 = _cpu_ticks(), time.perf_counter()
     rows: dict[str, dict[str, Any]] = {}
     rows.update(bench_see(repeats, args.skip_paper))
     for group, make in HI_MOE_PRESETS.items():
         rows.update(bench_signal(group, make(), repeats))
-    share = others_share(ticks, time.perf_counter() - t0)
 
     head = (f"{'model [data]':<42} {'params':>11} {'MMAC/win':>9} {'ms/win b1':>10} "
             f"{'ms/win b8':>10} {'x base lat':>10} {'x base MAC':>10}")  # fmt: skip
@@ -168,22 +166,16 @@ def main() -> None:
     for name, r in rows.items():
         if "x_33ms_b1" in r:
             print(f"{name}: batch 1 = {r['x_33ms_b1']:.2f} x the 33 ms SEE frame period")
-    print(f"other processes used {share:.0%} of the CPU during the run")
-    if share > 0.05:
-        print("WARNING: the machine was not quiet: timings unreliable")
     doc = {
         "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
-            "cpu_share_of_other_processes": share,
         },
         "repeats": repeats,
         "macs": "FlopCounterMode FLOPs / 2 (+ selective-scan recurrence for MCO-E Net)",
         "rows": rows,
     }
-    write_results("bench_models", doc)
+    write_results("bench_models", doc, machine)
 
 
 if __name__ == "__main__":

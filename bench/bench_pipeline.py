@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _measure import cpu_seconds
+from _measure import MachineWatch, cpu_seconds
 from _results import write_results
 
 from app.config import load_config, parse_config, shipped_config
@@ -93,6 +93,7 @@ def main() -> None:
         "--model", action="append", default=None, help="model to serve (repeat for several)"
     )
     args = ap.parse_args()
+    machine = MachineWatch()
     seconds = 10.0 if args.quick else args.seconds
     models = args.model or [m.name for m in load_config(shipped_config("demo")).models]
 
@@ -127,6 +128,7 @@ def main() -> None:
             "baseline": baselines,
             "stats": stats,
         },
+        machine,
     )
 
 

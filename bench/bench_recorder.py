@@ -21,7 +21,6 @@ Writes bench/results/bench_recorder.json.
 from __future__ import annotations
 
 import argparse
-import platform
 import struct
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _measure import cpu_seconds  # noqa: E402
+from _measure import MachineWatch, cpu_seconds  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from core.clock import lsl_now  # noqa: E402
@@ -239,8 +238,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    machine = MachineWatch()
     q = args.quick
-    results: dict = {"machine": platform.platform(), "python": platform.python_version()}
+    results: dict = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         a = bench_xdf(tmp, 200 if q else 2000)
@@ -276,7 +276,7 @@ def main() -> None:
                 f"{f['written_per_s'] / 1e6:.2f} M/s, lost {f['lost']} of {f['pushed']}, "
                 f"writer thread {f['recorder_thread_cpu_per_s']:.2f} cores"
             )
-    write_results("bench_recorder", results)
+    write_results("bench_recorder", results, machine)
 
 
 if __name__ == "__main__":

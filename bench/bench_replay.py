@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+from _measure import MachineWatch  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from app.config import ModelConfig, SessionConfig, SourceConfig  # noqa: E402
@@ -165,10 +165,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
+    machine = MachineWatch()
     load_s = 60.0 if args.quick else 300.0
     rec_s = 8.0 if args.quick else 20.0
     repeats = 2 if args.quick else 3
-    results: dict = {"machine": platform.platform(), "cpus": os.cpu_count(), "quick": args.quick}
+    results: dict = {"quick": args.quick}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         load = bench_load(tmp, load_s, repeats)
@@ -206,7 +207,7 @@ def main() -> None:
                 f"    data path only (no model) {bare['x_real_time']:.1f}x real time; "
                 f"opening the recording {bare['open_s']:.2f} s"
             )
-    write_results("bench_replay", results)
+    write_results("bench_replay", results, machine)
 
 
 if __name__ == "__main__":

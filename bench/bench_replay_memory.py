@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -42,7 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _measure import status_kb
+from _measure import MachineWatch, status_kb
 from _results import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,10 +169,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(Path(args.child[0]), args.child[1])))
         return
+    machine = MachineWatch()
     xdf = args.format == "xdf"
     results: dict = {
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
         "format": args.format,
         "seconds": args.seconds,
     }
@@ -223,7 +220,7 @@ def main() -> None:
         f"open + read all: {(b['open_s'] + b['read_s']) / (a['open_s'] + a['read_s']):.2f}x"
     )
     suffix = ("_xdf" + "_deduced" * args.deduced) if xdf else ""
-    write_results(f"bench_replay_memory{suffix}", results)
+    write_results(f"bench_replay_memory{suffix}", results, machine)
 
 
 if __name__ == "__main__":

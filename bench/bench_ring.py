@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _measure import MachineWatch  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from core.ring import Ring, ring_for  # noqa: E402
@@ -299,6 +300,7 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (~10 s)")
     args = ap.parse_args()
+    machine = MachineWatch()
     quick = args.quick
     repeats = 3 if quick else 7
     budget = 0.03 if quick else 0.12  # seconds per repeat and measurement
@@ -367,9 +369,6 @@ def main() -> None:
         {
             "quick": quick,
             "repeats": repeats,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-            "machine": platform.machine(),
             "channels": CHANNELS,
             "write_throughput": a,
             "write_vs_capacity": b,
@@ -378,6 +377,7 @@ def main() -> None:
             "event_write": d,
             "elapsed_s": elapsed,
         },
+        machine,
     )
 
 

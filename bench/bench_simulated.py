@@ -19,7 +19,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -29,6 +28,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _measure import MachineWatch  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from drivers.simulated.catalog import PHYSIOLOGY_STREAMS, build_sensors  # noqa: E402
@@ -147,13 +147,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="shorter runs")
     args = ap.parse_args()
+    machine = MachineWatch()
     seconds, frames, live = (60.0, 150, 3.0) if args.quick else (300.0, 600, 10.0)
     results = {
-        "machine": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "cpus": os.cpu_count(),
-        },
         "physiology": bench_physiology(seconds),
         "camera": bench_camera(frames),
         "emulator": bench_emulator(frames),
@@ -189,7 +185,7 @@ def main() -> None:
     print(
         f"live VirtualSession (all streams, 346x260 camera): {100 * ls['cpu_fraction_of_one_core']:.0f} % of one core"
     )
-    write_results("bench_simulated", results)
+    write_results("bench_simulated", results, machine)
 
 
 if __name__ == "__main__":

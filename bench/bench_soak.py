@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from _measure import cpu_seconds, probe_ms, status_kb
+from _measure import MachineWatch, cpu_seconds, probe_ms, status_kb
 from _results import write_results
 from bench_pipeline import demo_session_config
 
@@ -328,6 +328,7 @@ def main() -> None:
     ap.add_argument("--profile", type=float, default=0.0, metavar="S",
                     help="profile the main thread for S s after the warm-up and the last S s")  # fmt: skip
     args = ap.parse_args()
+    machine = MachineWatch()
     minutes, every = (2.0, 5.0) if args.quick else (args.minutes, args.every)
     duration = minutes * 60
     warmup = max(30.0, duration / 10)
@@ -430,6 +431,7 @@ def main() -> None:
         {"minutes": minutes, "every_s": every, "record": args.record, "gui": args.gui,
          "models": models,
          "summary": summary, "profile_grown": grown, "samples": [asdict(s) for s in samples]},
+        machine,
     )  # fmt: skip
 
 

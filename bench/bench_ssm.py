@@ -22,7 +22,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import argparse  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -32,6 +31,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _measure import MachineWatch  # noqa: E402
 from _results import write_results  # noqa: E402
 
 from models.ssm import DEFAULT_CHUNK, selective_scan_chunked, selective_scan_ref  # noqa: E402
@@ -164,6 +164,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small grid, ~15 s")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
+    machine = MachineWatch()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     batch, n = 2, 16
@@ -186,8 +187,6 @@ def main() -> None:
     print_grid(grid)
     results: dict[str, object] = {
         "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
             "torch": torch.__version__,
             "threads": args.threads,
             "load_average_before": load,
@@ -218,7 +217,7 @@ def main() -> None:
         f"forward+backward {min(train):.1f}-{max(train):.1f}x "
         f"({time.perf_counter() - t_start:.0f} s)"
     )
-    write_results("bench_ssm", results)
+    write_results("bench_ssm", results, machine)
 
 
 if __name__ == "__main__":

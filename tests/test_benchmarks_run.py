@@ -44,3 +44,8 @@ def test_benchmark_runs_and_prints_figures(name: str, tmp_path: Path) -> None:
     assert any(ch.isdigit() for ch in done.stdout), f"{name} printed no figures:\n{done.stdout}"
     written = json.loads((tmp_path / f"{name}.json").read_text())
     assert written, f"{name} wrote an empty result"
+    # and what it ran on: the machine's speed at both ends, the CPU others took
+    machine = written["machine"]
+    assert machine["probe_ms_start"] > 0 and machine["probe_ms_end"] > 0, machine
+    assert 0 <= machine["cpu_share_of_other_processes"] <= 1, machine
+    assert "machine: fixed probe" in done.stdout
