@@ -36,6 +36,7 @@ class Bus:
 
     def __init__(self) -> None:
         self._sinks: list[Sink] = []
+        self._detached: list[Sink] = []  # still closed at the end: a file needs its footer
         self._failures: dict[int, int] = {}
         self._lock = threading.Lock()
         self.published = 0
@@ -72,12 +73,14 @@ class Bus:
                 self._deliver(sink, "on_health", health, now)
 
     def close(self) -> None:
-        """Close every sink once (flushes files, ends outlets)."""
+        """Close every sink once (flushes files, ends outlets), detached ones included: a
+        sink that failed for a while may still hold what it wrote (a Parquet log is
+        unreadable without the footer its close writes)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for sink in self._sinks:
+            for sink in self._sinks + self._detached:
                 try:
                     sink.close()
                 except Exception:  # noqa: BLE001 - the other sinks still need closing
@@ -95,3 +98,4 @@ class Bus:
             if n >= self.max_failures:
                 log.error("detaching sink %s after %d failures", type(sink).__name__, n)
                 self._sinks.remove(sink)
+                self._detached.append(sink)

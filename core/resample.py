@@ -32,13 +32,22 @@ def resample_numeric(
     """Samples ``data`` (n, channels) stamped ``ts`` onto ``grid``; returns (channels, len(grid)).
 
     Outside the data's span the edge value is held (np.interp semantics); the
-    caller decides from coverage whether that makes the input stale.
+    caller decides from coverage whether that makes the input stale. A sample that
+    is not a number (some amplifiers send NaN for a dropped sample) is left out of its
+    channel, as if it had not come: the running sums of the boxcar would otherwise
+    carry it into every later bin of the window.
     """
     data = np.asarray(data, dtype=np.float64)
     if data.ndim == 1:
         data = data[:, None]
     n_ch = data.shape[1]
     out = np.empty((n_ch, len(grid)), dtype=np.float32)
+    finite = np.isfinite(data)
+    if not finite.all():
+        for c in range(n_ch):
+            ok = finite[:, c]
+            out[c] = resample_numeric(ts[ok], data[ok, c], grid, source_rate, target_rate)[0]
+        return out
     if len(ts) == 0:
         out.fill(np.nan)
         return out

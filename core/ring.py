@@ -85,10 +85,14 @@ class Ring:
         self._head = head + n
 
     def _monotonic(self, ts: np.ndarray) -> np.ndarray:
-        """Binary search needs sorted stamps; clamp (and count) any that step back."""
-        if ts[0] >= self._last_t and (len(ts) == 1 or bool(np.all(ts[1:] >= ts[:-1]))):
+        """Binary search needs sorted, finite stamps; clamp (and count) any that step back,
+        and give a stamp that is not a number (or infinite) its predecessor's, so one bad
+        stamp cannot carry into every stamp after it."""
+        sorted_ = len(ts) == 1 or bool(np.all(ts[1:] >= ts[:-1]))  # False at any NaN
+        if ts[0] >= self._last_t and sorted_ and math.isfinite(ts[0]) and math.isfinite(ts[-1]):
             return ts
-        fixed = np.maximum.accumulate(np.maximum(ts, self._last_t))
+        known = np.where(np.isfinite(ts), ts, np.nan)  # fmax passes over NaN
+        fixed = np.fmax.accumulate(np.fmax(known, self._last_t))
         self.nonmonotonic += int(np.count_nonzero(fixed != ts))
         return fixed
 

@@ -10,7 +10,9 @@ Every input of every window is marked:
 - PRESENT: data inside the window and the newest sample is recent enough;
 - STALE: data inside the window, but the newest sample is older than
   ``stale_after_s`` at the window's end (the stream stalled or dropped out);
-- MISSING: no stream bound, or nothing inside the window. The window still goes out.
+- MISSING: no stream bound, nothing inside the window, or a sampled stream covering
+  less than ``min_coverage`` of it (holes longer than ``continuity_limit`` do not
+  count). The window still goes out.
 """
 
 from __future__ import annotations
@@ -216,12 +218,13 @@ class Aligner:
         if isinstance(want, NumericInput):
             chunk = ring.range(t_start - 1.0 / want.rate, t_end, pad_before=1, pad_after=1)
         elif isinstance(want, FrameInput):
-            chunk = ring.range(t_start - stale_after, t_end, pad_before=1, pad_after=1)
+            chunk = ring.range(t_start - stale_after, t_end, pad_after=1)
         else:
             chunk = ring.range(t_start - want.slice_s, t_end)
+        ts, data = chunk.ts, chunk.data
         # A frame shortly before the window still shows the scene at its start.
         first = t_start - stale_after if isinstance(want, FrameInput) else t_start
-        inside = chunk.ts[(chunk.ts >= first) & (chunk.ts <= t_end)]
+        inside = ts[(ts >= first) & (ts <= t_end)]
         if len(inside) == 0:
             return InputData(key, Presence.MISSING, None, math.inf, source.spec.name)
         newest = float(inside[-1])
@@ -230,12 +233,13 @@ class Aligner:
         # window); only sampled streams must actually span the window.
         coverage = 1.0
         if isinstance(want, NumericInput):
-            span = t_end - max(t_start, float(chunk.ts[0]))
-            coverage = min(1.0, max(0.0, span / want.window_s))
+            gap_s = continuity_limit(source.spec.nominal_rate, stale_after)
+            ts, data = without_bridges(ts, data, t_start, t_end, gap_s)
+            coverage = covered_fraction(ts, t_start, t_end, gap_s)
             if coverage < model.min_coverage:
                 return InputData(key, Presence.MISSING, None, staleness, source.spec.name, coverage)
         presence = Presence.STALE if staleness > stale_after else Presence.PRESENT
-        data = self._shape(want, source.spec, chunk.ts, chunk.data, t_end)
+        data = self._shape(want, source.spec, ts, data, t_end)
         return InputData(key, presence, data, staleness, source.spec.name, coverage)
 
     @staticmethod
@@ -269,8 +273,17 @@ class Aligner:
         return hop * m.hop_s + m.allowed_lateness_s
 
     def _latest_hop(self, model: str, now: float) -> int:
+        """The newest hop whose ``_due`` time has come: settled by ``_due`` itself, so that
+        the two never disagree by a rounding step (at large clock values the division
+        below can land one hop short of a due time the loop is already at, and it would
+        wait for that hop forever)."""
         m = self.models[model]
-        return math.floor((now - m.allowed_lateness_s) / m.hop_s + 1e-9)
+        k = math.floor((now - m.allowed_lateness_s) / m.hop_s)
+        while self._due(model, k + 1) <= now:
+            k += 1
+        while self._due(model, k) > now:
+            k -= 1
+        return k
 
     async def run(self, on_window: Callable[[Window], None], stop: asyncio.Event) -> None:
         """Cut every model's windows at their hops until ``stop`` is set (or a virtual clock
@@ -321,3 +334,54 @@ class Aligner:
         finally:
             self.next_due = math.inf
             stop_wait.cancel()
+
+
+#: a regular stream's samples further apart than this many periods leave a gap
+GAP_PERIODS = 4.0
+#: ... but never count steps this short as gaps: chunked devices stamp unevenly
+MIN_GAP_S = 0.1
+
+
+def continuity_limit(nominal_rate: float, stale_after_s: float) -> float:
+    """The longest step between neighbouring samples that still counts as continuous data.
+
+    Beyond it the stream dropped out (or a replay jumped), and the samples on either side
+    say nothing about the time between them. An irregular stream has no period to go
+    by; it holds its value for the model's ``stale_after_s``.
+    """
+    if nominal_rate > 0:
+        return max(MIN_GAP_S, GAP_PERIODS / nominal_rate)
+    return stale_after_s
+
+
+def without_bridges(
+    ts: np.ndarray, data: np.ndarray, t_start: float, t_end: float, gap_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the edge neighbours read for interpolation when a gap separates them from the
+    window's data: a sample from before a dropout would otherwise be drawn as a ramp
+    across it into the window; without it the window's own edge value is held."""
+    lo, hi = 0, len(ts)
+    if hi - lo >= 2 and ts[lo] < t_start and ts[lo + 1] - ts[lo] > gap_s:
+        lo += 1
+    if hi - lo >= 2 and ts[hi - 1] >= t_end and ts[hi - 1] - ts[hi - 2] > gap_s:
+        hi -= 1
+    return ts[lo:hi], data[lo:hi]
+
+
+def covered_fraction(ts: np.ndarray, t_start: float, t_end: float, gap_s: float) -> float:
+    """The fraction of ``[t_start, t_end]`` the samples ``ts`` cover: from the first sample
+    (or the window's start) to the end, less every step longer than ``gap_s``.
+
+    The time after the newest sample counts as covered; whether it is too long is the
+    staleness check's business.
+    """
+    if len(ts) == 0 or t_end <= t_start:
+        return 0.0
+    span = t_end - max(t_start, float(ts[0]))
+    steps = np.diff(ts)
+    holes = steps > gap_s
+    if holes.any():
+        lo = np.clip(ts[:-1][holes], t_start, t_end)
+        hi = np.clip(ts[1:][holes], t_start, t_end)
+        span -= float((hi - lo).sum())
+    return min(1.0, max(0.0, span / (t_end - t_start)))

@@ -171,9 +171,34 @@ def test_bus_fans_out_and_isolates_a_broken_sink():
     assert bad not in bus.sinks  # detached after max_failures in a row
     bus.close()
     bus.close()
-    assert good.closed == 1
+    assert good.closed == 1 and bad.closed == 1  # detached, but still closed once
     bus.publish(prediction(8))  # after close: dropped, not raised
     assert len(good.predictions) == 7
+
+
+class StalledDiskLog(PredictionLog):
+    """A real Parquet log whose disk refuses the rows from the third to the seventh."""
+
+    calls = 0
+
+    def on_prediction(self, p):
+        self.calls += 1
+        if 3 <= self.calls <= 7:
+            raise OSError(28, "No space left on device")
+        super().on_prediction(p)
+
+
+def test_a_detached_parquet_log_still_gets_its_footer(tmp_path):
+    path = tmp_path / "p.parquet"
+    log = StalledDiskLog(path, COLUMNS, row_group=2)
+    bus = Bus()
+    bus.add(log)
+    for i in range(10):
+        bus.publish(prediction(i))
+    assert log not in bus.sinks and log.calls == 7  # detached after five failures
+    bus.close()
+    table = pq.read_table(path)  # the footer was written: the first row group is readable
+    assert table.column("window").to_pylist() == [0, 1]
 
 
 def test_console_health_line():

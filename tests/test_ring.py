@@ -381,6 +381,19 @@ def test_non_monotonic_stamps_are_clamped_and_counted() -> None:
     assert ring.search(5.0, "right") == 7
 
 
+def test_a_stamp_that_is_not_a_number_takes_its_predecessors() -> None:
+    """One NaN (or infinite) stamp must not become every later stamp (NaN compares false)."""
+    ring = Ring(100, (1,))
+    ring.write(np.zeros((7, 1)), [1.0, 2.0, 3.0, np.nan, 5.0, np.inf, 7.0])
+    np.testing.assert_array_equal(ring.latest(7).ts, [1.0, 2.0, 3.0, 3.0, 5.0, 5.0, 7.0])
+    assert ring.nonmonotonic == 2
+    ring.write(np.zeros((2, 1)), [8.0, 9.0])
+    assert ring.last_timestamp() == 9.0 and ring.nonmonotonic == 2
+    assert len(ring.range(4.5, 10.0)) == 5  # search still works
+    ring.write(np.zeros((1, 1)), [np.nan])  # a chunk of one bad stamp
+    assert ring.last_timestamp() == 9.0 and ring.nonmonotonic == 3
+
+
 def test_shape_errors_raise_value_error() -> None:
     ring = Ring(10, (3,))
     with pytest.raises(ValueError, match="ring expects"):

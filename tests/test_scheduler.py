@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -93,6 +94,27 @@ def test_resample_numeric_edges_hold_and_empty_is_nan():
     out = resample_numeric(ts, data, np.array([0.0, 1.5, 3.0]), 1.0, 1.0)
     np.testing.assert_allclose(out[0], [1.0, 1.5, 2.0])
     assert np.isnan(resample_numeric(np.empty(0), np.empty((0, 1)), np.array([0.0]), 1, 1)).all()
+
+
+@pytest.mark.parametrize("target_rate", [64.0, 512.0])  # boxcar down, interpolation up
+def test_a_sample_that_is_not_a_number_is_left_out_of_its_channel_only(target_rate):
+    rate = 256.0
+    ts = np.arange(int(4 * rate)) / rate
+    data = np.stack([np.sin(2 * np.pi * ts), np.cos(2 * np.pi * ts)], axis=1)
+    grid = target_grid(4.0 - 1 / rate, 3.5, target_rate)
+    clean = resample_numeric(ts, data, grid, rate, target_rate)
+    holed = data.copy()
+    holed[300, 0] = np.nan  # channel 0 lost one sample early in the window
+    out = resample_numeric(ts, holed, grid, rate, target_rate)
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out[1], clean[1])  # the other channel is untouched
+    near = np.abs(grid - ts[300]) < 2 / min(rate, target_rate)  # bins next to the lost one
+    np.testing.assert_allclose(out[0][~near], clean[0][~near], atol=1e-6)
+    np.testing.assert_allclose(out[0][near], clean[0][near], atol=0.03)
+    dead = data.copy()
+    dead[:, 1] = np.nan  # a channel with nothing at all stays NaN
+    out = resample_numeric(ts, dead, grid, rate, target_rate)
+    assert np.isnan(out[1]).all() and np.isfinite(out[0]).all()
 
 
 def test_channel_selection_and_unknown_channel():
@@ -282,6 +304,29 @@ def test_hops_fall_on_multiples_and_wait_for_the_watermark():
     assert [w.index for w in windows] == list(range(len(windows)))
 
 
+@pytest.mark.parametrize("hop_s", [0.05, 1 / 3])
+def test_a_clock_exactly_at_a_due_time_far_from_zero_cuts_that_hop(hop_s):
+    """At a large clock value (days of uptime) the due time k * hop + lateness, divided
+    back, can come out one hop short; the loop must still cut hop k, not wait forever."""
+    lateness = 0.1
+    k = 22_687_284 if hop_s == 0.05 else 30_000_001
+    due = k * hop_s + lateness
+    assert math.floor((due - lateness) / hop_s + 1e-9) == k - 1  # the rounding in question
+    clock = VirtualClock(start=due - 0.01)
+    aligner = Aligner([ModelInputs("m", {}, hop_s=hop_s, allowed_lateness_s=lateness)], {}, clock)
+    aligner.catch_up = True  # as a replay at full speed runs it
+
+    def feed():
+        time.sleep(0.05)
+        clock.advance_to(due)  # a replay's clock can land exactly on it
+        deadline = time.monotonic() + 5
+        while aligner.next_due <= due and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    windows = run_aligner(aligner, clock, feed)
+    assert [w.t_end for w in windows] == [k * hop_s]
+
+
 def test_a_stalled_loop_cuts_only_the_newest_hop():
     src = numeric_source("eeg", Modality.EEG, 100.0)
     write_ramp(src, 0.0, 10.0, 100.0)
@@ -357,3 +402,57 @@ def test_a_stream_that_just_started_is_missing_until_it_covers_enough_of_the_win
     assert later.presence is Presence.PRESENT and later.coverage == pytest.approx(0.625)
     full = aligner.cut("m", 11.99).inputs["eeg"]
     assert full.coverage == pytest.approx(0.7475)
+
+
+def test_a_stream_that_came_back_counts_only_what_it_sent_since():
+    """The sample before a dropout is not drawn across the gap into the window."""
+    src = numeric_source("eeg", Modality.EEG, 100.0, channels=1)
+    write_ramp(src, 0.0, 10.0, 100.0)  # value t until 10 s, then nothing until 18.5 s
+    ts = np.arange(1850, 2000) / 100.0
+    src.ring.write(np.full((len(ts), 1), 100.0, np.float32), ts)
+    aligner = Aligner(
+        [model(eeg=NumericInput(Modality.EEG, 4.0, 50.0))], {"eeg": src}, VirtualClock()
+    )
+    back = aligner.cut("m", 19.0).inputs["eeg"]  # 0.5 s of 4 since it came back
+    assert back.presence is Presence.MISSING and back.data is None
+    assert back.coverage == pytest.approx(0.125)
+    short = aligner.cut("m", 20.0).inputs["eeg"]  # 1.5 s of 4: still short
+    assert short.presence is Presence.MISSING and short.coverage == pytest.approx(0.375, abs=0.01)
+    aligner = Aligner(
+        [model(eeg=NumericInput(Modality.EEG, 2.0, 50.0))], {"eeg": src}, VirtualClock()
+    )
+    held = aligner.cut("m", 19.99).inputs["eeg"]  # window [17.99, 19.99]: 1.5 s since
+    assert held.presence is Presence.PRESENT and held.coverage == pytest.approx(0.745, abs=0.01)
+    # before the stream came back the window holds its first value, not a ramp from 9.99
+    np.testing.assert_allclose(held.data[0], 100.0)
+
+
+def test_a_hole_inside_the_window_is_not_coverage():
+    src = numeric_source("eeg", Modality.EEG, 100.0, channels=1)
+    write_ramp(src, 0.0, 5.0, 100.0)
+    write_ramp(src, 7.5, 10.0, 100.0)  # 2.5 s without samples inside a 4 s window
+    aligner = Aligner(
+        [model(eeg=NumericInput(Modality.EEG, 4.0, 50.0))], {"eeg": src}, VirtualClock()
+    )
+    w = aligner.cut("m", 9.0).inputs["eeg"]  # [5, 9]: samples 5-4.99 ... 7.5-9
+    assert w.presence is Presence.MISSING and w.coverage == pytest.approx(1.5 / 4, abs=0.01)
+    w = aligner.cut("m", 9.99).inputs["eeg"]  # [5.99, 9.99]: 2.49 s of samples
+    assert w.presence is Presence.PRESENT and w.coverage == pytest.approx(2.49 / 4, abs=0.01)
+    # a slow stream's own period is no hole: 4 Hz temperature covers its window
+    temp = numeric_source("temp", Modality.TEMP, 4.0, channels=1)
+    write_ramp(temp, 0.0, 10.0, 4.0)
+    aligner = Aligner(
+        [model(temp=NumericInput(Modality.TEMP, 4.0, 4.0))], {"temp": temp}, VirtualClock()
+    )
+    assert aligner.cut("m", 9.0).inputs["temp"].coverage == pytest.approx(1.0)
+
+
+def test_a_frame_from_before_a_dropout_is_not_shown_in_the_window():
+    spec = StreamSpec("cam", Modality.FRAMES, 10.0, frame_shape=(4, 4), dtype="uint8")
+    src = StreamSource(spec, ring_for(spec, 10))
+    src.ring.write(np.zeros((100, 4, 4), np.uint8), np.arange(100) / 10.0)  # black until 9.9 s
+    src.ring.write(np.full((1, 4, 4), 255, np.uint8), np.array([19.9]))  # back at 19.9 s
+    want = FrameInput(Modality.FRAMES, window_s=2.0, count=8, size=(4, 4))
+    w = Aligner([model(cam=want)], {"cam": src}, VirtualClock()).cut("m", 20.0)
+    assert w.inputs["cam"].presence is Presence.PRESENT
+    np.testing.assert_allclose(w.inputs["cam"].data, 1.0)  # the new frame, never the old
