@@ -2,10 +2,16 @@
 
 One ``LslDriver`` reads one LSL stream into one ring. Choices that matter:
 
-- Clock. Inlets run LSL's own post-processing (clock-sync, plus de-jitter and
-  monotonize for regular streams), so samples from another host land on the
-  local LSL clock, which is affectlab's clock. The first clock-sync blocks
-  about 0.6 s (REFERENCE 9); the driver thread takes that hit, not the caller.
+- Clock. Inlets run LSL's own post-processing (clock-sync and monotonize), so
+  samples from another host land on the local LSL clock, which is affectlab's
+  clock. The first clock-sync blocks about 0.6 s (REFERENCE 9); the driver
+  thread takes that hit, not the caller, and subscribes to the data first, so
+  samples sent meanwhile wait in the inlet instead of being missed. LSL's
+  de-jitter is off by default (``dejitter``): it fits one regular clock to the
+  whole stream, so after a sender pauses with its outlet alive the hole vanishes
+  from the stamps (never counted as lost) and the stamps after it are off by up
+  to the pause, for tens of seconds; the raw stamps jitter by a few ms, far
+  below any window.
 - Keeping up. LSL hands out the OLDEST buffered data first, so a slow reader
   silently works on old samples (REFERENCE 8). The thread pulls everything that
   is pending into one preallocated array per call (``dest_obj``), stamps the
@@ -175,7 +181,7 @@ class LslDriver(Driver):
         name: str = "lsl",
         resolve_timeout: float = 5.0,
         max_buffered: float = 60.0,
-        dejitter: bool = True,
+        dejitter: bool = False,
         modality: Modality | str | None = None,
         stall_timeout: float | None = None,
         reconnect_interval: float = 1.0,
@@ -300,9 +306,10 @@ class LslDriver(Driver):
                     break
                 self._inlet = inlet
             try:
+                inlet.open_stream(timeout=max(1.0, self.resolve_timeout))  # data from now on
                 self._sync_clock(inlet)
                 self._pump(inlet)
-            except LostError:
+            except (LostError, LslTimeoutError):  # gone, or never answered the subscription
                 self._inlet = inlet = None
                 self._last_ts = None
                 tracker.on_disconnect(

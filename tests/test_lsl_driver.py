@@ -206,9 +206,11 @@ def test_string_markers_land_as_str_in_a_marker_ring():
 
 
 def test_holes_in_a_regular_timeline_count_as_gaps_with_lost_samples():
+    """With the default options: LSL's de-jitter would fit one clock over the hole, so
+    it would neither be counted nor would the stamps after it be the ones sent."""
     tag = _tag()
     outlet = _local_outlet(f"holes-{tag}", rate=100.0)
-    driver = LslDriver(LslQuery(name=f"holes-{tag}"), dejitter=False, resolve_timeout=5)
+    driver = LslDriver(LslQuery(name=f"holes-{tag}"), resolve_timeout=5)
     driver.start()
     try:
         assert wait_until(lambda: outlet.have_consumers(), 10)
@@ -224,6 +226,9 @@ def test_holes_in_a_regular_timeline_count_as_gaps_with_lost_samples():
     assert health.gaps == 1
     assert health.lost == 50
     assert health.connected
+    got = _all(driver)
+    np.testing.assert_array_equal(got.data[:, 0], idx)
+    np.testing.assert_allclose(got.ts, t0 + idx / 100, atol=1e-3)  # the stamps sent
 
 
 def test_stale_samples_and_a_silent_outlet_show_in_health():
