@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ IS_TYPE = {
 }
 
 
+#: how long a DV server may take to accept a connection and send its stream header
+#: (a live one does both within milliseconds)
+PROBE_TIMEOUT_S = 1.0
+
+
 # ------------------------------------------------------------------ plain data
 @dataclass(frozen=True)
 class Endpoint:
@@ -64,10 +70,50 @@ class Endpoint:
             raise ValueError("an endpoint needs a port or a socket path (not both)")
 
     def connect(self) -> Any:
-        """A ``dv.io.NetworkReader``; raises RuntimeError when nobody serves there."""
+        """A ``dv.io.NetworkReader``; raises RuntimeError when nobody serves there.
+
+        The endpoint is probed first: dv-processing's ``NetworkReader`` constructor
+        blocks, holding Python's GIL, until the server has sent its stream header, so
+        against a host that does not answer (a camera PC switched off) or a port where
+        something else listens, it froze the whole process (dashboard, other drivers,
+        stopping the session) for the TCP timeout or for good.
+        """
+        self.probe()
         if self.socket is not None:
             return dv.io.NetworkReader(self.socket)
         return dv.io.NetworkReader(self.host, int(self.port or 0))
+
+    def probe(self, timeout: float = PROBE_TIMEOUT_S) -> None:
+        """Raise RuntimeError unless something here accepts a connection and starts
+        talking within ``timeout`` s, as a DV server does (its header comes at once)."""
+        try:
+            if self.socket is not None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(timeout)
+                try:
+                    sock.connect(self.socket)
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection((self.host, int(self.port or 0)), timeout)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{self}: no answer within {timeout:g} s") from exc
+        except OSError as exc:
+            raise RuntimeError(f"{self}: {exc.strerror or exc}") from exc
+        with sock:
+            sock.settimeout(timeout)
+            try:
+                header = sock.recv(16, socket.MSG_PEEK)
+            except TimeoutError as exc:
+                raise RuntimeError(
+                    f"{self} accepted the connection but sent no DV stream header within "
+                    f"{timeout:g} s: is this a DV server's port?"
+                ) from exc
+            except OSError as exc:
+                raise RuntimeError(f"{self}: {exc.strerror or exc}") from exc
+        if not header:
+            raise RuntimeError(f"{self} closed the connection without sending a DV stream header")
 
     def __str__(self) -> str:
         return f"unix:{self.socket}" if self.socket is not None else f"{self.host}:{self.port}"

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -262,6 +263,36 @@ def test_unix_socket_and_a_port_serving_the_wrong_type(tmp_path, writers):
     finally:
         d.stop()
     assert d.error is None and d.health()["davis-frames"].received == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_port_that_never_speaks_dv_neither_freezes_the_process_nor_stop(tmp_path):
+    """dv's NetworkReader would wait for a header for good, holding the GIL."""
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (backlog), never writes
+    port = listener.getsockname()[1]
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def tick():  # another thread of the process: must keep running
+        while not done.wait(0.05):
+            ticks.append(time.monotonic())
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    d = DavisDriver("network", endpoints={"events": Endpoint(port=port)}, reconnect_interval=0.1)
+    d.start()
+    try:
+        assert wait_until(lambda: "no DV stream header" in d.health()["davis-events"].message, 10)
+        started = time.monotonic()
+        d.stop()
+        assert time.monotonic() - started < 5
+    finally:
+        done.set()
+        ticker.join()
+        listener.close()
+    assert max(np.diff(ticks)) < 1.5  # never stalled for long (probe timeout 1 s)
+    with pytest.raises(RuntimeError, match="refused"):
+        Endpoint(port=port).probe()  # nobody listens there any more
 
 
 def test_resolution_mismatch_is_reported(tmp_path, writers):
