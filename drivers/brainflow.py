@@ -5,7 +5,8 @@ with the signal kinds (EEG, ECG, EDA, PPG, ...) given as row lists by
 ``BoardShim.get_board_descr``. This driver polls that table, cuts it into one
 stream per kind, maps the Unix timestamp row onto the one clock with a
 ``UnixClockMapper`` (re-measured while running), counts lost samples from the
-package counter (which wraps at 255) and publishes the marker row as a marker
+package counter (whose step, samples per value and wrap it learns per board; the
+stamps size holes longer than one wrap) and publishes the marker row as a marker
 stream.
 
 Which rows become which stream (the duplicate rule). Many boards list the
@@ -131,7 +132,7 @@ class BrainFlowDriver(Driver):
                 f"{self.label} has none of the streams asked for ({', '.join(streams)})"
             )
         super().__init__(name, specs, ring_seconds)
-        self.counters = {lay.preset: PackageCounter() for lay in self.layouts}
+        self.counters = {lay.preset: PackageCounter(lay.rate) for lay in self.layouts}
         self._shim: BoardShim | None = None
 
     # ------------------------------------------------------------ board layout
@@ -257,7 +258,7 @@ class BrainFlowDriver(Driver):
         ts = data[lay.timestamp_row] - offset
         lost = 0
         if lay.counter_row is not None:
-            lost = self.counters[lay.preset].update(data[lay.counter_row])
+            lost = self.counters[lay.preset].update(data[lay.counter_row], ts)
         for g in self.groups:
             if g.preset != lay.preset:
                 continue

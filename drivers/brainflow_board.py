@@ -7,6 +7,7 @@ names, connection parameters, which rows of which preset become which stream
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -273,41 +274,103 @@ def marker_spec(prefix: str, source: str, board: str) -> StreamSpec:
 
 # ------------------------------------------------------------------ sample counting
 class PackageCounter:
-    """Counts samples lost between consecutive package numbers (which wrap at ``modulus``).
+    """Samples lost, counted from a board's package counter (and its stamps, for long holes).
 
-    Most boards step the counter by one per sample; a few step by more, so the
-    step is learned as the most common difference once enough samples were seen.
+    Boards count differently (BrainFlow's board sources): the synthetic board and Cyton
+    step 0..255 once per sample, Ganglion steps a packet id through 100 values with two
+    samples per id, Muse a 16-bit packet counter shared by twelve samples. So three
+    things are learned from the stream itself: the step between consecutive values, how
+    many samples share a value (the run), and the period at which the counter wraps
+    (from the first wrap the stamps show to be clean; until then 256, which holds for
+    16-bit counters too). A hole longer than one period looks to the counter like a
+    short one; given the board's rate, the stamps size it instead.
     """
 
-    def __init__(self, modulus: int = 256, learn: int = 16) -> None:
-        self.modulus = modulus
+    def __init__(self, rate: float = 0.0, learn: int = 16) -> None:
+        self.rate = float(rate)
         self.learn = learn
         self.step: int | None = None
+        self.run: int | None = None
+        self.period: int | None = None  # learned from a clean wrap
         self.lost = 0
-        self._last: int | None = None
-        self._seen: list[np.ndarray] = []
+        self._last: tuple[int, float] | None = None  # (counter, stamp) of the newest sample
+        self._current_run = 0  # samples so far that share the newest sample's counter
+        self._run_whole = False  # ... and whether we saw that run begin
+        self._steps: list[int] = []
+        self._runs: list[int] = []
 
     def reset(self) -> None:
         """Forget the last counter (after a reconnection the sequence restarts)."""
         self._last = None
+        self._current_run = 0
+        self._run_whole = False
 
-    def update(self, counters: np.ndarray) -> int:
-        """Account for a chunk of counters; returns samples lost before and inside it."""
-        c = np.asarray(counters, dtype=np.int64) % self.modulus
+    def update(self, counters: np.ndarray, stamps: np.ndarray | None = None) -> int:
+        """Account for a chunk of counters (and their stamps, seconds); returns the samples
+        lost before and inside it."""
+        c = np.asarray(counters).astype(np.int64)
         if len(c) == 0:
             return 0
-        seq = c if self._last is None else np.concatenate(([self._last], c))
-        self._last = int(c[-1])
-        d = np.diff(seq) % self.modulus
-        d = d[d > 0]  # a repeated counter is a duplicate, not a loss
-        if self.step is None:
-            self._seen.append(d)
-            seen = np.concatenate(self._seen)
-            if len(seen) < self.learn:
-                return 0
-            values, counts = np.unique(seen, return_counts=True)
-            self.step = int(values[np.argmax(counts)])
-            self._seen.clear()
-        lost = int(np.sum(np.maximum(np.rint(d / self.step).astype(np.int64) - 1, 0)))
+        t = np.full(len(c), np.nan) if stamps is None else np.asarray(stamps, dtype=np.float64)
+        prev = self._last
+        if prev is not None:
+            c = np.concatenate(([prev[0]], c))
+            t = np.concatenate(([prev[1]], t))
+        self._last = (int(c[-1]), float(t[-1]))
+        changes = np.flatnonzero(np.diff(c) != 0)  # sample i -> i + 1 moves the counter
+        # runs of samples sharing a value; the first continues the previous chunk's last
+        lengths = np.diff(np.concatenate(([0], changes + 1, [len(c)])))
+        first_whole = prev is not None and self._run_whole
+        if prev is not None:
+            lengths[0] += self._current_run - 1
+        if self.run is None:
+            whole = np.ones(len(lengths), dtype=bool)
+            whole[-1] = False  # still running
+            whole[0] &= first_whole
+            steps = np.diff(c)[changes]
+            self._learn(steps[steps > 0].tolist(), lengths[whole].tolist())
+        self._current_run = int(lengths[-1])
+        self._run_whole = len(changes) > 0 or first_whole
+        lost = 0
+        if self.run is not None:
+            for i in changes:
+                lost += self._lost_between(int(c[i]), int(c[i + 1]), float(t[i + 1] - t[i]))
         self.lost += lost
         return lost
+
+    def _learn(self, steps: list[int], runs: list[int]) -> None:
+        """The step and the run: the most common of the first ``learn`` seen."""
+        self._steps += steps
+        self._runs += runs
+        if len(self._steps) >= self.learn and len(self._runs) >= max(1, self.learn // 2):
+            self.step = _mode(self._steps)
+            self.run = _mode(self._runs)
+            self._steps.clear()
+            self._runs.clear()
+
+    def _lost_between(self, before: int, after: int, dt: float) -> int:
+        """Samples lost between a counter value and the next one seen."""
+        assert self.step is not None and self.run is not None
+        if after < before and self.period is None:
+            # a wrap: its size is the period, if the stamps say nothing was lost across it
+            clean = not (self.rate > 0 and math.isfinite(dt)) or dt < 2.5 * self.run / self.rate
+            if clean:
+                self.period = before - after + self.step
+                return 0
+        modulus = self.period or 256
+        skipped = max(int(round(((after - before) % modulus) / self.step)) - 1, 0)
+        if self.rate > 0 and math.isfinite(dt):
+            by_time = dt * self.rate / self.run - 1  # values the stamps say were skipped
+            values_per_period = modulus / self.step
+            wraps = round((by_time - skipped) / values_per_period)
+            if wraps > 0:  # the hole was longer than the counter can tell
+                skipped += int(wraps * values_per_period)
+            elif wraps < 0:  # the counter jumped further than time went: not a hole
+                skipped = max(int(round(by_time)), 0)
+        return skipped * self.run
+
+
+def _mode(values: list[int]) -> int:
+    """The most common value (the smallest of equally common ones)."""
+    found, counts = np.unique(np.asarray(values), return_counts=True)
+    return int(found[np.argmax(counts)])

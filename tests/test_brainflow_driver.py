@@ -77,6 +77,49 @@ def test_package_counter_wraps_and_counts_gaps():
     assert two.step == 2 and two.update(np.array([20, 26, 28])) == 2
 
 
+def _feed(counter: PackageCounter, values, stamps=None, chunk: int = 7) -> int:
+    """Hand the counter a board's samples in chunks, as the driver polls them."""
+    lost = 0
+    for i in range(0, len(values), chunk):
+        ts = None if stamps is None else stamps[i : i + chunk]
+        lost += counter.update(np.asarray(values[i : i + chunk]), ts)
+    return lost
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 7, 12, 40])
+def test_package_counters_of_other_shapes_are_learned(chunk):
+    # a packet id through 1..100 with two samples per id (BrainFlow's Ganglion)
+    ids = np.repeat(np.tile(np.arange(1, 101), 10), 2)
+    rate = 200.0
+    ts = np.arange(len(ids)) / rate
+    c = PackageCounter(rate)
+    assert _feed(c, ids, ts, chunk) == 0  # nine wraps, none a loss
+    assert (c.step, c.run, c.period) == (1, 2, 100)
+    keep = ~np.isin(np.arange(len(ids)), np.arange(1000, 1006))  # three ids, six samples
+    c = PackageCounter(rate)
+    assert _feed(c, ids[keep], ts[keep], chunk) == 6
+    # a 16-bit packet counter shared by twelve samples (BrainFlow's Muse), wrapping
+    packets = np.r_[np.arange(65400, 65536), np.arange(0, 100), np.arange(105, 200)]
+    values = np.repeat(packets, 12)
+    ts = np.repeat(np.r_[np.arange(236), np.arange(241, 336)], 12) * 12 / 256.0
+    c = PackageCounter(256.0)
+    assert _feed(c, values, ts, chunk) == 5 * 12  # five packets lost after the wrap
+    assert (c.run, c.period) == (12, 65536)
+
+
+def test_a_hole_longer_than_the_counters_period_is_sized_by_the_stamps():
+    rate = 250.0
+    n = np.arange(4000)
+    for missing in (300, 600, 1000):  # 1.2-4 s: more than one wrap of 256
+        keep = (n < 1000) | (n >= 1000 + missing)
+        c = PackageCounter(rate)
+        assert _feed(c, n[keep] % 256, n[keep] / rate, 25) == missing
+    # without stamps the counter can only tell the hole modulo its period
+    c = PackageCounter()
+    keep = (n < 1000) | (n >= 1300)
+    assert _feed(c, n[keep] % 256, None, 25) == 300 - 256
+
+
 def test_board_names():
     assert board_id("synthetic") == SYNTHETIC == board_id(SYNTHETIC) == board_id("-1")
     assert board_id("cyton") == int(BoardIds.CYTON_BOARD)
