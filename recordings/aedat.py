@@ -18,6 +18,7 @@ CPU the session does not need.
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 import dv_processing as dv
@@ -36,6 +37,11 @@ AEDAT_STREAM_NAMES = {
     Modality.IMU: "imu",
     Modality.TRIGGERS: "triggers",
 }
+#: the compression ratio is the best one the file showed in this many seconds of disk checks
+RATIO_WINDOW_S = 10.0
+#: below this many bytes handed over the file's header (about 1 kB) distorts the ratio;
+#: until then what is not on disk yet counts 1:1
+RATIO_MIN_BYTES = 1 << 20
 
 
 def lsl_to_unix_us(ts: np.ndarray, unix_minus_lsl_us: int) -> np.ndarray:
@@ -57,9 +63,10 @@ class AedatStreams:
     ):
         self.path = Path(path)
         self.unix_minus_lsl_us = int(unix_minus_lsl_us)
-        #: uncompressed bytes handed to dv so far: an upper bound of what its file thread
-        #: will have written (LZ4 only shrinks), for the recorder's disk-space guard
+        #: uncompressed bytes handed to dv so far (LZ4 makes them about 0.6 as many on
+        #: disk), for the recorder's disk-space guard: see ``unwritten_bytes``
         self.bytes_in = 0
+        self._ratios: deque[tuple[float, float]] = deque()  # (check time, file / bytes_in)
         self.dv_names: dict[str, str] = {}  # our stream -> dv stream name
         self._writes: dict[str, object] = {}
         config = dv.io.MonoCameraWriter.Config(camera_name)
@@ -98,6 +105,25 @@ class AedatStreams:
             self._writes[stream](
                 self.dv_names[stream], data, lsl_to_unix_us(ts, self.unix_minus_lsl_us)
             )
+
+    def unwritten_bytes(self, file_size: int, now: float) -> int:
+        """Bytes still to land in the file, as dv will write them (compressed); ``now`` is
+        ``time.monotonic()`` at a disk check, ``file_size`` the file's size then.
+
+        ``bytes_in - file_size`` is not that: it grows with LZ4's savings (about 4.3 bytes
+        an event, 1.5 GB an hour at 100 k events/s), and a guard counting them stops a long
+        recording gigabytes early. dv exposes no queue length, so the queue is what was
+        handed over, at the compression ratio, less what is on disk. ``file_size / bytes_in``
+        never exceeds the ratio (dv may be behind) and equals it whenever dv has caught up,
+        which it does within milliseconds when it gets the CPU; the best of the last
+        ``RATIO_WINDOW_S`` is the ratio, and a dv starved for seconds still counts as behind.
+        """
+        if self.bytes_in >= RATIO_MIN_BYTES:
+            self._ratios.append((now, min(1.0, file_size / self.bytes_in)))
+        while self._ratios and self._ratios[0][0] < now - RATIO_WINDOW_S:
+            self._ratios.popleft()
+        ratio = max((r for _, r in self._ratios), default=1.0)
+        return max(0, round(self.bytes_in * ratio) - file_size)
 
     def _events(self, name: str, ev: np.ndarray, t_us: np.ndarray) -> None:
         assert self._writer is not None

@@ -229,6 +229,18 @@ def _read_stream(
     return AedatStream(kind, name, t_us=t, data=data, frame_shape=shape)
 
 
+def _empty_frames(stream: AedatStream, resolution: Any) -> AedatStream | None:
+    """An APS-frames stream that got no frame (frames off, or a session shorter than a frame
+    interval) is still a recorded stream: it opens empty, with the frame size dv declares for
+    it, so that its session (events, EEG and all) replays. None when dv declares no size."""
+    if resolution is None:
+        return None
+    stream.frame_shape = (int(resolution[1]), int(resolution[0]))  # dv says (W, H)
+    if stream.index is None:
+        stream.data = np.empty((0, *stream.frame_shape), np.uint8)
+    return stream
+
+
 def scan_aedat(path: Path, index: tuple[str, ...] = INDEXED) -> AedatContents:
     """Every stream of an AEDAT4 file: the kinds in ``index`` as bin indices (when their
     stamps are in order), the others as arrays. SourceError when dv cannot open it."""
@@ -248,7 +260,9 @@ def scan_aedat(path: Path, index: tuple[str, ...] = INDEXED) -> AedatContents:
             res = (rec.getEventResolution if kind == "events" else rec.getFrameResolution)(name)
             out.resolution = (int(res[0]), int(res[1])) if res is not None else None
         if kind == "frames" and stream.count == 0:
-            continue
+            stream = _empty_frames(stream, rec.getFrameResolution(name))
+            if stream is None:
+                continue
         out.streams[kind] = stream
     del rec
     if not out.streams:

@@ -400,14 +400,17 @@ class SessionRecorder:
         """Stop (as a disk error) while there is still room to close the files properly."""
         if self.reserve_bytes <= 0:
             return
-        # dv-processing writes on a thread of its own: count what it was handed and has not
-        # written yet as written already (an upper bound: it compresses)
+        # dv-processing writes on a thread of its own: count what it may not have written
+        # yet as written already, compressed as it will be (not as handed over: LZ4's savings
+        # would pile up as a phantom queue and stop a long recording far too early)
         sizes = {path: path.stat().st_size if path.exists() else 0 for path in self._paths()}
         queued = 0
+        now = time.monotonic()
         for name, aedat in self._aedat.items():
             path = self.folder / name
-            queued += max(0, aedat.bytes_in - sizes[path])
-            sizes[path] = max(sizes[path], aedat.bytes_in)
+            pending = aedat.unwritten_bytes(sizes[path], now)
+            queued += pending
+            sizes[path] += pending
         check_room(self.folder, sizes, queued, self.reserve_bytes)
 
     def _paths(self) -> list[Path]:

@@ -78,6 +78,8 @@ class VideoTrack(Track):
         super().__init__(spec, ts, None, file)
         self._cap: Any = None
         self._next = 0
+        #: False once OpenCV is known to seek this file wrongly (see ``_seek``)
+        self._seekable = True
 
     def _open(self) -> Any:
         import cv2
@@ -90,14 +92,42 @@ class VideoTrack(Track):
             cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         return cap
 
-    def read(self, i0: int, i1: int) -> np.ndarray:
+    def _seek(self, i0: int) -> None:
+        """Make frame ``i0`` the next one read, checking where OpenCV's seek landed.
+
+        A video cut off by a crash or a kill has no duration or index (matroska writes them
+        on close): OpenCV then reports a bogus frame count (-2.8e17 here, OpenCV 4.14), clamps
+        every seek to frame 0 and still reads on from wherever it was, so frames would come
+        from the wrong place without a word. A finalised file seeks, and says so; in any
+        other the frames are decoded forward to ``i0`` (a 160 x 120 FFV1 frame: about 1 ms
+        here), from a reopened file when going back. Going back to 0 always reopens: OpenCV
+        "seeks" there by reading on, and reports 0 even where that is wrong.
+        """
         import cv2
 
+        if i0 == self._next:
+            return
+        if self._seekable and i0 > 0:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, i0)
+            landed = round(self._cap.get(cv2.CAP_PROP_POS_FRAMES))
+            end = round(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            if landed == i0 or 0 < end == landed < i0:  # (past the end: reads give black)
+                self._next = i0
+                return
+            self._seekable = False
+            self._next = -1  # wherever the failed seek left it: reopen
+        if i0 < self._next or self._next < 0:
+            self._cap.release()
+            self._cap, self._next = self._open(), 0
+        while self._next < i0 and self._cap.grab():
+            self._next += 1
+        self._next = i0  # past the frames the file holds: reads give black frames
+
+    def read(self, i0: int, i1: int) -> np.ndarray:
         if self._cap is None:
             self._cap = self._open()
             self._next = 0
-        if i0 != self._next:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, i0)
+        self._seek(i0)
         assert self.spec.frame_shape is not None
         out = np.zeros((max(0, i1 - i0), *self.spec.frame_shape), np.uint8)
         for k in range(i1 - i0):

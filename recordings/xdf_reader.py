@@ -316,7 +316,9 @@ def _load(path: Path, buf: Any, synchronize: bool, lazy: bool) -> XdfFile:
                     start, f"{exc}; nothing after it can be trusted (no boundary chunk follows)"
                 )
                 break
-            problem(start, f"{exc}; skipped to the boundary chunk at byte {resume - 5}")
+            # a boundary chunk's 16-byte UUID follows its 1-byte length width, 1-byte
+            # length (18) and 2-byte tag: the chunk starts 4 bytes before the UUID
+            problem(start, f"{exc}; skipped to the boundary chunk at byte {resume - 4}")
             pos = resume + len(BOUNDARY_UUID)
 
     streams: list[XdfStream] = []

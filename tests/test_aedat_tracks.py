@@ -160,3 +160,27 @@ def test_a_stream_that_cannot_be_indexed_is_read_whole_from_the_start(aedat, mon
     whole = scan_aedat(path, index=()).streams["events"]
     np.testing.assert_array_equal(got.t_us, whole.t_us)
     np.testing.assert_array_equal(got.data, whole.data)
+
+
+@pytest.mark.parametrize("index", [("events", "frames"), ()])
+def test_a_frames_stream_without_a_frame_opens_empty_at_its_declared_size(tmp_path, index):
+    path = tmp_path / "aps-off.aedat4"
+    writer = dv.io.MonoCameraWriter(str(path), dv.io.MonoCameraWriter.DAVISConfig("D", (346, 260)))
+    t = T0_US + np.arange(500) * 100
+    writer.writeEvents(events_to_store(t, t % 346, t % 260, t % 2))
+    del writer
+    got = scan_aedat(path, index=index)
+    assert got.streams["frames"].count == 0
+    specs = aedat_specs(path, got, "cam")
+    assert specs["frames"].frame_shape == (260, 346)
+    frames = aedat_track(specs["frames"], path, got.streams["frames"], T0_US)
+    assert frames.count == 0 and frames.index(1e9) == 0 and frames.busiest(1.0) == 0
+    assert frames.span(0, 3)[1].shape == (0, 260, 346)
+    # as its empty IMU and trigger streams (a DAVISConfig declares them) always did
+    rec = open_recording(path)
+    assert {t.spec.name: t.count for t in rec.tracks} == {
+        "aps-off-events": 500,
+        "aps-off-frames": 0,
+        "aps-off-imu": 0,
+        "aps-off-triggers": 0,
+    }

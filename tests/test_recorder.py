@@ -485,11 +485,14 @@ def test_a_recording_killed_with_sigkill_loads_up_to_its_last_flush(tmp_path):
     assert events.count == len(events.span(0, events.count)[0]) == n_events
 
 
-def test_a_webcam_recording_killed_with_sigkill_replays_its_frames(tmp_path):
-    from test_webcam_driver import _index, _indexed_frames, _write_video
+@pytest.fixture(scope="module")
+def killed_webcam(tmp_path_factory) -> Path:
+    """A webcam (a 30-frame clip in a loop) recorded until SIGKILL: its .mkv is unfinalised."""
+    from test_webcam_driver import _indexed_frames, _write_video
 
-    clip = _write_video(tmp_path / "clip.mkv", _indexed_frames(30))
-    folder = tmp_path / "killed"
+    tmp = tmp_path_factory.mktemp("webcam")
+    clip = _write_video(tmp / "clip.mkv", _indexed_frames(30))
+    folder = tmp / "killed"
     proc = subprocess.Popen(
         [sys.executable, "-c", RECORD_UNTIL_KILLED, str(folder), str(clip)],
         cwd=ROOT,
@@ -505,12 +508,49 @@ def test_a_webcam_recording_killed_with_sigkill_replays_its_frames(tmp_path):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
+    return folder
+
+
+def test_a_webcam_recording_killed_with_sigkill_replays_its_frames(killed_webcam):
+    from test_webcam_driver import _index
+
     # the .mkv was cut mid-write; every frame whose stamp reached the XDF decodes, lossless
-    [video] = open_recording(folder).tracks
+    [video] = open_recording(killed_webcam).tracks
     assert video.count >= 20
     frames = video.read(0, video.count)
     shown = [_index(f) for f in frames]
     assert all((b - a) % 30 == 1 for a, b in zip(shown, shown[1:], strict=False)), shown
+
+
+def test_frames_read_at_a_position_of_a_killed_webcam_recording_are_the_frames_there(
+    killed_webcam,
+):
+    """OpenCV cannot seek in an unfinalised .mkv (it clamps to frame 0 and reads on from
+    wherever it was): a seek, --from or a replay restart showed other frames, silently."""
+    from test_webcam_driver import _index
+
+    [video] = open_recording(killed_webcam).tracks
+    n = video.count
+    truth = [_index(f) for f in video.read(0, n)]
+    video.close()
+    # forwards, backwards, the same again, back to 0, the last one, a span after a seek
+    for i in (2 * n // 3, 5, 5, n // 2, 0, n - 1, 3):
+        assert _index(video.read(i, i + 1)[0]) == truth[i], i
+    assert [_index(f) for f in video.read(n // 3, n // 3 + 8)] == truth[n // 3 : n // 3 + 8]
+
+
+def test_a_finalised_video_is_read_at_a_position_by_seeking(tmp_path):
+    from test_webcam_driver import _index, _indexed_frames, _write_video
+
+    from recordings.tracks import VideoTrack
+
+    clip = _write_video(tmp_path / "clip.mkv", _indexed_frames(60))
+    spec = StreamSpec("cam", Modality.FRAMES, 30.0, dtype="uint8", frame_shape=(72, 96, 3))
+    video = VideoTrack(spec, np.arange(60) / 30.0, clip)
+    for i in (40, 5, 5, 33, 0, 59, 3):
+        assert _index(video.read(i, i + 1)[0]) == i, i
+    assert video._seekable  # OpenCV's seeks landed: nothing was decoded forward
+    assert not video.read(70, 71).any()  # past its end: black, as for a video cut short
 
 
 def test_folders_that_cannot_take_a_session_are_refused_before_anything_starts(tmp_path):
@@ -614,6 +654,80 @@ def test_a_nearly_full_disk_stops_an_event_recording_before_dv_processing_would_
     aedat = read_aedat(folder / "davis.aedat4")  # closed properly: dv opens it
     assert sum(len(b) for b in aedat["events"]) == report["counts"]["sim-davis-events"] > 0
     assert len(aedat["frames"]) == report["counts"]["sim-davis-frames"] > 0
+
+
+#: records random DAVIS events at 1 M/s under a file size limit until the recorder stops
+#: itself; prints the AEDAT4 file's size then, as JSON
+RECORD_EVENTS_UNDER_SIZE_LIMIT = textwrap.dedent(
+    """
+    import json, resource, signal, sys, time
+    import numpy as np
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limit, reserve = int(sys.argv[2]), int(sys.argv[3])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    from core.clock import lsl_now
+    from core.ring import Ring
+    from core.streams import EVENT_DTYPE, Modality, StreamSpec
+    from drivers.base import Driver
+    from recordings.recorder import SessionRecorder
+
+    class Camera(Driver):
+        def __init__(self):
+            spec = StreamSpec("davis-events", Modality.EVENTS, 0.0, dtype=str(EVENT_DTYPE),
+                              frame_shape=(260, 346))
+            super().__init__("davis", [spec])
+        def _make_ring(self, spec, seconds):
+            return Ring(2_000_000, (), EVENT_DTYPE)
+        def _run(self):
+            pass
+
+    cam = Camera()
+    rec = SessionRecorder(sys.argv[1], [cam], name="events", reserve_bytes=reserve)
+    rec.start()
+    rng = np.random.default_rng(0)
+    n, t0, pushed = 100_000, lsl_now(), 0
+    while rec.error is None and pushed < 8_000_000:
+        ev = np.zeros(n, EVENT_DTYPE)
+        ev["x"], ev["y"] = rng.integers(0, 346, n), rng.integers(0, 260, n)
+        ev["polarity"] = rng.integers(0, 2, n)
+        cam.push("davis-events", ev, t0 + pushed * 1e-6 + np.sort(rng.uniform(0, 0.1, n)))
+        pushed += n
+        time.sleep(0.1)
+    size = (rec.folder / "davis.aedat4").stat().st_size
+    print(json.dumps({"error": rec.error, "counts": rec.stop(), "size": size}))
+    """
+)
+
+
+def test_a_long_event_recording_fills_the_disk_up_to_the_reserve(tmp_path):
+    """dv compresses with LZ4 (about 8 of 13 bytes an event stay): the savings are not
+    counted as bytes still queued in its writer thread, which stopped a recording with
+    a third of its room unused (1.5 GB an hour at 100 k events/s)."""
+    folder = tmp_path / "events"
+    limit, reserve = 24_000_000, 4_000_000
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RECORD_EVENTS_UNDER_SIZE_LIMIT,
+            str(folder),
+            str(limit),
+            str(reserve),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["error"] is not None and "size limit" in report["error"]
+    room = limit - reserve
+    # it stopped once the file filled its room (give or take the pass written after the
+    # last check, which the reserve is for), not at 13 bytes an event (0.6 of the room)
+    assert 0.9 * room <= report["size"] < limit, (report["size"], room)
+    events = read_aedat(folder / "davis.aedat4")["events"]  # closed properly: dv opens it
+    assert sum(len(b) for b in events) == report["counts"]["davis-events"] > 0
 
 
 # ------------------------------------------------------------------ session inputs, CLI

@@ -31,7 +31,7 @@ from app.config import SessionConfig, SinkConfig, load_config, shipped_config
 from app.replay import main as replay_main
 from app.session import Session
 from core.clock import lsl_now
-from core.streams import Modality, StreamSpec
+from core.streams import EVENT_DTYPE, Modality, StreamSpec
 from drivers.base import Driver
 from recordings.replay import ReplayControl
 from recordings.sources import SourceError, open_recording
@@ -334,6 +334,66 @@ def test_replays_an_aedat4_from_monocamerawriter(tmp_path):
         assert all(p.mask.get("events") == "present" for p in sink.predictions[1:-2])
     finally:
         session.stop()
+
+
+class ApsOffCamera(Driver):
+    """A DAVIS whose APS frames never come (frames off, or a session shorter than a frame
+    interval), beside an EEG; the test pushes its data."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "davis",
+            [
+                StreamSpec(
+                    "davis-events",
+                    Modality.EVENTS,
+                    0.0,
+                    dtype=str(EVENT_DTYPE),
+                    frame_shape=(260, 346),
+                ),
+                StreamSpec(
+                    "davis-frames", Modality.FRAMES, 30.0, dtype="uint8", frame_shape=(260, 346)
+                ),
+                StreamSpec("davis-eeg", Modality.EEG, 100.0, ("c0",), ("uV",), "float32"),
+            ],
+        )
+
+    def _run(self) -> None:
+        pass
+
+
+def test_a_davis_session_without_aps_frames_replays_with_an_empty_frames_stream(tmp_path, capsys):
+    from app.info import main as info_main
+    from recordings.recorder import SessionRecorder
+
+    driver = ApsOffCamera()
+    folder = tmp_path / "aps-off"
+    recorder = SessionRecorder(folder, [driver], name="aps-off")
+    recorder.start()
+    t0 = lsl_now()
+    events = np.zeros(1000, EVENT_DTYPE)
+    events["x"] = np.arange(1000) % 346
+    driver.push("davis-events", events, t0 + np.arange(1000) * 1e-4)
+    driver.push("davis-eeg", np.arange(100, dtype=np.float32)[:, None], t0 + np.arange(100) * 0.01)
+    assert wait_until(lambda: recorder.counts()["davis-eeg"] == 100, timeout=30)
+    counts = recorder.stop()
+    assert counts == {"davis-events": 1000, "davis-frames": 0, "davis-eeg": 100}
+    rec = open_recording(folder)  # the manifest's frames stream is in the file, empty
+    by = {t.spec.name: t for t in rec.tracks}
+    assert {n: t.count for n, t in by.items()} == counts and not rec.problems
+    assert by["davis-frames"].span(0, 5)[1].shape == (0, 260, 346)
+    control = ReplayControl(rec, speed=None)
+    session = _session(control)
+    session.start()
+    try:
+        assert control.wait_finished(60)
+        for name, n in counts.items():
+            assert control.driver.rings[name].head == n, name
+    finally:
+        session.stop()
+    assert info_main([str(folder)]) == 0
+    row = next(r for r in capsys.readouterr().out.splitlines() if r.startswith("davis-frames"))
+    assert row.split()[:4] == ["davis-frames", "FRAMES", "davis.aedat4", "0"]
 
 
 def test_lsl_republishes_with_original_headers(tmp_path):

@@ -156,6 +156,9 @@ def test_corrupt_chunk_is_skipped_to_the_next_boundary(tmp_path):
     assert len(f.problems) == 1
     assert "unknown tag 99" in f.problems[0] and str(path) in f.problems[0]
     assert "boundary" in f.problems[0]
+    # the byte named is where the boundary chunk starts: its length-width byte (1), length (18)
+    at = int(f.problems[0].rsplit("at byte ", 1)[1].split()[0].rstrip(".;,"))
+    assert data[at : at + 4] == bytes([1, 18, 5, 0])  # tag 5: boundary
     eeg = f.stream("eeg")
     # the damaged chunk and what followed it up to the boundary are gone; the rest is there
     assert len(truth["eeg"]) - 32 <= eeg.count < len(truth["eeg"])
