@@ -55,26 +55,36 @@ def lsl_format(spec: StreamSpec) -> str:
 
 
 def stream_info(spec: StreamSpec) -> Any:
-    """A ``pylsl.StreamInfo`` carrying a spec's header (channels with label, unit, type)."""
+    """A ``pylsl.StreamInfo`` carrying a spec's header (channels with label, unit, type).
+
+    A stream that came from an LSL outlet (``drivers.lsl`` keeps its header in the
+    spec's metadata) goes out under that outlet's name, type, source_id and channel
+    types, so that tools which pick streams by them (LabRecorder's required streams, a
+    config's ``source_id``) find the replay as they found the live stream.
+    """
     import pylsl
 
     n = max(1, spec.n_channels)
+    meta = spec.metadata or {}
+    channel_types = list(meta.get("channel_types") or ())
+    if len(channel_types) != n:
+        channel_types = [str(spec.modality)] * n
     info = pylsl.StreamInfo(
-        spec.name,
-        LSL_TYPES.get(spec.modality, str(spec.modality)),
+        meta.get("lsl_name") or spec.name,
+        meta.get("lsl_type") or LSL_TYPES.get(spec.modality, str(spec.modality)),
         n,
         spec.nominal_rate,
         lsl_format(spec),
-        spec.source or f"affectlab-replay/{spec.name}",
+        meta.get("source_id") or spec.source or f"affectlab-replay/{spec.name}",
     )
     chans = info.desc().append_child("channels")
     labels = spec.channel_names or tuple(f"ch{i}" for i in range(n))
     units = spec.units or ("",) * n
-    for label, unit in zip(labels, units, strict=True):
+    for label, unit, kind in zip(labels, units, channel_types, strict=True):
         ch = chans.append_child("channel")
         ch.append_child_value("label", label)
         ch.append_child_value("unit", unit)
-        ch.append_child_value("type", str(spec.modality))
+        ch.append_child_value("type", kind)
     info.desc().append_child("affectlab").append_child_value("replay", "1")
     return info
 

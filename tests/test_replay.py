@@ -479,6 +479,58 @@ def test_lsl_republishes_with_original_headers(tmp_path):
         session.stop()
 
 
+class LslSourced(Driver):
+    """A stream as ``drivers.lsl`` makes it from an outlet's header (renamed in affectlab)."""
+
+    def __init__(self) -> None:
+        from drivers.lsl import spec_from_summary
+        from drivers.lsl_streams import StreamSummary
+
+        header = StreamSummary(
+            "r2-biosemi", "GSR", 2, 128.0, "float32", "biosemi-AD-box-1234", "lab-pc",
+            channel_names=("EDA1", "EDA2"), units=("uS", "uS"), channel_types=("GSR", "GSR"),
+        )  # fmt: skip
+        super().__init__("lsl", [spec_from_summary(header, stream="eda")])
+
+    def _run(self) -> None:
+        pass
+
+
+def test_a_recorded_lsl_stream_is_republished_under_its_outlets_header(tmp_path):
+    """Tools that pick streams by name, type or source_id find the replay as they did live."""
+    import argparse
+
+    from app.replay import make_replay_session
+    from recordings.recorder import SessionRecorder
+
+    driver = LslSourced()
+    recorder = SessionRecorder(tmp_path / "lsl", [driver], name="lsl")
+    recorder.start()
+    driver.push("eda", np.ones((256, 2), np.float32), lsl_now() + np.arange(256) / 128)
+    assert wait_until(lambda: recorder.counts()["eda"] == 256, timeout=30)
+    recorder.stop()
+    args = argparse.Namespace(
+        from_s=0.0, to_s=None, lsl=True, model=["none"], device="cpu", predictions=None,
+        quiet=True, headless=True,
+    )  # fmt: skip
+    session = make_replay_session(open_recording(tmp_path / "lsl"), args, speed=1.0)
+    session.replay.pause()
+    session.start()
+    try:
+        found = pylsl.resolve_byprop("source_id", "biosemi-AD-box-1234", 1, 10.0)
+        assert found
+        info = pylsl.StreamInlet(found[0]).info(5.0)
+        assert (info.name(), info.type(), info.source_id()) == (
+            "r2-biosemi", "GSR", "biosemi-AD-box-1234",
+        )  # fmt: skip
+        ch = info.desc().child("channels").child("channel")
+        assert (ch.child_value("label"), ch.child_value("unit"), ch.child_value("type")) == (
+            "EDA1", "uS", "GSR",
+        )  # fmt: skip
+    finally:
+        session.stop()
+
+
 # ------------------------------------------------------------------ bad files
 def test_truncated_session_replays_up_to_the_break(demo_session, tmp_path):
     folder = tmp_path / "cut"
