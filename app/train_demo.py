@@ -181,6 +181,26 @@ def start(
     return args, splits
 
 
+#: options that say where things go or how fast, not what a run computes: a resumed run
+#: may change them (and ``--resume`` itself)
+NOT_IN_FINGERPRINT = frozenset(
+    {"resume", "threads", "workers", "no_progress", "cache_dir", "out", "run_dir"}
+)
+
+
+def resume_fingerprint(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that decide what a run computes, for ``fit`` to check on ``--resume``.
+
+    Not the command line: that holds ``--resume`` itself, so no interrupted run could be
+    continued as the help says, and a changed ``--threads`` would refuse one too.
+    """
+    return {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in sorted(vars(args).items())
+        if key not in NOT_IN_FINGERPRINT
+    }
+
+
 def command_line(argv: Sequence[str]) -> str:
     """The command as typed, for the weights' provenance."""
     return ("affectlab train-demo " + shlex.join(argv)).strip()

@@ -40,6 +40,7 @@ from app.train_demo import (
     CliDefaults,
     command_line,
     common_parser,
+    resume_fingerprint,
     start,
     utc_now,
     write_figures,
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.demo.hi_moe import MISSING_RATES, VAL_RATES, HiMoEWindowsTask, evaluate, summary
     from models.hi_moe import HiMoE
     from models.runtime import save_model
-    from models.training import fit, seed_everything
+    from models.training import ResumeError, fit, seed_everything
     from models.zoo import RECIPES
 
     started = time.perf_counter()
@@ -165,18 +166,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         ema_decay=args.ema_decay,
     )
     task = HiMoEWindowsTask(train, val, args.batch_size)
-    result = fit(
-        model,
-        task,
-        recipe,
-        args.run_dir,
-        args.seed,
-        resume=args.resume,
-        progress=not args.no_progress,
-        log=say,
-        fingerprint={"argv": argv},
-        desc="hi-moe-sim",
-    )
+    try:
+        result = fit(
+            model,
+            task,
+            recipe,
+            args.run_dir,
+            args.seed,
+            resume=args.resume,
+            progress=not args.no_progress,
+            log=say,
+            fingerprint=resume_fingerprint(args),
+            desc="hi-moe-sim",
+        )
+    except ResumeError as exc:  # --resume of a run made with other options
+        print(f"affectlab train-demo: {exc}", file=sys.stderr)
+        return 2
     t_train = time.perf_counter() - started - t_data
 
     mean = train.affect.mean(0)

@@ -48,6 +48,7 @@ from app.train_demo import (
     CliDefaults,
     command_line,
     common_parser,
+    resume_fingerprint,
     start,
     utc_now,
     write_figures,
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.demo.mco import MCOWindowsTask, evaluate
     from models.mco_e_net import MCOENet, parameter_counts
     from models.runtime import save_model
-    from models.training import fit, seed_everything
+    from models.training import ResumeError, fit, seed_everything
     from models.zoo import RECIPES
 
     started = time.perf_counter()
@@ -175,18 +176,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "annealing over a few epochs (app/train_demo_mco.py)",
     )
     task = MCOWindowsTask(train, val, args.batch_size, args.frames_only, args.event_dropout)
-    result = fit(
-        model,
-        task,
-        recipe,
-        run_dir,
-        args.seed,
-        resume=args.resume,
-        progress=progress,
-        log=say,
-        fingerprint={"argv": argv},
-        desc=name,
-    )
+    try:
+        result = fit(
+            model,
+            task,
+            recipe,
+            run_dir,
+            args.seed,
+            resume=args.resume,
+            progress=progress,
+            log=say,
+            fingerprint=resume_fingerprint(args),
+            desc=name,
+        )
+    except ResumeError as exc:  # --resume of a run made with other options
+        print(f"affectlab train-demo: {exc}", file=sys.stderr)
+        return 2
     t_train = time.perf_counter() - started - t_data
 
     results = {

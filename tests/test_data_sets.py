@@ -123,6 +123,61 @@ def test_refused_after_valid_arrays_and_getattr_gadgets(tmp_path):
     assert not marker.exists()
 
 
+class _ForgedDtype:
+    """Pickles as ``np.dtype(base)`` followed by a state of the file's choosing."""
+
+    def __init__(self, base: str, state: tuple):
+        self.base, self.state = base, state
+
+    def __reduce__(self):
+        return (np.dtype, (self.base, False, True), self.state)
+
+
+class _ArrayOf:
+    """Pickles as an array of ``raw`` bytes under a (forged) dtype."""
+
+    def __init__(self, dtype: _ForgedDtype, shape: tuple, raw: bytes):
+        self.dtype, self.shape, self.raw = dtype, shape, raw
+
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+
+        return (
+            _reconstruct,
+            (np.ndarray, (0,), b"b"),
+            (1, self.shape, self.dtype, False, self.raw),
+        )
+
+
+def _cleared_flags(dt: np.dtype) -> tuple:
+    state = list(dt.__reduce__()[2])
+    state[-1] = 0  # no "holds references" flags: the raw bytes become object pointers
+    return tuple(state)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        _ForgedDtype("f8", _cleared_flags(np.dtype([("a", "O")]))),  # "floats" with a pointer field
+        _ForgedDtype("O8", _cleared_flags(np.dtype("O"))),  # objects from the file's bytes
+        _ForgedDtype("V8", (3, "|", None, ("a",), {"a": (np.dtype("f8"), 1 << 20)}, 8, 1, 0)),
+    ],
+    ids=["pointer-field", "object", "field-past-the-end"],
+)
+def test_arrays_of_forged_dtypes_are_refused(tmp_path, forged):
+    """Only allowed globals, yet the dtype's state would make reading an element
+    dereference a pointer from the file or read a megabyte past the buffer."""
+    path = tmp_path / "s01.dat"
+    raw = b"\x41" * 8 * 40
+    path.write_bytes(
+        pickle.dumps({"data": _ArrayOf(forged, (1, 40), raw), "labels": np.ones((1, 4))}, 4)
+    )
+    with pytest.raises(UnsafePickleError, match="holds an array of dtype"):
+        safe_load(path)
+    with pytest.raises(UnsafePickleError):
+        load_deap(tmp_path)
+
+
 def test_py2_deap_pickle_loads_and_damaged_file_is_named(tmp_path):
     data, labels = coded_deap(1, trials=2, seconds=1)
     path = write_deap_subject(tmp_path, 1, data, labels)

@@ -162,6 +162,23 @@ def test_mco_e_net_without_events_or_frames(runners, sources):
     assert runner.infer(runner.prepare(stale)).expression
 
 
+def test_colour_frames_are_read_in_opencvs_channel_order(runners):
+    """A webcam with ``gray = false`` publishes BGR frames: their grey is OpenCV's."""
+    import cv2
+
+    runner = runners[MCO_E_NET_LITE_SIM]
+    bgr = np.zeros((4, 100, 100, 3), np.uint8)
+    bgr[..., 0], bgr[..., 1], bgr[..., 2] = 90, 130, 200  # skin-like: much red, little blue
+    bgr[:, 40:60, 40:60] = (200, 60, 20)  # a blue patch
+    window = Window(
+        runner.name, 0, 1.0,
+        {"frames": InputData("frames", Presence.PRESENT, bgr / np.float32(255), 0.0, "webcam")},
+    )  # fmt: skip
+    grey = runner.prepare(window).frames[0, :, 0].numpy()
+    want = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in bgr]) / 255
+    np.testing.assert_allclose(grey, want, atol=2.5 / 255)  # OpenCV rounds to whole levels
+
+
 def test_wrong_shapes_name_the_input(runners, sources):
     runner = runners[MCO_E_NET_LITE_SIM]
     window = cut(runner, sources)

@@ -50,6 +50,20 @@ def test_set_and_ema_decay_train_the_model_they_name(tmp_path, capsys) -> None:
     ccc = mean_ccc(test.affect, predict(runner.model, test))
     assert ccc == pytest.approx(figures["test"]["all_inputs"]["mean_ccc"], abs=1e-5)
 
+    # --resume continues (here: finds finished) the run, though the command line now
+    # says --resume and runs with other workers and threads
+    again = tmp_path / "again.safetensors"
+    resumed = [*args[: args.index("--out")], "--out", str(again), *args[args.index("--set") :]]
+    resumed = [a if a != "--workers" else "--threads" for a in resumed] + ["--resume"]
+    assert train_hi_moe(resumed) == 0
+    assert json.loads(again.with_suffix(".json").read_text())["test"] == figures["test"]
+    # ... but not with options that change what it computes: one line, exit code 2
+    capsys.readouterr()
+    assert train_hi_moe([*resumed, "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("affectlab train-demo: ") and "cannot resume" in err
+    assert len(err.splitlines()) == 1
+
 
 @pytest.mark.parametrize(
     "args, problem",

@@ -5,6 +5,12 @@ downloaded ``s01.dat`` could run ``os.system``. DEAP's Python 2 pickles need
 only a handful of globals to rebuild their arrays; this unpickler hands out
 exactly those and refuses every other name before anything is called, so a
 file that asks for more fails with ``UnsafePickleError`` and none of it runs.
+
+Naming only those globals is not enough on its own: rebuilding a ``numpy.dtype``
+applies whatever state the file gives it (flags, fields, offsets), so a file can
+forge an "array of floats" whose elements are object pointers or fields far past
+the end of its buffer, which crash (or worse) when read. Every array and scalar
+loaded must therefore be of a plain dtype, exactly as numpy builds it itself.
 """
 
 from __future__ import annotations
@@ -43,17 +49,19 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle named a global outside ``ALLOWED_GLOBALS``; nothing from it was run."""
+#: dtype kinds whose items are plain bytes: booleans, numbers and fixed-width strings
+PLAIN_KINDS = frozenset("biufcUS")
 
-    def __init__(self, path: str | Path, module: str, name: str):
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle asked for more than plain numpy data; nothing from it was run or returned."""
+
+    def __init__(self, path: str | Path, what: str):
         self.path = str(path)
-        self.module = module
-        self.name = name
         super().__init__(
-            f"{self.path}: refused to load: the pickle asks for the global "
-            f"'{module}.{name}', but only numpy arrays and plain containers are "
-            "allowed; nothing from the file was run"
+            f"{self.path}: refused to load: the pickle {what}, but only numpy arrays of "
+            "numbers or strings and plain containers are allowed; nothing from the file "
+            "was run"
         )
 
 
@@ -65,12 +73,37 @@ class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         obj = ALLOWED_GLOBALS.get((module, name))
         if obj is None:
-            raise UnsafePickleError(self._path, module, name)
+            raise UnsafePickleError(self._path, f"asks for the global '{module}.{name}'")
         return obj
 
 
+def _forged(dt: np.dtype) -> bool:
+    """Whether ``dt`` is anything but a plain dtype exactly as numpy builds it."""
+    if dt.kind not in PLAIN_KINDS or dt.fields is not None or dt.subdtype is not None:
+        return True
+    fresh = np.dtype(dt.str)
+    return dt != fresh or dt.flags != fresh.flags or dt.itemsize != fresh.itemsize
+
+
+def _check_plain(obj: Any, path: Path) -> None:
+    """Refuse any array or scalar in ``obj`` whose dtype is not plain (see the module)."""
+    if isinstance(obj, np.ndarray | np.generic):
+        if _forged(obj.dtype):
+            raise UnsafePickleError(path, f"holds an array of dtype {obj.dtype!r}")
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            _check_plain(key, path)
+            _check_plain(value, path)
+    elif isinstance(obj, list | tuple | set | frozenset):
+        for item in obj:
+            _check_plain(item, path)
+    elif isinstance(obj, np.dtype) and _forged(obj):
+        raise UnsafePickleError(path, f"holds the dtype {obj!r}")
+
+
 def safe_load(path: str | Path) -> Any:
-    """Unpickle ``path`` admitting only numpy arrays, dtypes, scalars and plain containers.
+    """Unpickle ``path`` admitting only numpy arrays, dtypes and scalars of numbers or
+    strings, and plain containers.
 
     Python 2 byte strings are decoded as latin-1, as numpy's Python 2 arrays need.
     Raises ``UnsafePickleError`` for any other global, ``pickle.UnpicklingError``
@@ -79,7 +112,9 @@ def safe_load(path: str | Path) -> Any:
     path = Path(path)
     with path.open("rb") as f:
         try:
-            return _ArrayUnpickler(f, path).load()
+            loaded = _ArrayUnpickler(f, path).load()
+            _check_plain(loaded, path)
+            return loaded
         except UnsafePickleError:
             raise
         except (

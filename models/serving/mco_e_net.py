@@ -23,8 +23,10 @@ from core.window import ModelInputs, Window
 from models.mco_e_net import MCOENet, MCOENetConfig
 from models.serving.base import Family, Runner, floats, window_array
 
-#: luminance weights for a colour frame fed to a grey stem (ITU-R BT.601)
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+#: luminance weights (ITU-R BT.601, as OpenCV's BGR2GRAY) for a colour frame fed to a grey
+#: stem, in the channel order colour frames have in affectlab: OpenCV's blue, green, red
+#: (the webcam driver's and a recorded video's frames say "color": "BGR")
+BGR_LUMA = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 
 
 @dataclass
@@ -51,8 +53,9 @@ class MCOENetRunner(Runner):
         self._events_shape = (self.config.frames, self.config.event_channels, *size)
 
     def _frames(self, window: Window) -> np.ndarray | None:
-        """(T, C, H, W) for the model, or None; colour frames (T, H, W, 3) are turned to grey
-        for a 1-channel stem (a webcam standing in for the eye camera)."""
+        """(T, C, H, W) for the model, or None; colour frames (T, H, W, 3), in OpenCV's BGR
+        order, are turned to grey for a 1-channel stem (a webcam standing in for the eye
+        camera) or to RGB for a 3-channel one."""
         item = window.inputs.get("frames")
         if item is None or item.data is None or np.ndim(item.data) != 4:
             data = window_array(window, "frames", self._frames_shape, self.name)
@@ -61,8 +64,8 @@ class MCOENetRunner(Runner):
         if data is None:
             return None
         if self.config.frame_channels == 1:
-            return (data @ LUMA)[:, None]
-        return np.moveaxis(data, -1, 1)
+            return (data @ BGR_LUMA)[:, None]
+        return np.moveaxis(data[..., ::-1], -1, 1)
 
     def prepare(self, window: Window) -> MCOPrepared:
         frames = self._frames(window)
