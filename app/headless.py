@@ -42,10 +42,50 @@ def write_stats(path: Path, stats: dict) -> None:
     tmp.replace(path)
 
 
+def next_free_path(path: Path) -> Path:
+    """``path``, or the first of ``stem-2.ext``, ``stem-3.ext``, ... that does not exist."""
+    n = 2
+    free = path
+    while free.exists():
+        free = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return free
+
+
+def with_fresh_logs(cfg: SessionConfig) -> SessionConfig:
+    """``cfg`` with each predictions log moved to a name not taken yet: a session started
+    again in the dashboard logs beside the one before it (a log is never overwritten)."""
+    sinks = [
+        SinkConfig(s.kind, {**s.options, "path": str(next_free_path(Path(s.options["path"])))})
+        if s.kind == "predictions"
+        else s
+        for s in cfg.sinks
+    ]
+    return replace(cfg, sinks=sinks)
+
+
+def refused_record_folder(args: argparse.Namespace) -> bool:
+    """Check ``--record``'s folder before anything is opened (logs, outlets, devices), so that
+    a refused folder leaves nothing behind and the corrected command runs; say why."""
+    if getattr(args, "record", None) is None:
+        return False
+    from recordings.disk import check_folder
+    from recordings.errors import RecordingError
+
+    try:
+        check_folder(args.record)
+    except RecordingError as exc:
+        print(f"affectlab: {exc}", file=sys.stderr)
+        return True
+    return False
+
+
 def run_session_command(args: argparse.Namespace) -> int:
     from app.session import Session  # loads torch and the drivers
 
     cfg = config_from_args(args)
+    if refused_record_folder(args):
+        return 1
     if not args.headless:
         return run_dashboard_command(args, cfg)
     session = Session(cfg)
@@ -64,6 +104,7 @@ def run_session_command(args: argparse.Namespace) -> int:
             session.start_recording(args.record)  # before the sources start: from the first sample
         except RecordingError as exc:
             print(f"affectlab: {exc}", file=sys.stderr)
+            session.bus.close()  # the log and outlets it opened
             return 1
         recorder = session.recording
         print(f"affectlab: recording to {recorder.folder}", file=sys.stderr)
@@ -100,25 +141,51 @@ def report_recording(recorder) -> None:
         )
 
 
+class DashboardSessions:
+    """The dashboard's sessions from one config: the first as configured, each later one
+    (Start after Stop) with its predictions log beside the one before (``-2``, ``-3``, ...:
+    a log is never overwritten, and the same name would refuse to start). Keeps only the
+    last session that ended, for ``--stats``, not every one the window ran."""
+
+    def __init__(self, cfg: SessionConfig) -> None:
+        self.cfg = cfg
+        self.built = 0
+        self.last_ended = None
+
+    def build(self):
+        from app.session import Session
+
+        cfg = with_fresh_logs(self.cfg) if self.built else self.cfg
+        if self.built:
+            for sink in cfg.sinks:
+                if sink.kind == "predictions":
+                    print(f"affectlab: predictions go to {sink.options['path']}", file=sys.stderr)
+        session = Session(cfg)
+        self.built += 1
+        return session
+
+    def ended(self, session) -> None:
+        self.last_ended = session
+
+
 def run_dashboard_command(args: argparse.Namespace, cfg: SessionConfig) -> int:
     """`demo` / `run` without --headless: the session in the dashboard window."""
     from app.gui import run_dashboard  # loads Qt
-    from app.session import Session
     from recordings.errors import RecordingError
 
-    ended: list = []
+    sessions = DashboardSessions(cfg)
     try:
         code = run_dashboard(
-            lambda: Session(cfg),
+            sessions.build,
             duration=cfg.duration or None,
             screenshot=getattr(args, "screenshot", None),
             title="affectlab",
-            on_session_end=ended.append,
+            on_session_end=sessions.ended,
             record_at_start=getattr(args, "record", None),
         )
     except RecordingError as exc:
         print(f"affectlab: {exc}", file=sys.stderr)
         return 1
-    if args.stats is not None and ended:
-        write_stats(args.stats, ended[-1].stats().to_dict())
+    if args.stats is not None and sessions.last_ended is not None:
+        write_stats(args.stats, sessions.last_ended.stats().to_dict())
     return code

@@ -129,6 +129,14 @@ class ReplayDriver(Driver):
         self.listeners: list[Listener] = []
         self.pushed = dict.fromkeys(self._tracks, 0)
 
+    def _close(self) -> None:
+        """Listeners that hold something open (``--lsl``'s outlets) end with the replay, so a
+        dashboard's next Start publishes afresh instead of beside a silent copy."""
+        for listener in self.listeners:
+            close = getattr(listener, "close", None)
+            if close is not None:
+                close()
+
     def _make_ring(self, spec: StreamSpec, seconds: float) -> Ring:
         track = self._tracks[spec.name]
         cap = ring_capacity(track, HOLD_S[spec.kind])

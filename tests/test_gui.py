@@ -236,6 +236,26 @@ def test_stop_and_start_builds_a_new_session(qtbot, tmp_path):
     )
 
 
+def test_start_after_stop_logs_beside_the_last_log(qtbot, tmp_path):
+    """The command's sessions: a predictions log is never overwritten, so the new one may
+    not reuse its name (the new session then could not start at all)."""
+    from app.headless import DashboardSessions
+
+    sessions = DashboardSessions(demo_config(tmp_path, models=False, log=True))
+    window = Dashboard(sessions.build, session=sessions.build(), on_session_end=sessions.ended)
+    qtbot.addWidget(window)
+    first = window.session
+    window.controls.start.click()  # Stop
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=WAIT_MS)
+    assert sessions.last_ended is first
+    window.controls.start.click()  # Start
+    qtbot.waitUntil(lambda: window.state == "running", timeout=WAIT_MS)
+    assert window.session is not first and not window.error
+    window.shutdown()
+    assert sessions.last_ended is window.session
+    assert (tmp_path / "preds.csv").is_file() and (tmp_path / "preds-2.csv").is_file()
+
+
 def test_a_session_that_cannot_be_built_is_a_message(qtbot, tmp_path):
     cfg = demo_config(tmp_path, models=False)
     window = Dashboard(
@@ -282,8 +302,16 @@ def test_cli_demo_screenshot(tmp_path, qapp):
     manifest = json.loads((record / "manifest.json").read_text())  # --record: from the first sample
     assert manifest["stop_lsl"] is not None
     assert {s["name"]: s["count"] for s in manifest["streams"]}["sim-eeg"] > 0
-    # a folder that is not empty: a message and exit code 1, no window
-    assert main(["demo", "--duration", "1", "--no-lsl", "--quiet", "--record", str(record)]) == 1
+    # a folder that is not empty: a message and exit code 1, no window, and nothing opened
+    # that the corrected command would find in its way (the predictions log)
+    log = tmp_path / "p.csv"
+    args = ["demo", "--duration", "1", "--no-lsl", "--quiet", "--predictions", str(log)]
+    assert main([*args, "--record", str(record)]) == 1 and not log.exists()
+    # a screenshot that cannot be written: said, exit code 1, and the session still ends
+    again = tmp_path / "stats2.json"
+    bad_shot = stats / "dash.png"  # inside a file
+    assert main([*args, "--screenshot", str(bad_shot), "--stats", str(again)]) == 1
+    assert json.loads(again.read_text())["streams"]["sim-eeg"]["received"] > 0
 
 
 def test_record_button_markers_and_self_report_write_a_session(qtbot, tmp_path):
@@ -354,8 +382,8 @@ def test_replay_controls_move_the_replay(qtbot, tmp_path):
     live.run_for(4.0)
     recording = open_recording(folder)
 
-    def make_replay() -> Session:
-        control = ReplayControl(recording, speed=1.0)
+    def make_replay(speed: float = 1.0) -> Session:
+        control = ReplayControl(recording, speed=speed)
         return Session(
             replace(cfg, name="replay", sources=[]),
             clock=control.clock,
@@ -391,4 +419,17 @@ def test_replay_controls_move_the_replay(qtbot, tmp_path):
     qtbot.waitUntil(
         lambda: window.signal_view.points_shown().get("sim-ecg", 0) > 0, timeout=WAIT_MS
     )
+    qtbot.waitUntil(lambda: replay.finished and c.play.text() == "Play", timeout=WAIT_MS)
+    c.play.click()  # at the end: again from the start
+    assert not replay.paused and not replay.finished
+    qtbot.waitUntil(lambda: 0 < replay.position < 0.5 * replay.duration, timeout=WAIT_MS)
+    window.shutdown()
+    # a speed from the command line that the list lacks is shown, and 1x can be chosen
+    other = Dashboard(lambda: make_replay(3.0), session=make_replay(3.0))
+    qtbot.addWidget(other)
+    box = other.controls.speed
+    assert (box.currentText(), box.currentData()) == ("3×", 3.0)
+    box.setCurrentIndex(box.findText("1×"))
+    assert other.session.replay.speed == 1.0
+    other.shutdown()
     recording.close()

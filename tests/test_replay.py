@@ -529,6 +529,8 @@ def test_a_recorded_lsl_stream_is_republished_under_its_outlets_header(tmp_path)
         )  # fmt: skip
     finally:
         session.stop()
+    # the outlet ends with the replay (a dashboard's next Start would publish it again)
+    assert not pylsl.resolve_byprop("source_id", "biosemi-AD-box-1234", 1, 2.0)
 
 
 # ------------------------------------------------------------------ bad files

@@ -141,12 +141,17 @@ class Controls(QtWidgets.QWidget):
         return self.speed.currentData()
 
     def select_speed(self, speed: float | None) -> None:
-        for i, (_, value) in enumerate(SPEEDS):
-            if value == speed:
-                self.speed.blockSignals(True)
-                self.speed.setCurrentIndex(i)
-                self.speed.blockSignals(False)
-                return
+        """Show ``speed`` as chosen; one the list does not offer (``--speed 3``) is added to
+        it in its place, so that the box never shows another speed than the replay's."""
+        values = [self.speed.itemData(i) for i in range(self.speed.count())]
+        if speed in values:
+            i = values.index(speed)
+        else:
+            i = next((k for k, v in enumerate(values) if v is None or v > speed), len(values))
+            self.speed.insertItem(i, f"{speed:g}×", speed)
+        self.speed.blockSignals(True)
+        self.speed.setCurrentIndex(i)
+        self.speed.blockSignals(False)
 
     def enable(self, widgets: list[QtWidgets.QWidget]) -> None:
         """Undo ``disable``: enabled, with the tooltip they were built with."""

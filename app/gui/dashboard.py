@@ -372,7 +372,10 @@ class Dashboard(QtWidgets.QMainWindow):
         replay = self._replay()
         if replay is None:
             return
-        if replay.paused:
+        if replay.finished:  # Play at the end plays it again from the start, as a player does
+            replay.seek(0.0)
+            replay.play()
+        elif replay.paused:
             replay.play()
         else:
             replay.pause()
@@ -545,7 +548,7 @@ def run_dashboard(
     once it has stopped (statistics files). ``record_at_start`` records the first session
     from its first sample into that folder (``--record``; a RecordingError is the caller's).
     ``record_dir`` only presets the folder the Record button uses (else it asks).
-    Exit code 0, or 1 when the engine failed.
+    Exit code 0, or 1 when the engine failed or the screenshot could not be written.
     """
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     session = make_session()
@@ -560,12 +563,20 @@ def run_dashboard(
     )
     window.show()
     interrupted = _close_on_ctrl_c(window)
+    unsaved: list[str] = []
     if duration:
 
         def finish() -> None:
-            if screenshot is not None:
-                save_screenshot(window, screenshot)
-            window.close()
+            # the window closes whatever happens to the screenshot: a session that never
+            # ended would never write its statistics nor stop its recording
+            try:
+                if screenshot is not None:
+                    save_screenshot(window, screenshot)
+            except OSError as exc:
+                unsaved.append(str(exc))
+                print(f"affectlab: {exc}", file=sys.stderr)
+            finally:
+                window.close()
 
         QtCore.QTimer.singleShot(int(duration * 1000), finish)
     try:
@@ -577,7 +588,7 @@ def run_dashboard(
     if interrupted:
         return 130
     failed = window.session is not None and window.session.engine_error is not None
-    return 1 if failed else 0
+    return 1 if failed or unsaved else 0
 
 
 def _close_on_ctrl_c(window: Dashboard) -> list[bool]:
@@ -603,8 +614,12 @@ def _close_on_ctrl_c(window: Dashboard) -> list[bool]:
 
 
 def save_screenshot(window: QtWidgets.QWidget, path: Path) -> None:
-    """The window as a PNG (works offscreen: QT_QPA_PLATFORM=offscreen)."""
+    """The window as a PNG (works offscreen: QT_QPA_PLATFORM=offscreen); OSError saying why
+    when it cannot be written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not window.grab().save(str(path)):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"could not write the screenshot {str(path)!r}: {exc}") from exc
+    if not window.grab().save(str(path), "PNG"):
         raise OSError(f"could not write the screenshot {str(path)!r}")
