@@ -8,17 +8,30 @@ import os
 import sys
 from pathlib import Path
 
-from app.config import ConfigError
+from app.config import ConfigError, check_new_log, predictions_path
 from core.scheduler import BindingError
+from core.sinks.prediction_log import PredictionLogError
 from drivers.base import DriverError
 from models.errors import ModelLoadError
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a duration, 0 or more seconds (a negative one ended the session at
+    once and said nothing)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="no window: log predictions only")
     p.add_argument(
         "--duration",
-        type=float,
+        type=seconds,
         default=None,
         metavar="S",
         help="stop after S seconds (default: the config's, else until Ctrl-C)",
@@ -127,6 +140,23 @@ def quiet_liblsl() -> None:
     os.environ.setdefault("LSLAPICFG", str(Path(__file__).parent / "configs" / "lsl_api.cfg"))
 
 
+def check_new_logs(args: argparse.Namespace) -> None:
+    """Refuse, before anything is created or started, a predictions log the session could only
+    fail on later: ``--predictions`` never passes through the config parser, and an existing
+    file is refused by PredictionLog only after the sources, the models and the LSL outlets
+    (in the dashboard, the window) are up. Config errors come first, as they would anyway."""
+    from app.headless import config_from_args
+
+    cfg = config_from_args(args)
+    if args.predictions is not None:  # it replaces the config's predictions sinks
+        check_new_log(predictions_path(str(args.predictions), "--predictions"), "--predictions")
+        return
+    where = f"{cfg.path}: " if cfg.path is not None else ""
+    for i, table in enumerate(cfg.raw.get("sinks", [])):
+        if table["kind"] == "predictions":
+            check_new_log(table["path"], f"{where}sinks[{i}].path")
+
+
 def main(argv: list[str] | None = None) -> int:
     quiet_liblsl()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -142,9 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     from app.headless import run_session_command  # keeps `affectlab --help` fast
 
     try:
+        check_new_logs(args)
         return run_session_command(args)
     except ConfigError as exc:
         print(f"affectlab: config error: {exc}", file=sys.stderr)
+        return 2
+    except PredictionLogError as exc:  # a log file that appeared after check_new_logs
+        print(f"affectlab: {exc}", file=sys.stderr)
         return 2
     except (DriverError, BindingError, ModelLoadError) as exc:
         # a missing device, a stream a model cannot take, a model that cannot be served

@@ -7,6 +7,7 @@ with it, rather than silently running without a sensor.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,13 @@ class ConfigError(ValueError):
 
 
 SOURCE_KINDS = ("simulated", "lsl", "brainflow", "webcam", "davis")
-SINK_KINDS = ("predictions", "lsl", "console")
+#: the options of each sink kind besides ``kind``
+SINK_OPTIONS: dict[str, tuple[str, ...]] = {
+    "predictions": ("path",),
+    "lsl": ("name",),
+    "console": ("period",),
+}
+SINK_KINDS = tuple(SINK_OPTIONS)
 
 
 @dataclass
@@ -130,21 +137,86 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> SessionConfi
 
     sinks = _expect(data.get("sinks", []), list, "sinks", "an array of tables [[sinks]]")
     for i, table in enumerate(sinks):
-        where = f"sinks[{i}]"
-        _expect(table, dict, where, "a table")
-        kind = _expect(table.get("kind"), str, f"{where}.kind", f"one of {', '.join(SINK_KINDS)}")
-        if kind not in SINK_KINDS:
-            raise ConfigError(
-                f"{where}.kind: unknown sink kind {kind!r}; expected one of {', '.join(SINK_KINDS)}"
-            )
-        if kind == "predictions":
-            _check_keys(table, {"kind", "path"}, where)
-            _expect(
-                table.get("path"), str, f"{where}.path", "a file path (.csv, .jsonl or .parquet)"
-            )
-        options = {k: v for k, v in table.items() if k != "kind"}
-        cfg.sinks.append(SinkConfig(kind=kind, options=options))
+        cfg.sinks.append(_parse_sink(table, f"sinks[{i}]"))
+    _check_distinct_logs(cfg.sinks)
     return cfg
+
+
+def _parse_sink(table: Any, where: str) -> SinkConfig:
+    """One ``[[sinks]]`` table, every option checked here: the sinks are built only after the
+    sources and the models are up, too late to stop the session with a line naming the key."""
+    _expect(table, dict, where, "a table")
+    kind = _expect(table.get("kind"), str, f"{where}.kind", f"one of {', '.join(SINK_KINDS)}")
+    if kind not in SINK_KINDS:
+        raise ConfigError(
+            f"{where}.kind: unknown sink kind {kind!r}; expected one of {', '.join(SINK_KINDS)}"
+        )
+    allowed = ("kind", *SINK_OPTIONS[kind])
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}: unknown option of {kind} sinks; allowed: {', '.join(allowed)}"
+        )
+    options: dict[str, Any] = {}
+    if kind == "predictions":
+        options["path"] = predictions_path(table.get("path"), f"{where}.path")
+    if kind == "lsl" and "name" in table:
+        options["name"] = _stream_name(table["name"], f"{where}.name")
+    if kind == "console" and "period" in table:
+        options["period"] = _period(table["period"], f"{where}.period")
+    return SinkConfig(kind=kind, options=options)
+
+
+def predictions_path(value: Any, key: str) -> str:
+    """A predictions log's path, whose extension picks the format; also for ``--predictions``,
+    which never passes through the parser."""
+    from core.sinks.prediction_log import FORMATS  # the formats PredictionLog writes
+
+    path = _expect(value, str, key, f"a file path ({', '.join(FORMATS)})")
+    if Path(path).suffix.lower() not in FORMATS:
+        raise ConfigError(f"{key}: expected a file ending in {', '.join(FORMATS)}, got {path!r}")
+    return path
+
+
+def check_new_log(path: str | Path, key: str) -> None:
+    """Refuse a predictions log over an existing file. PredictionLog never overwrites one, but
+    it refuses only when it is built, after the sources, the models and the LSL outlets: the
+    command line calls this first, so that nothing is created or started before the message."""
+    if Path(path).exists():
+        raise ConfigError(
+            f"{key}: predictions file {str(path)!r} already exists; "
+            "choose another name or remove it (affectlab never overwrites a log)"
+        )
+
+
+def _check_distinct_logs(sinks: list[SinkConfig]) -> None:
+    """Two predictions sinks on one file: the second would find the first's file and refuse."""
+    seen: set[Path] = set()
+    for i, sink in enumerate(sinks):
+        if sink.kind != "predictions":
+            continue
+        path = Path(sink.options["path"]).resolve()
+        if path in seen:
+            raise ConfigError(
+                f"sinks[{i}].path: {sink.options['path']!r} is the file of another predictions sink"
+            )
+        seen.add(path)
+
+
+def _stream_name(value: Any, key: str) -> str:
+    """An LSL stream name: pylsl takes only a string, and an empty name finds nothing."""
+    name = _expect(value, str, key, "an LSL stream name (a string)")
+    if not name.strip():
+        raise ConfigError(f"{key}: expected a non-empty LSL stream name, got {name!r}")
+    return name
+
+
+def _period(value: Any, key: str) -> float:
+    """Seconds between console lines: a positive, finite number (inf would print nothing)."""
+    period = float(_expect(value, (int, float), key, "seconds (a number > 0)"))
+    if not 0 < period < math.inf:
+        raise ConfigError(f"{key}: expected seconds (a number > 0), got {value!r}")
+    return period
 
 
 def load_config(path: str | Path) -> SessionConfig:

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.cli import seconds
+
 DEMO_MODELS = ("hi-moe-sim", "mco-e-net-lite-sim")
 
 
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--duration",
-        type=float,
+        type=seconds,
         default=None,
         metavar="S",
         help="(dashboard) close the window after S seconds",
@@ -127,7 +129,10 @@ def replay_config(recording: Any, args: argparse.Namespace) -> Any:
     elif args.model:
         models = [ModelConfig(m, args.device) for m in args.model]
     elif recording.manifest is not None:
-        recorded = recording.manifest.get("config") or {}
+        # only its models matter here: the sinks it had (logs, outlets) are not replayed
+        recorded = {
+            k: v for k, v in (recording.manifest.get("config") or {}).items() if k != "sinks"
+        }
         try:
             cfg = parse_config(recorded) if recorded else None
         except (ConfigError, KeyError, TypeError):
@@ -213,9 +218,15 @@ def run_headless(session: Any, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     os.environ.setdefault("LSLAPICFG", str(Path(__file__).parent / "configs" / "lsl_api.cfg"))
-    from app.config import ConfigError
+    from app.config import ConfigError, check_new_log, predictions_path
     from recordings.sources import SourceError, open_recording
 
+    if args.predictions is not None:  # before anything opens: a log is never overwritten
+        try:
+            check_new_log(predictions_path(str(args.predictions), "--predictions"), "--predictions")
+        except ConfigError as exc:
+            print(f"affectlab replay: {exc}", file=sys.stderr)
+            return 2
     try:
         recording = open_recording(args.path)
     except SourceError as exc:
@@ -243,17 +254,29 @@ def main(argv: list[str] | None = None) -> int:
             )
             args.headless = True
             return run_headless(make_replay_session(recording, args, speed), args)
+        from app.headless import next_free_path, write_stats
+
         ended: list = []
+
+        def build():
+            # Start after Stop: the new session's log goes beside the last one's
+            again = args
+            if ended and args.predictions is not None:
+                again = argparse.Namespace(**vars(args))
+                again.predictions = next_free_path(Path(args.predictions))
+            return make_replay_session(recording, again, speed)
+
+        def remember(session) -> None:  # the last one only, for --stats
+            ended[:] = [session]
+
         code = run_dashboard(
-            lambda: make_replay_session(recording, args, speed),
+            build,
             duration=args.duration,
             screenshot=args.screenshot,
             title=f"affectlab replay: {recording.path.name}",
-            on_session_end=ended.append,
+            on_session_end=remember,
         )
         if args.stats is not None and ended:
-            from app.headless import write_stats
-
             write_stats(args.stats, ended[-1].stats().to_dict())
         return code
     except (ConfigError, ValueError) as exc:

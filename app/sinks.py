@@ -16,6 +16,9 @@ from core.worker import ModelRunner
 def build_sinks(
     configs: list[SinkConfig], runners: list[ModelRunner], session: SessionConfig
 ) -> list[Sink]:
+    """The sinks of ``configs``. Their options were checked by ``app.config.parse_config``
+    (and ``--predictions`` by the command line): by now the sources and the models are up, too
+    late for a mistake to stop the session with a line naming the key."""
     sinks: list[Sink] = []
     outputs = [c for r in runners for c in r.outputs]
     input_keys = [k for r in runners for k in r.inputs.inputs]

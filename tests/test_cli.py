@@ -63,3 +63,114 @@ def test_a_model_that_cannot_be_served_stops_run_with_a_message(
     err = capsys.readouterr().err
     assert err.startswith("affectlab: ") and problem in err
     assert "Traceback" not in err
+
+
+#: a session that starts quickly: physiology only, one model
+SESSION = """\
+[session]
+duration = 0.5
+[[sources]]
+kind = "simulated"
+camera = false
+events = false
+[[models]]
+name = "hi-moe-sim"
+"""
+
+
+@pytest.fixture
+def no_session(monkeypatch):
+    """Fails the test if a Session is built: a refused config must stop before anything
+    (sources, models, the log, LSL outlets) is created or started."""
+    import app.session
+
+    def built(*args, **kwargs):
+        raise AssertionError("a Session was built before the mistake was refused")
+
+    monkeypatch.setattr(app.session, "Session", built)
+
+
+def run_with_sink(tmp_path, sink: str, *options: str) -> int:
+    config = tmp_path / "session.toml"
+    config.write_text(f"{SESSION}[[sinks]]\n{sink}\n")
+    return main(["run", "--config", str(config), "--headless", *options])
+
+
+@pytest.mark.parametrize(
+    ("sink", "problem"),
+    [
+        ('kind = "predictions"\npath = "preds.txt"', "sinks[0].path: expected a file ending in"),
+        ('kind = "console"\nperiod = "fast"', "sinks[0].period: expected seconds"),
+        ('kind = "lsl"\nname = 7', "sinks[0].name: expected an LSL stream name"),
+        ('kind = "console"\nperod = 1.0', "sinks[0].perod: unknown option of console sinks"),
+        ('kind = "lsl"\nnmae = "x"', "sinks[0].nmae: unknown option of lsl sinks"),
+    ],
+)
+def test_a_wrong_sink_option_stops_run_naming_the_key(
+    sink, problem, tmp_path, monkeypatch, capsys, no_session
+):
+    """Exit code 2 and one line naming the key, as for sources; no traceback."""
+    monkeypatch.chdir(tmp_path)
+    assert run_with_sink(tmp_path, sink) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("affectlab: config error: ") and problem in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "session.toml"]
+
+
+def test_an_existing_predictions_file_in_the_config_stops_run(
+    tmp_path, monkeypatch, capsys, no_session
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "preds.csv").write_text("earlier session\n")
+    assert run_with_sink(tmp_path, 'kind = "predictions"\npath = "preds.csv"') == 2
+    err = capsys.readouterr().err
+    assert err.startswith("affectlab: config error: ") and err.count("\n") == 1
+    assert "session.toml: sinks[0].path: predictions file 'preds.csv' already exists" in err
+    assert (tmp_path / "preds.csv").read_text() == "earlier session\n"
+
+
+@pytest.mark.parametrize("command", [["demo"], ["run", "--config", "session.toml"]])
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("existing.csv", "--predictions: predictions file 'existing.csv' already exists"),
+        ("out.txt", "--predictions: expected a file ending in .csv, .jsonl, .ndjson, .parquet"),
+    ],
+)
+def test_a_predictions_file_that_cannot_be_written_stops_the_session(
+    command, name, problem, tmp_path, monkeypatch, capsys, no_session
+):
+    """--predictions does not go through the config parser; it is checked all the same, before
+    anything is built, and also when the config names another log."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing.csv").write_text("earlier session\n")
+    config = SESSION + '[[sinks]]\nkind = "predictions"\npath = "fresh.csv"\n'
+    (tmp_path / "session.toml").write_text(config)
+    before = sorted(tmp_path.iterdir())
+    assert main([*command, "--headless", "--predictions", name, "--no-lsl"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("affectlab: config error: ") and problem in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(tmp_path.iterdir()) == before
+    assert (tmp_path / "existing.csv").read_text() == "earlier session\n"
+
+
+def test_a_new_predictions_file_passes_the_checks(tmp_path, monkeypatch, no_session):
+    """The checks refuse only what is wrong: a fresh log in the config or on the command line
+    reaches the session (here the stand-in that fails when built)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AssertionError, match="Session was built"):
+        run_with_sink(tmp_path, 'kind = "predictions"\npath = "runs/preds.parquet"')
+    with pytest.raises(AssertionError, match="Session was built"):
+        main(["demo", "--headless", "--predictions", "out.jsonl"])
+
+
+@pytest.mark.parametrize("command", [["demo", "--headless"], ["replay", "session-folder"]])
+@pytest.mark.parametrize("value", ["-5", "nan", "soon"])
+def test_a_duration_must_be_seconds(command, value, capsys):
+    """A negative duration ended the session at once with exit code 0 and said nothing."""
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--duration", value])
+    assert exc.value.code == 2
+    assert "--duration: expected seconds" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, load_config, parse_config, shipped_config
+from app.config import ConfigError, check_new_log, load_config, parse_config, shipped_config
 
 MINIMAL = {"sources": [{"kind": "simulated"}]}
 
@@ -41,6 +41,45 @@ def test_minimal_config_defaults() -> None:
         ({**MINIMAL, "sinks": [{"kind": "predictions"}]}, "sinks[0].path"),
         ({**MINIMAL, "sinks": [{"kind": "printer"}]}, "sinks[0].kind: unknown sink kind"),
         (
+            {**MINIMAL, "sinks": [{"kind": "predictions", "path": "preds.txt"}]},
+            "sinks[0].path: expected a file ending in .csv, .jsonl, .ndjson, .parquet, got 'preds.txt'",
+        ),
+        ({**MINIMAL, "sinks": [{"kind": "predictions", "path": 3}]}, "sinks[0].path: expected"),
+        (
+            {**MINIMAL, "sinks": [{"kind": "predictions", "path": "a.csv", "format": "csv"}]},
+            "sinks[0].format: unknown option of predictions sinks; allowed: kind, path",
+        ),
+        (
+            {**MINIMAL, "sinks": [{"kind": "console", "period": "fast"}]},
+            "sinks[0].period: expected seconds",
+        ),
+        ({**MINIMAL, "sinks": [{"kind": "console", "period": 0}]}, "sinks[0].period: expected"),
+        ({**MINIMAL, "sinks": [{"kind": "console", "period": True}]}, "sinks[0].period: expected"),
+        (
+            {**MINIMAL, "sinks": [{"kind": "console", "period": float("inf")}]},
+            "sinks[0].period: expected",
+        ),
+        (
+            {**MINIMAL, "sinks": [{"kind": "lsl"}, {"kind": "console", "perod": 1.0}]},
+            "sinks[1].perod: unknown option of console sinks; allowed: kind, period",
+        ),
+        ({**MINIMAL, "sinks": [{"kind": "lsl", "name": 7}]}, "sinks[0].name: expected an LSL"),
+        ({**MINIMAL, "sinks": [{"kind": "lsl", "name": " "}]}, "sinks[0].name: expected a non"),
+        (
+            {**MINIMAL, "sinks": [{"kind": "lsl", "nmae": "x"}]},
+            "sinks[0].nmae: unknown option of lsl sinks; allowed: kind, name",
+        ),
+        (
+            {
+                **MINIMAL,
+                "sinks": [
+                    {"kind": "predictions", "path": "runs/a.csv"},
+                    {"kind": "predictions", "path": "runs/../runs/a.csv"},
+                ],
+            },
+            "sinks[1].path: 'runs/../runs/a.csv' is the file of another predictions sink",
+        ),
+        (
             {"sources": [{"kind": "simulated", "name": "a"}, {"kind": "simulated", "name": "a"}]},
             "sources[1].name: 'a' is used",
         ),
@@ -51,6 +90,33 @@ def test_config_errors_name_the_key(data: dict, fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(data)
     assert fragment in str(err.value)
+
+
+def test_sink_options_are_kept_checked() -> None:
+    cfg = parse_config(
+        {
+            **MINIMAL,
+            "sinks": [
+                {"kind": "predictions", "path": "runs/p.JSONL"},
+                {"kind": "lsl", "name": "lab-emotion"},
+                {"kind": "console", "period": 2},
+                {"kind": "lsl"},
+            ],
+        }
+    )
+    assert [(s.kind, s.options) for s in cfg.sinks] == [
+        ("predictions", {"path": "runs/p.JSONL"}),
+        ("lsl", {"name": "lab-emotion"}),
+        ("console", {"period": 2.0}),
+        ("lsl", {}),
+    ]
+
+
+def test_an_existing_predictions_file_is_refused_naming_the_key(tmp_path: Path) -> None:
+    check_new_log(tmp_path / "new.csv", "sinks[0].path")
+    (tmp_path / "old.csv").write_text("model\n")
+    with pytest.raises(ConfigError, match=r"^sinks\[0\]\.path: predictions file .*already exists"):
+        check_new_log(tmp_path / "old.csv", "sinks[0].path")
 
 
 def test_config_file_errors_name_the_file(tmp_path: Path) -> None:

@@ -767,3 +767,15 @@ def test_replays_video_frames_with_their_frame_times(tmp_path, capsys):
     assert info_main([str(folder)]) == 0
     out = capsys.readouterr().out
     assert "cam-bgr.mkv" in out and "m0" in out
+
+
+def test_replay_refuses_an_existing_predictions_file_before_opening_anything(tmp_path, capsys):
+    log = tmp_path / "p.csv"
+    log.write_text("kept\n")
+    args = [str(tmp_path / "not-opened.xdf"), "--headless", "--model", "none"]
+    assert replay_main([*args, "--predictions", str(log)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already exists" in err and len(err.splitlines()) == 1
+    assert log.read_text() == "kept\n"
+    assert replay_main([*args, "--predictions", str(tmp_path / "p.txt")]) == 2
+    assert "expected a file ending in" in capsys.readouterr().err
