@@ -19,6 +19,12 @@ Files in the run folder, rewritten atomically after every epoch:
   (the EMA's when EMA is on);
 - ``state.json``: epoch, best score, patience counter, history, the
   optimiser's non-tensor state (param groups) and the scheduler's state.
+
+The state also travels inside ``last.safetensors`` (its metadata), and resuming reads
+it from there: two files each replaced atomically are not replaced together, and a
+run stopped between the two would resume with one epoch's weights beside another's
+state and train that epoch twice. ``state.json`` is the copy for people (and for runs
+written before the state moved into the weights).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -237,11 +244,8 @@ def fit(
         "fingerprint": fingerprint or {},
     }
     eval_model = ema.model if ema is not None else model
-    if resume and (out / STATE).is_file():
-        try:
-            saved = json.loads((out / STATE).read_text())
-        except json.JSONDecodeError as exc:
-            raise ResumeError(f"{out / STATE}: damaged ({exc})") from exc
+    if resume and ((out / LAST).is_file() or (out / STATE).is_file()):
+        saved = _saved_state(out)
         for key, want in (
             ("seed", seed),
             ("recipe", recipe.to_dict()),
@@ -356,12 +360,35 @@ def _checkpoint(
         state["ema_updates"] = ema.updates
     opt_tensors, opt_rest = flatten_optimizer(opt)
     tensors.update(opt_tensors)
-    _atomic_save(tensors, out / LAST)
     doc = dict(state)
     doc["best_score"] = None if not math.isfinite(doc["best_score"]) else doc["best_score"]
     doc["optimizer"] = opt_rest
     doc["scheduler"] = sched.state_dict()
-    _atomic_write_text(out / STATE, json.dumps(doc, indent=1, sort_keys=True))
+    text = json.dumps(doc, indent=1, sort_keys=True)
+    _atomic_save(tensors, out / LAST, {"state": text})  # weights and state: one file, one step
+    _atomic_write_text(out / STATE, text)
+
+
+def _saved_state(out: Path) -> dict[str, Any]:
+    """The state that goes with ``last.safetensors``: from its own metadata, else (a run
+    written before the state moved there) from ``state.json``."""
+    text = None
+    if (out / LAST).is_file():
+        try:
+            with safe_open(str(out / LAST), "pt") as f:
+                text = (f.metadata() or {}).get("state")
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own kinds
+            raise ResumeError(f"{out / LAST}: damaged ({exc})") from exc
+    where = out / LAST
+    if text is None:
+        where = out / STATE
+        if not where.is_file():
+            raise ResumeError(f"{out}: cannot resume: {LAST} holds no state and {STATE} is missing")
+        text = where.read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResumeError(f"{where}: damaged ({exc})") from exc
 
 
 def _result(state: dict[str, Any]) -> TrainResult:

@@ -170,6 +170,16 @@ def test_resume_gives_the_uninterrupted_weights(sim, tmp_path, model):
     # resuming a finished run changes nothing; resuming with another seed is refused
     assert _run(model, data, tmp_path / "cut", *args, "--resume") == 0
     assert _run(model, data, tmp_path / "cut", *args[:-1], "2", "--resume") == 2
+    # stopped between writing an epoch's weights and its state.json: the state that goes
+    # with the weights is the one inside them, so the epoch is not trained twice
+    torn = tmp_path / "torn"
+    assert _run(model, data, torn, *args, "--stop-after", "1") == 0
+    first = (torn / "fold_00" / "state.json").read_text()
+    assert _run(model, data, torn, *args, "--resume", "--stop-after", "1") == 0
+    (torn / "fold_00" / "state.json").write_text(first)  # epoch 2's never landed
+    assert _run(model, data, torn, *args, "--resume") == 0
+    torn_w = _weights(torn / "fold_00" / "model.safetensors")
+    assert all(torch.equal(full[k], torn_w[k]) for k in full)
 
 
 def test_recipe_overrides_weight_decay_and_ema(sim, tmp_path):
