@@ -332,8 +332,15 @@ class PackageCounter:
         self._current_run = int(lengths[-1])
         self._run_whole = len(changes) > 0 or first_whole
         lost = 0
-        if self.run is not None:
-            for i in changes:
+        if self.run is not None and len(changes):
+            # most steps are the plain next value on time: only the others are looked at
+            # (and, until the period is known, every wrap: the first clean one tells it)
+            d = c[changes + 1] - c[changes]
+            dt = t[changes + 1] - t[changes]
+            odd = (d % (self.period or 256) != self.step) | ((d < 0) & (self.period is None))
+            if self.rate > 0:
+                odd |= dt > 2.5 * self.run / self.rate
+            for i in changes[odd]:
                 lost += self._lost_between(int(c[i]), int(c[i + 1]), float(t[i + 1] - t[i]))
         self.lost += lost
         return lost
