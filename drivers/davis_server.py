@@ -43,6 +43,7 @@ import numpy as np
 from drivers.simulated.events import EventEmulator
 from drivers.simulated.eye_camera import DAVIS346_SIZE, VirtualEyeCamera
 from drivers.simulated.participant import VirtualParticipant
+from drivers.video_seek import SEEK_FROM, skip_frames
 
 DAVIS346_WH = (DAVIS346_SIZE[1], DAVIS346_SIZE[0])  # (width, height), as dv speaks
 CAMERA_NAME = "DAVIS346_virtual"
@@ -196,8 +197,16 @@ class VideoFrames:
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
         cap = self._cap
+        if not self.webcam and index - self._pos >= SEEK_FROM:
+            # far behind (a client connecting after an idle stretch, a slow decoder):
+            # seek, since decoding every missed frame would only put it further behind
+            where = skip_frames(cap, index - self._pos, self.loop)
+            if where is None:
+                return None
+            self.skipped += index - self._pos
+            self._pos, self._offset = index, index - where
         if not self.webcam:
-            while self._pos < index:  # behind: drop frames as a camera would
+            while self._pos < index:  # a frame or two behind: drop them as a camera would
                 if not self._grab():
                     return None
                 self.skipped += 1

@@ -41,6 +41,7 @@ from drivers.eye_region import (
     RegionStatus,
     crop,
 )
+from drivers.video_seek import skip_frames
 
 SOURCE = "drivers.webcam"
 REGION_CHANNELS = ("x", "y", "w", "h", "status")
@@ -141,9 +142,7 @@ class WebcamDriver(Driver):
         self._requested_fps = fps
         self._requested_size = tuple(size) if size else None
         self._cap = self._open()
-        self.fps = float(fps or self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not self.fps > 0 or not math.isfinite(self.fps) or self.fps > 1000:
-            self.fps = 30.0  # devices and files that do not say; the stamps are what count
+        self.fps = self._frame_rate(fps)
         w = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.size = (int(size[0]), int(size[1])) if size else (w, h)
@@ -181,6 +180,20 @@ class WebcamDriver(Driver):
             found = find_webcams(skip=(self.device,))
             raise DriverError(f"no webcam at index {self.device}; found: {describe_webcams(found)}")
         return cap
+
+    def _frame_rate(self, requested: float | None) -> float:
+        """Frames per second the source delivers: a file's own (``fps`` plays it at that rate
+        instead); a device's as it reports it once asked for ``fps``. A camera gives what it
+        can, and taking the request at its word counted every other frame of a 30 fps camera
+        asked for 60 as lost, and recorded a rate it never had."""
+        reported = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if self.file is not None:
+            rate = float(requested or reported)
+        else:
+            rate = reported if 0 < reported <= 1000 else float(requested or 0.0)
+        if not 0 < rate <= 1000 or not math.isfinite(rate):
+            rate = 30.0  # devices and files that do not say; the stamps are what count
+        return rate
 
     def _open_device(self) -> cv2.VideoCapture | None:
         with quiet_opencv():
@@ -291,11 +304,12 @@ class WebcamDriver(Driver):
                 break
             # more than a frame behind: drop frames as a camera would, and say so
             behind = int((lsl_now() - due) * self.fps)
-            for _ in range(behind):
-                if not cap.grab():
-                    break
-                k += 1
-                self._count_lost(1)
+            if behind > 0:
+                if skip_frames(cap, behind, self.loop) is None:
+                    self._disconnect(f"end of video file {self.file}")
+                    return
+                k += behind
+                self._count_lost(behind)
             if not cap.grab():
                 if self.loop and k > 0:
                     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)

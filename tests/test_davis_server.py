@@ -193,6 +193,30 @@ def test_video_frames_source_and_sensor_frames(tmp_path):
         VideoFrames(tmp_path / "missing.avi")
 
 
+@pytest.mark.parametrize("loop", [True, False])
+def test_video_frames_far_behind_skip_to_the_frame_due(tmp_path, loop):
+    """A client connecting after a long idle asks for frame k at once: the frame shown is the
+    one due then (round the loop), reached by seeking rather than decoding every frame."""
+    frames = [np.full((DAVIS346_SIZE[0], DAVIS346_SIZE[1], 3), 3 * i, np.uint8) for i in range(50)]
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25.0, DAVIS346_SIZE[::-1])
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    src = VideoFrames(path, loop=loop)
+    first, _ = src.read(0)
+    assert first.mean() == pytest.approx(0, abs=1)
+    if not loop:
+        assert src.read(1800) is None  # past the end of a file that does not loop
+        return
+    aps, _ = src.read(1800)  # 36 loops and 0 frames later: frame 0
+    assert aps.mean() == pytest.approx(0, abs=1) and src.skipped == 1799
+    aps, _ = src.read(1827)  # 27 frames on, skipping 26
+    assert aps.mean() == pytest.approx(3 * 27, abs=1) and src.skipped == 1825
+    aps, _ = src.read(1828)  # the next frame, no skip
+    assert aps.mean() == pytest.approx(3 * 28, abs=1)
+
+
 def test_virtual_davis_from_a_video_file(tmp_path):
     path = tmp_path / "eye.avi"
     write_video(path)

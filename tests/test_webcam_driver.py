@@ -156,6 +156,73 @@ def test_a_missing_webcam_says_what_was_found():
         from_config({"device": 9})
 
 
+class ThirtyFpsCamera:
+    """A camera that delivers 30 frames a second whatever it is asked for (no webcam here:
+    the one stand-in for hardware in this file)."""
+
+    def __init__(self, index: int) -> None:
+        self.next_at = None
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's names
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        return True  # accepted, and ignored
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_FPS: 30.0, cv2.CAP_PROP_FRAME_WIDTH: 32.0}.get(prop, 24.0)
+
+    def grab(self) -> bool:
+        import time
+
+        now = time.monotonic()
+        self.next_at = now if self.next_at is None else self.next_at + 1 / 30
+        time.sleep(max(0.0, self.next_at - now))
+        return True
+
+    def retrieve(self):
+        return True, np.zeros((24, 32, 3), np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_camera_that_cannot_give_the_rate_asked_is_taken_at_its_own(monkeypatch):
+    monkeypatch.setattr("drivers.webcam.cv2.VideoCapture", ThirtyFpsCamera)
+    d = WebcamDriver(device=0, fps=60)
+    assert d.fps == 30.0 and d.specs[0].nominal_rate == 30.0
+    d.start()
+    try:
+        assert wait_until(lambda: d.rings[d.frame_stream].head >= 30, 10)
+    finally:
+        d.stop()
+    assert d.lost_frames == 0  # every frame it can give came: none counted as lost
+
+
+def test_a_file_that_decodes_slower_than_its_rate_keeps_publishing(tmp_path):
+    """Frames it falls behind on are skipped by seeking: decoding each would put it further
+    behind with every round, and the stream would dry up."""
+    noise = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    path = tmp_path / "fast.avi"  # 100 frames of 400 kB, ~7 ms to decode each at 1000 fps
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 1000.0, (1280, 720))
+    for i in range(100):
+        writer.write(np.roll(noise, i, axis=1))
+    writer.release()
+    d = WebcamDriver(file=path, loop=True, gray=True)
+    d.start()
+    try:
+        assert wait_until(lambda: d.rings[d.frame_stream].head >= 1, 5)
+        import time
+
+        time.sleep(3.0)
+    finally:
+        d.stop()
+    ts = d.rings[d.frame_stream].latest(100_000).ts
+    gaps = np.diff(ts)
+    assert gaps[len(gaps) // 2 :].max() < 0.3  # no growing gaps
+    assert (ts > ts[-1] - 1.0).sum() >= 5 and d.lost_frames > 0
+
+
 def test_a_missing_or_unreadable_file_is_a_clear_error(tmp_path):
     with pytest.raises(DriverError, match="video file not found"):
         WebcamDriver(file=tmp_path / "absent.mkv")
