@@ -8,23 +8,12 @@ import os
 import sys
 from pathlib import Path
 
+from app.arguments import seconds
 from app.config import ConfigError, check_new_log, predictions_path
 from core.scheduler import BindingError
 from core.sinks.prediction_log import PredictionLogError
 from drivers.base import DriverError
 from models.errors import ModelLoadError
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a duration, 0 or more seconds (a negative one ended the session at
-    once and said nothing)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
-    return value
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:

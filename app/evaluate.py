@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from app.arguments import threads
 from models.progress import progress_bar
 
 
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trajectories", type=int, default=4, metavar="N", help="trials in the trajectory plot"
     )
-    p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads")
+    p.add_argument("--threads", type=threads, default=None, metavar="T", help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p  # fmt: skip
 
@@ -140,10 +141,11 @@ def resolve(paths: list[Path], labels: str | None) -> list[Checkpoint]:
         label = names[i] if names else _label(infos[0])
         out.append(Checkpoint(label, infos[0]["model"], files, infos))
     seen: dict[str, int] = {}
-    for c in out:  # unique labels: the file names depend on them
-        seen[c.label] = seen.get(c.label, 0) + 1
-        if seen[c.label] > 1:
-            c.label = f"{c.label} #{seen[c.label]}"
+    for c in out:  # unique file names: they come from the labels' slugs
+        slug = _slug(c.label)
+        seen[slug] = seen.get(slug, 0) + 1
+        if seen[slug] > 1:
+            c.label = f"{c.label} #{seen[slug]}"
     return out
 
 
@@ -410,6 +412,8 @@ def run(args: argparse.Namespace) -> int:
         from models.training import set_threads
 
         set_threads(args.threads)
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: is a file; name a folder for the tables and plots")
     args.out.mkdir(parents=True, exist_ok=True)
     if ref.kind == "see":
         summary = evaluate_see(cks, ref, args.passes, args.out, args.quiet)
@@ -434,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (UsageError, DataSetError) as exc:
+    except (UsageError, DataSetError, ValueError) as exc:
+        # ValueError: missing rates or data the checkpoints cannot take (a bare file
+        # trained on other inputs)
         print(f"affectlab evaluate: error: {exc}", file=sys.stderr)
         return 2
 

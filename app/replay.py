@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.cli import seconds
+from app.arguments import seconds
 
 DEMO_MODELS = ("hi-moe-sim", "mco-e-net-lite-sim")
 

@@ -524,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"--trial-seconds must be >= {min_seconds:g} for {args.kind}")
     if args.kind == "dreamer" and not args.baseline_seconds >= 1.0:
         problems.append("--baseline-seconds must be >= 1")
+    if args.out.exists() and not args.out.is_dir():
+        problems.append(f"--out {args.out}: is a file; name a folder for the data set")
     if problems:
         print(f"affectlab simulate: {'; '.join(problems)}", file=sys.stderr)
         return 2

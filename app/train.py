@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.arguments import threads
+
 DEFAULT_PROTOCOL = {"deap": "kfold", "dreamer": "kfold", "see": "holdout"}
 
 
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop (resumably) after N epochs of this invocation",
     )
-    p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads")
+    p.add_argument("--threads", type=threads, default=None, metavar="T", help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     return p  # fmt: skip
 
@@ -341,6 +343,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--weight-decay {args.weight_decay}: must be >= 0")
     if args.ema_decay is not None and not 0.0 <= args.ema_decay < 1.0:
         raise UsageError(f"--ema-decay {args.ema_decay}: must lie in [0, 1)")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: is a file; name a folder for the run")
     if args.out.exists() and any(args.out.iterdir()) and not args.resume:
         raise UsageError(
             f"{args.out}: exists and is not empty; pass --resume to continue it or choose another --out"
@@ -352,6 +356,7 @@ def run(args: argparse.Namespace) -> int:
     protocol = args.protocol or DEFAULT_PROTOCOL[ref.kind]
     data = load_data(ref, args.model, args)
     folds = make_folds(data, protocol, args.folds, args.seed)
+    every_fold = [f.name for f in folds]
     if args.fold is not None:
         if not 0 <= args.fold < len(folds):
             raise UsageError(f"--fold {args.fold}: the protocol has folds 0..{len(folds) - 1}")
@@ -369,18 +374,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{args.model} on {ref}: {len(data)} {'windows' if ref.kind != 'see' else 'sequences'}, "
               f"protocol {protocol}, {len(folds)} fold(s)")  # fmt: skip
-    results = {}
     for fold in folds:
         info = train_fold(args, data, fold, base)
         if info is None:
             print(f"stopped in {fold.name}; run again with --resume to continue")
-            _write_run(args.out, args.model, base, results, finished=False)
+            _write_run(args.out, args.model, base, every_fold)
             return 0
-        results[fold.name] = info["metrics"]["test"]
         if not args.quiet:
             print(f"{fold.name}: test {_headline(info['metrics']['test'])}")
-    summary = _write_run(args.out, args.model, base, results, finished=True)
-    print(f"{args.model}: {len(results)} fold(s) in {args.out}; test {summary}")
+    done, summary = _write_run(args.out, args.model, base, every_fold)
+    print(f"{args.model}: {done} of {len(every_fold)} fold(s) in {args.out}; test {summary}")
     return 0
 
 
@@ -392,11 +395,24 @@ def _headline(metrics: dict[str, Any]) -> str:
     return f"WAR {a['war']:.3f}, UAR {a['uar']:.3f}"
 
 
-def _write_run(
-    out: Path, model: str, base: dict[str, Any], results: dict[str, Any], finished: bool
-) -> str:
+def _fold_results(out: Path, folds: list[str]) -> dict[str, Any]:
+    """The test metrics of every fold trained in ``out`` so far, by this command or an earlier
+    one (``--fold``, ``--resume``): each fold folder's ``model.json`` holds them."""
+    results = {}
+    for name in folds:
+        path = out / name / "model.json"
+        if path.is_file():
+            results[name] = json.loads(path.read_text())["metrics"]["test"]
+    return results
+
+
+def _write_run(out: Path, model: str, base: dict[str, Any], folds: list[str]) -> tuple[int, str]:
+    """``run.json``: every trained fold's test metrics and their mean, finished once every
+    fold of the protocol is trained. Returns the folds done and a headline of the mean."""
     import numpy as np
 
+    results = _fold_results(out, folds)
+    finished = len(results) == len(folds)
     headline = ""
     doc: dict[str, Any] = {"model": model, **base, "finished": finished, "test": results}
     if results:
@@ -412,7 +428,7 @@ def _write_run(
         doc["test_mean_over_folds"] = mean
         headline = ", ".join(f"{k.upper()} {v:.3f}" for k, v in mean.items())
     (out / "run.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
-    return headline
+    return len(results), headline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -424,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         return run(args)
-    except (UsageError, DataSetError, ResumeError) as exc:
+    except (UsageError, DataSetError, ResumeError, ValueError) as exc:
+        # ValueError: data that cannot be cut as asked (a window longer than a trial, one
+        # subject for leave-one-subject-out)
         print(f"affectlab train: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from app.arguments import threads
 from app.demo_data import (  # noqa: F401 - re-exported: the data helpers' historic home
     DEFAULT_CACHE,
     HALF_DAVIS,
@@ -138,7 +139,7 @@ def common_parser(d: CliDefaults) -> argparse.ArgumentParser:
         help="where cut windows are cached as .npz",
     )
     p.add_argument("--workers", type=int, default=2, help="processes rendering sessions")
-    p.add_argument("--threads", type=int, default=1, help=d.threads_help)
+    p.add_argument("--threads", type=threads, default=1, help=d.threads_help)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--prune-cache",

@@ -124,33 +124,54 @@ def summarise_curve(rates: Sequence[float], values: np.ndarray) -> dict[str, flo
         "ccc_first": float(m[0]),
         "ccc_last": float(m[-1]),
         "drop": drop,
-        "relative_drop": drop / m[0] if m[0] > 0 else float("nan"),
+        "relative_drop": float(drop / m[0]) if m[0] > 0 else float("nan"),
         "slope_per_0.1": slope,
     }
 
 
+#: the most missing rates one evaluation takes (each is a pass over the test set per seed)
+MAX_RATES = 101
+
+
 def parse_rates(text: str) -> list[float]:
-    """``start:stop:step`` (stop included) or a comma list, each in [0, 1]."""
+    """``start:stop:step`` (stop included) or a comma list, each in [0, 1]; sorted and
+    without repeats, since the summary reads the curve's ends as the lowest and highest
+    rate and the plot joins the points in order."""
     text = text.strip()
     if ":" in text:
         parts = text.split(":")
         if len(parts) != 3:
             raise ValueError(f"missing rates {text!r}: expected start:stop:step")
         start, stop, step = (float(p) for p in parts)
+        if not all(math.isfinite(v) for v in (start, stop, step)):
+            raise ValueError(f"missing rates {text!r}: each must lie in [0, 1]")
         if step <= 0 or stop < start:
             raise ValueError(f"missing rates {text!r}: need step > 0 and stop >= start")
         n = int(math.floor((stop - start) / step + 1e-9)) + 1
+        if n > MAX_RATES:
+            raise ValueError(
+                f"missing rates {text!r}: {n} rates; at most {MAX_RATES} (a larger step)"
+            )
         rates = [round(start + i * step, 10) for i in range(n)]
     else:
         rates = [float(p) for p in text.split(",") if p.strip()]
     if not rates or any(not 0.0 <= r <= 1.0 for r in rates):
         raise ValueError(f"missing rates {text!r}: each must lie in [0, 1]")
-    return rates
+    return sorted(set(rates))
 
 
 # --------------------------------------------------------------------------- tables
+def _csv_value(v: Any) -> Any:
+    """Floats at full precision, numpy's as plain Python floats (numpy 2's repr of its own
+    floats is ``np.float64(...)``, which no CSV reader parses)."""
+    if isinstance(v, float | np.floating):
+        return repr(float(v))
+    return v
+
+
 def _fmt(v: Any, digits: int) -> str:
-    if isinstance(v, float):
+    if isinstance(v, float | np.floating):
+        v = float(v)
         if math.isnan(v):
             return "nan"
         return f"{v:.{digits}f}"
@@ -184,7 +205,7 @@ def write_table(
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({c: (repr(v) if isinstance(v, float) else v) for c, v in r.items()})
+            w.writerow({c: _csv_value(v) for c, v in r.items()})
     parts = [
         f"# {title}\n" if title else "",
         f"{note}\n" if note else "",

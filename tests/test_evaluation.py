@@ -108,15 +108,17 @@ def test_regression_metrics_perfect_and_thresholded():
 def test_rates_tables_and_curve_summary(tmp_path):
     assert parse_rates("0:0.4:0.05") == pytest.approx([0.05 * i for i in range(9)])
     assert parse_rates("0,0.2") == [0.0, 0.2]
-    for bad in ("0:0.4", "0.5:0.1:0.1", "0,1.5"):
+    assert parse_rates("0.4,0,0.2,0.2") == [0.0, 0.2, 0.4]  # the curve's ends are its ends
+    for bad in ("0:0.4", "0.5:0.1:0.1", "0,1.5", "0:inf:0.1", "0:0.4:1e-10"):
         with pytest.raises(ValueError):
             parse_rates(bad)
-    rows = [{"model": "m", "rate": 0.1, "ccc_mean": 0.123456789}]
+    rows = [{"model": "m", "rate": 0.1, "ccc_mean": 0.123456789, "drop": np.float64(-0.25)}]
     csv_path, md_path = write_table(rows, tmp_path / "t", "Title", "a note")
-    assert read_table(csv_path) == rows  # full precision back
+    assert read_table(csv_path) == [{**rows[0], "drop": -0.25}]  # full precision back
     assert "| m | 0.1000 | 0.1235 |" in md_path.read_text() and "# Title" in md_path.read_text()
     s = summarise_curve([0.0, 0.1, 0.2], np.array([[0.9, 0.9], [0.8, 0.8], [0.7, 0.7]]))
     assert s["drop"] == pytest.approx(0.2) and s["slope_per_0.1"] == pytest.approx(-0.1)
+    assert all(type(v) is float for v in s.values())  # no numpy floats for the CSV
 
 
 # --------------------------------------------------------------------------- the CLI, end to end
@@ -193,6 +195,13 @@ def test_same_masks_for_every_model(runs, tmp_path):
     assert rc == 0
     a, b = read_table(tmp_path / "missing_rate.csv")
     assert (a["model"], b["model"]) == ("a", "b") and a["ccc_mean"] == b["ccc_mean"]
+    # labels that differ only in punctuation would share their plots' file names
+    rc = evaluate([str(one), str(one), "--labels", "CF 3-fold,CF (3-fold)", "--data",
+                   f"deap:{runs['deap']}", "--missing-rates", "0", "--seeds", "1",
+                   "--out", str(tmp_path / "slugs"), "--quiet"])  # fmt: skip
+    assert rc == 0
+    plots = sorted(p.name for p in (tmp_path / "slugs").glob("confusion_*.png"))
+    assert plots == ["confusion_cf_3_fold.png", "confusion_cf_3_fold_2.png"]
 
 
 def test_evaluate_see_per_lighting(runs, tmp_path):
@@ -232,6 +241,10 @@ def test_evaluate_errors(runs, tmp_path, capsys):
         == 2
     )
     assert "no model.safetensors" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert evaluate([str(runs["hm"]), "--data", f"deap:{runs['deap']}",
+                     "--out", str(tmp_path / "afile")]) == 2  # fmt: skip
+    assert "is a file" in capsys.readouterr().err
 
 
 def test_modality_ablation_table(runs, tmp_path):

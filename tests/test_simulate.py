@@ -127,6 +127,10 @@ def test_simulate_see(tmp_path):
 def test_bad_arguments_and_module_entry_point(tmp_path, capsys):
     assert main(["deap", "--out", str(tmp_path), "--subjects", "0", "--quiet"]) == 2
     assert "--subjects must be >= 1" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    for kind in ("deap", "dreamer", "see"):
+        assert main([kind, "--out", str(tmp_path / "afile"), "--quiet"]) == 2
+        assert "is a file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["eeglab", "--out", str(tmp_path)])
     out = subprocess.run(

@@ -95,6 +95,22 @@ def test_each_signal_model_trains_on_deap(sim, tmp_path, model):
     assert meta["config"] == info["config"]
 
 
+def test_folds_trained_one_at_a_time_add_up_in_run_json(sim, tmp_path):
+    out = tmp_path / "dr"
+    data, args = f"dreamer:{sim['dreamer']}", ("--protocol", "loso", "--epochs", "1")
+    assert _run("late-fusion", data, out, *args, "--fold", "0") == 0
+    run = json.loads((out / "run.json").read_text())
+    assert list(run["test"]) == ["subject_01"] and not run["finished"]
+    assert _run("late-fusion", data, out, *args, "--fold", "2", "--resume") == 0
+    run = json.loads((out / "run.json").read_text())
+    assert list(run["test"]) == ["subject_01", "subject_03"] and not run["finished"]
+    assert _run("late-fusion", data, out, *args, "--resume") == 0  # the one left
+    run = json.loads((out / "run.json").read_text())
+    assert list(run["test"]) == ["subject_01", "subject_02", "subject_03"] and run["finished"]
+    ccc = [run["test"][f]["mean"]["ccc"] for f in run["test"]]
+    assert run["test_mean_over_folds"]["ccc"] == pytest.approx(sum(ccc) / 3)
+
+
 def test_dreamer_loso_with_late_fusion(sim, tmp_path):
     out = tmp_path / "dr"
     assert (
@@ -364,3 +380,14 @@ def test_clear_errors(sim, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert _run("hi-moe", f"deap:{sim['deap']}", tmp_path / "y", "--set", "no_such_field=1") == 2
     assert "no config field 'no_such_field'" in capsys.readouterr().err
+    # one line each, not a traceback: a file for --out, threads, data that cannot be cut
+    (tmp_path / "afile").write_text("x")
+    assert _run("hi-moe", f"deap:{sim['deap']}", tmp_path / "afile") == 2
+    assert "is a file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _run("hi-moe", f"deap:{sim['deap']}", tmp_path / "z", "--threads", "-1")
+    assert "1 or more threads" in capsys.readouterr().err
+    args = ("--max-subjects", "1", "--protocol", "loso")
+    assert _run("late-fusion", f"dreamer:{sim['dreamer']}", tmp_path / "z", *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("affectlab train: error:") and len(err.strip().splitlines()) == 1
