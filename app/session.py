@@ -8,6 +8,7 @@ headless main loop or the Qt event loop) is never blocked by it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -117,25 +118,40 @@ class Session:
         self._ready = threading.Event()
         self.started_at = 0.0
         self.stopped_at = 0.0
+        self._stopped = False
         self.engine_error: BaseException | None = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        """Start workers, sources and the engine. A source that cannot start (a device that
+        is not there) stops what already started, and the recording and sinks are closed,
+        before its error reaches the caller: nothing is left running or half-written."""
+        try:
+            for worker in self.workers.values():
+                worker.start()
+            for driver in self.drivers:
+                driver.start()
+        except BaseException:
+            self.stop()
+            raise
+        # after the sources: a replay's clock is set to its start only as its driver starts
         self.started_at = self.clock.now()
-        for worker in self.workers.values():
-            worker.start()
-        for driver in self.drivers:
-            driver.start()
         self._engine = threading.Thread(target=self._engine_main, name="engine", daemon=True)
         self._engine.start()
         self._ready.wait(5.0)
 
     def stop(self) -> None:
-        """Stop in data-flow order so nothing in flight is dropped on the floor."""
+        """Stop in data-flow order so nothing in flight is dropped on the floor. Safe to call
+        again, and after the engine failed (its event loop is closed then)."""
+        if self._stopped:
+            return
+        self._stopped = True
         for driver in self.drivers:
             driver.stop()
-        if self._loop is not None and self._stop_async is not None:
-            self._loop.call_soon_threadsafe(self._stop_async.set)
+        loop = self._loop
+        if loop is not None and self._stop_async is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed between the check and the call
+                loop.call_soon_threadsafe(self._stop_async.set)
         if self._engine is not None:
             self._engine.join(10.0)
             self._engine = None
@@ -146,9 +162,16 @@ class Session:
         self.bus.publish_health(self.health(), self.stopped_at)
         self.bus.close()
 
+    def time_origin(self) -> float:
+        """The clock time the session's own time counts from: its start, or for a replay the
+        moment the replayed part begins on the replay clock."""
+        if self.replay is not None:
+            return self.replay.origin
+        return self.started_at or self.clock.now()
+
     def run_for(self, duration: float | None) -> None:
         """Run until ``duration`` seconds have passed (None: until KeyboardInterrupt)."""
-        self.start()
+        self.start()  # stops what it started if it fails
         try:
             end = None if not duration else time.monotonic() + duration
             while end is None or time.monotonic() < end:

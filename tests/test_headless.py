@@ -193,3 +193,67 @@ def test_simulated_source_options_are_checked(option):
     cfg = parse_config({"sources": [{"kind": "simulated", key: int(value)}]})
     with pytest.raises(ConfigError, match=f"sources\\[0\\].{key}"):
         build_sources(cfg.sources)
+
+
+def _session_threads() -> set[str]:
+    import threading
+
+    return {t.name for t in threading.enumerate()} - {"MainThread"}
+
+
+def test_a_source_that_cannot_start_leaves_nothing_running_or_half_written(tmp_path):
+    """A missing device stops the session with its message; what had started is stopped and
+    the recording and the predictions log are closed, not left running and unreadable."""
+    import pyarrow.parquet as pq
+
+    from drivers.base import DriverError
+    from recordings.sources import open_recording
+
+    before = _session_threads()
+    cfg = parse_config(
+        {
+            "session": {"name": "absent-board"},
+            "sources": [
+                {"kind": "simulated", "name": "vp", "seed": 3},
+                {"kind": "brainflow", "board": "playback", "file": str(tmp_path / "no.csv"),
+                 "master_board": "synthetic"},
+            ],
+            "models": [{"name": "hi-moe-sim"}],
+            "sinks": [{"kind": "predictions", "path": str(tmp_path / "p.parquet")}],
+        }
+    )  # fmt: skip
+    session = Session(cfg)
+    session.start_recording(tmp_path / "rec")
+    with pytest.raises(DriverError, match="playback file not found"):
+        session.run_for(5.0)
+    assert _session_threads() <= before  # nothing of the session still running
+    assert session.recording is None
+    rec = open_recording(tmp_path / "rec")
+    assert rec.manifest["stop_lsl"] is not None  # stopped cleanly
+    assert pq.read_table(tmp_path / "p.parquet").num_rows == 0  # a readable, empty log
+    session.stop()  # again: nothing to do, no error
+
+
+def test_an_engine_failure_is_reported_and_everything_is_still_closed(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    cfg = demo_config(tmp_path, f"engine-fail-{os.getpid()}")
+    cfg.sinks[0].options["path"] = str(tmp_path / "p.parquet")
+    session = Session(cfg)
+    calls = []
+    cut = session.aligner.cut
+
+    def failing_cut(model, t_end):  # a fault inside the engine, after a few windows
+        calls.append(t_end)
+        if len(calls) > 6:
+            raise ValueError("simulated cut failure")
+        return cut(model, t_end)
+
+    monkeypatch.setattr(session.aligner, "cut", failing_cut)
+    before = _session_threads()
+    with pytest.raises(RuntimeError, match="engine failed: simulated cut failure"):
+        session.run_for(20.0)
+    assert _session_threads() <= before
+    rows = pq.read_table(tmp_path / "p.parquet").num_rows  # the footer was written
+    stats = session.stats().to_dict()
+    assert rows == sum(m["inferred"] for m in stats["models"].values()) > 0
