@@ -288,6 +288,13 @@ class ReplayControl:
         """Replay time minus recording time of every pushed item."""
         return self._shift
 
+    @property
+    def origin(self) -> float:
+        """The replay clock's time at which the replayed part (``from_s``) begins: what a
+        view's "session time" counts from (a paced replay's clock is only set to it once the
+        replay starts, after the models have loaded)."""
+        return self.t0 + self.from_s + self._shift
+
     # ------------------------------------------------------------ the driver thread
     def _anchor(self) -> None:
         """Paced: the replay starts now on the LSL clock (shift recomputed). Max: unchanged."""

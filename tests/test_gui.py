@@ -16,7 +16,12 @@ pytest.importorskip("pytestqt")
 from app.config import ModelConfig, SinkConfig, load_config, shipped_config  # noqa: E402
 from app.gui import Dashboard  # noqa: E402
 from app.gui.camera_view import compose  # noqa: E402
-from app.gui.downsample import minmax_downsample, stack_channels  # noqa: E402
+from app.gui.downsample import (  # noqa: E402
+    break_at_holes,
+    minmax_downsample,
+    robust_range,
+    stack_channels,
+)
 from app.gui.feed import DashboardFeed, StreamState, stream_state  # noqa: E402
 from app.session import Session  # noqa: E402
 from core.health import StreamHealth  # noqa: E402
@@ -48,6 +53,27 @@ def test_minmax_downsample_keeps_every_peak():
     # short inputs pass through untouched
     x2, y2 = minmax_downsample(ts[:300], data[:300], 500)
     assert len(x2) == 300 and np.array_equal(y2, data[:300])
+
+
+def test_a_nan_sample_or_a_hole_is_a_break_not_a_dead_lane_or_a_bridge():
+    ts = np.arange(1000) / 100.0
+    y = np.stack([np.sin(ts), np.cos(ts)], axis=1)
+    clean_centre, clean_span = robust_range(y)
+    y[500, 0] = np.nan  # one sample a device could not give
+    centre, span = robust_range(y)
+    assert np.isfinite(centre).all() and np.isfinite(span).all()  # the lane keeps its scale
+    np.testing.assert_allclose(centre, clean_centre, atol=0.02)
+    np.testing.assert_allclose(span, clean_span, rtol=0.02)
+    assert robust_range(np.full((5, 2), np.nan))[1].tolist() == [1.0, 1.0]
+    hole = (ts < 4.0) | (ts >= 7.0)  # the stream dropped out from 4 to 7 s
+    t2, y2 = break_at_holes(ts[hole], y[hole], 0.1)
+    assert len(t2) == hole.sum() + 1
+    i = int(np.flatnonzero(np.isnan(y2[:, 1]))[0])
+    assert t2[i - 1] == pytest.approx(3.99) and t2[i + 1] == pytest.approx(7.0)
+    x, _ = minmax_downsample(t2, y2, 100)
+    xs, ys = stack_channels(x, minmax_downsample(t2, y2, 100)[1], centre, span)
+    drawn = np.isfinite(ys) & (xs > 4.0) & (xs < 7.0)  # nothing drawn inside the hole
+    assert not drawn.any()
 
 
 def test_stack_channels_one_polyline_per_channel():
@@ -254,6 +280,26 @@ def test_start_after_stop_logs_beside_the_last_log(qtbot, tmp_path):
     window.shutdown()
     assert sessions.last_ended is window.session
     assert (tmp_path / "preds.csv").is_file() and (tmp_path / "preds-2.csv").is_file()
+
+
+def test_the_window_never_outgrows_the_rings_and_the_time_plot_slides(qtbot, tmp_path):
+    from app.gui.affect_view import AffectView
+    from app.gui.feed import FeedSnapshot
+
+    session = Session(demo_config(tmp_path, models=False))
+    window = Dashboard(lambda: session, session=session)
+    qtbot.addWidget(window)
+    held = min(
+        s.ring.capacity / s.spec.nominal_rate
+        for s in window.signal_view.sources.values()
+        if s.spec.nominal_rate > 0
+    )
+    assert window.signal_view.span.maximum() == int(held) < 60  # 30 s rings by default
+    window.shutdown()
+    view = AffectView(0.0)  # with no prediction coming, the plot still follows the clock
+    view.refresh(FeedSnapshot(), 3.0)
+    view.refresh(FeedSnapshot(), 60.0)
+    assert view.timeplot.viewRange()[0][1] == pytest.approx(60.0)
 
 
 def test_a_session_that_cannot_be_built_is_a_message(qtbot, tmp_path):

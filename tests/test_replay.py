@@ -130,6 +130,29 @@ def _session(control: ReplayControl, models: list[str] | None = None) -> Session
     return Session(cfg, clock=control.clock, drivers=[control.driver], replay=control)
 
 
+def test_a_paced_replays_time_counts_from_its_start_not_from_when_it_was_built(demo_session):
+    """At 4x, a replay built a second before it starts (the models loading) must not count
+    its time from then: the dashboard's "session time" would be seconds off."""
+    rec = open_recording(demo_session)
+    control = ReplayControl(rec, speed=4.0)
+    session = _session(control)
+    time.sleep(1.0)  # as long as loading the models took
+    session.start()
+    try:
+        ring = control.driver.rings["sim-ecg"]
+        assert wait_until(lambda: ring.head > 0, timeout=10)
+        first_recorded = next(t for t in rec.tracks if t.spec.name == "sim-ecg").span(0, 1)[0][0]
+        expected = first_recorded - (control.t0 + control.from_s)  # into the recording
+        # and the statistics' start is the replay's start, not where the clock ran to meanwhile
+        assert session.started_at == pytest.approx(session.time_origin(), abs=0.1)
+        assert ring.latest(ring.head).ts[0] - session.time_origin() == pytest.approx(
+            expected, abs=0.05
+        )
+    finally:
+        session.stop()
+        rec.close()
+
+
 def test_seek_moves_the_position_and_predictions_resume(demo_session):
     rec = open_recording(demo_session)
     control = ReplayControl(rec, speed=None)

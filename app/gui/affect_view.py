@@ -212,12 +212,14 @@ class AffectView(QtWidgets.QWidget):
     # ------------------------------------------------------------ update
     def refresh(self, snap: FeedSnapshot, now: float) -> None:
         """Redraw from a snapshot; ``now`` (one clock) slides the time plot."""
+        # the time plot slides with the clock even when no prediction comes (a model that
+        # stopped publishing must not leave its last values at the right edge, looking current)
+        x1 = now - self.t_ref
+        self.timeplot.setXRange(max(0.0, x1 - HISTORY_S), max(x1, 10.0), padding=0)
         if not snap.history:
             if self._latency_pending is not None:  # the last table held back by the rate limit
                 self._refresh_latency(self._latency_pending)
             return
-        x1 = now - self.t_ref
-        self.timeplot.setXRange(max(0.0, x1 - HISTORY_S), max(x1, 10.0), padding=0)
         for model, items in snap.history.items():
             if items:
                 self.shown[model] = items[-1]

@@ -416,6 +416,8 @@ class Dashboard(QtWidgets.QMainWindow):
         if session is None or self.signal_view is None:
             return
         now = session.clock.now()
+        # a replay's time origin is known only once it runs (and moves with a seek)
+        self.signal_view.t_ref = self.affect_view.t_ref = session.time_origin()
         if self.state not in ("stopped", "stopping"):
             self.signal_view.refresh(now)
             self.camera_view.refresh(time.monotonic())

@@ -66,13 +66,37 @@ def stack_channels(
 
 
 def robust_range(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel centre and span of (m, C) values, ignoring the 1 % extremes on each side.
+    """Per-channel centre and span of (m, C) values, ignoring the 1 % extremes on each side
+    and values that are not numbers (one NaN from a device, or a break drawn at a hole,
+    would otherwise make the lane's centre NaN and blank the channel for good).
 
     Returns (centre, span); span is never zero, so a flat channel stays a flat line.
     """
-    if len(y) == 0:
-        c = y.shape[1]
+    c = y.shape[1]
+    finite = np.isfinite(y)
+    if len(y) == 0 or not finite.any():
         return np.zeros(c), np.ones(c)
-    lo, hi = np.percentile(y, [1.0, 99.0], axis=0)
+    if finite.all():
+        lo, hi = np.percentile(y, [1.0, 99.0], axis=0)
+    else:
+        lo, hi = np.zeros(c), np.zeros(c)
+        for j in range(c):
+            col = y[finite[:, j], j]
+            if len(col):
+                lo[j], hi[j] = np.percentile(col, [1.0, 99.0])
     span = np.where(hi - lo > 1e-12, hi - lo, 1.0)
     return (lo + hi) / 2.0, span
+
+
+def break_at_holes(ts: np.ndarray, data: np.ndarray, gap_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) stamps and (n, C) values with a row of NaN inside every step longer than ``gap_s``,
+    so that a trace breaks where the stream dropped out instead of bridging the hole with a
+    straight line that looks like data."""
+    if len(ts) < 2:
+        return ts, data
+    holes = np.flatnonzero(np.diff(ts) > gap_s)
+    if len(holes) == 0:
+        return ts, data
+    mids = (ts[holes] + ts[holes + 1]) / 2.0
+    gaps = np.full((len(holes), data.shape[1]), np.nan)
+    return np.insert(ts, holes + 1, mids), np.insert(data, holes + 1, gaps, axis=0)

@@ -16,15 +16,16 @@ Marker lines (few) are moved one by one while they are in view.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.gui.downsample import minmax_downsample, robust_range, stack_channels
+from app.gui.downsample import break_at_holes, minmax_downsample, robust_range, stack_channels
 from app.gui.theme import MARKER_COLOUR, PANEL, TEXT_DIM, modality_colour
-from core.scheduler import StreamSource
+from core.scheduler import StreamSource, continuity_limit
 from core.streams import Modality, RingKind
 
 #: modalities plotted when present (and ticked by default)
@@ -58,6 +59,17 @@ MAX_POINTS_PER_STREAM = 24_000
 #: at the frame rate, so new samples show at most 1/REBUILD_HZ s late (invisible) and the
 #: per-frame cost halves at a 60 Hz timer
 REBUILD_HZ = 30.0
+
+
+#: the longest window the picker offers, when the rings hold that much
+MAX_WINDOW_S = 60
+
+
+def max_window_s(sources: Iterable[StreamSource]) -> int:
+    """The longest window every plotted stream's ring can fill (30 s by default): a longer
+    one showed half-empty lanes, as if the streams had started or dropped out then."""
+    held = [s.ring.capacity / s.spec.nominal_rate for s in sources if s.spec.nominal_rate > 0]
+    return max(1, min([MAX_WINDOW_S, *(int(h) for h in held)]))
 
 
 def plottable(source: StreamSource) -> bool:
@@ -115,6 +127,12 @@ class _Trace:
     centre: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scale: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
+    @property
+    def gap_s(self) -> float:
+        """Steps longer than this are holes, drawn as breaks (the aligner's rule; an irregular
+        stream's samples hold for a second)."""
+        return continuity_limit(self.source.spec.nominal_rate, 1.0)
+
 
 class SignalView(QtWidgets.QWidget):
     """Stream picker on the left, stacked scrolling plots on the right."""
@@ -154,7 +172,7 @@ class SignalView(QtWidgets.QWidget):
         self.picker.itemChanged.connect(self._rebuild)
 
         self.span = QtWidgets.QSpinBox()
-        self.span.setRange(1, 60)
+        self.span.setRange(1, max_window_s(self.sources.values()))
         self.span.setValue(int(seconds))
         self.span.setSuffix(" s")
         self.span.setToolTip("seconds shown")
@@ -318,7 +336,8 @@ class SignalView(QtWidgets.QWidget):
                 trace.curve.clear_lanes()
                 continue
             data = chunk.data.reshape(len(chunk), -1).astype(np.float64, copy=False)
-            x, y = minmax_downsample(chunk.ts - self.t_ref, data, bins)
+            ts, data = break_at_holes(chunk.ts, data, trace.gap_s)
+            x, y = minmax_downsample(ts - self.t_ref, data, bins)
             trace.rebuilds += 1
             if trace.scale.shape != (y.shape[1],) or _off_lane(y, trace.centre, trace.scale):
                 trace.centre, trace.scale = robust_range(y)  # snap: the trace left its lane
