@@ -125,7 +125,10 @@ class Session:
     def start(self) -> None:
         """Start workers, sources and the engine. A source that cannot start (a device that
         is not there) stops what already started, and the recording and sinks are closed,
-        before its error reaches the caller: nothing is left running or half-written."""
+        before its error reaches the caller: nothing is left running or half-written.
+        A session runs once (its sinks are closed when it stops): build a new one to run again."""
+        if self._stopped:
+            raise RuntimeError("this session has stopped; build a new Session to run again")
         try:
             for worker in self.workers.values():
                 worker.start()

@@ -232,6 +232,8 @@ def test_a_source_that_cannot_start_leaves_nothing_running_or_half_written(tmp_p
     assert rec.manifest["stop_lsl"] is not None  # stopped cleanly
     assert pq.read_table(tmp_path / "p.parquet").num_rows == 0  # a readable, empty log
     session.stop()  # again: nothing to do, no error
+    with pytest.raises(RuntimeError, match="build a new Session"):
+        session.start()  # its sinks are closed: it would run and publish nothing
 
 
 def test_an_engine_failure_is_reported_and_everything_is_still_closed(tmp_path, monkeypatch):
