@@ -92,6 +92,10 @@ class Ring:
         if ts[0] >= self._last_t and sorted_ and math.isfinite(ts[0]) and math.isfinite(ts[-1]):
             return ts
         known = np.where(np.isfinite(ts), ts, np.nan)  # fmax passes over NaN
+        if not math.isfinite(self._last_t) and not math.isfinite(known[0]):
+            finite = known[np.isfinite(known)]  # a first stamp with no predecessor: the next
+            if len(finite):
+                known[0] = finite[0]
         fixed = np.fmax.accumulate(np.fmax(known, self._last_t))
         self.nonmonotonic += int(np.count_nonzero(fixed != ts))
         return fixed

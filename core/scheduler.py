@@ -338,8 +338,9 @@ class Aligner:
 
 #: a regular stream's samples further apart than this many periods leave a gap
 GAP_PERIODS = 4.0
-#: ... but never count steps this short as gaps: chunked devices stamp unevenly
-MIN_GAP_S = 0.1
+#: ... but never count steps this short as gaps: devices that stamp on arrival stamp in
+#: bursts (BLE packets ~0.1 s apart, senders pushing a block sample by sample)
+MIN_GAP_S = 0.25
 
 
 def continuity_limit(nominal_rate: float, stale_after_s: float) -> float:

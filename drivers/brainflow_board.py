@@ -370,7 +370,10 @@ class PackageCounter:
             by_time = dt * self.rate / self.run - 1  # values the stamps say were skipped
             values_per_period = modulus / self.step
             wraps = round((by_time - skipped) / values_per_period)
-            if wraps > 0:  # the hole was longer than the counter can tell
+            # the hole was longer than the counter can tell; but a plain next value after a
+            # long step is a stall that delivered late (boards stamp on arrival), not a hole
+            # of whole wraps (a loss of exactly whole wraps goes uncounted)
+            if wraps > 0 and skipped > 0:
                 skipped += int(wraps * values_per_period)
             elif wraps < 0:  # the counter jumped further than time went: not a hole
                 skipped = max(int(round(by_time)), 0)

@@ -2,16 +2,18 @@
 
 One ``LslDriver`` reads one LSL stream into one ring. Choices that matter:
 
-- Clock. Inlets run LSL's own post-processing (clock-sync and monotonize), so
-  samples from another host land on the local LSL clock, which is affectlab's
-  clock. The first clock-sync blocks about 0.6 s (REFERENCE 9); the driver
-  thread takes that hit, not the caller, and subscribes to the data first, so
-  samples sent meanwhile wait in the inlet instead of being missed. LSL's
-  de-jitter is off by default (``dejitter``): it fits one regular clock to the
-  whole stream, so after a sender pauses with its outlet alive the hole vanishes
-  from the stamps (never counted as lost) and the stamps after it are off by up
-  to the pause, for tens of seconds; the raw stamps jitter by a few ms, far
-  below any window.
+- Clock. Inlets run LSL's own post-processing (clock-sync, plus de-jitter and
+  monotonize for regular streams), so samples from another host land on the
+  local LSL clock, which is affectlab's clock. The first clock-sync blocks
+  about 0.6 s (REFERENCE 9); the driver thread takes that hit, not the caller,
+  and subscribes to the data first, so samples sent meanwhile wait in the inlet
+  instead of being missed. De-jitter (``dejitter``, on by default) is a trade:
+  senders that push sample by sample as a device hands them blocks stamp in
+  bursts, which it smooths (raw, such a stream shows a hole between every two
+  bursts); but it fits one clock to the whole stream, so after a sender pauses
+  with its outlet alive the hole vanishes from the stamps and the stamps after
+  it are off by up to the pause for tens of seconds. ``dejitter = false`` suits
+  senders that stamp each sample regularly.
 - Keeping up. LSL hands out the OLDEST buffered data first, so a slow reader
   silently works on old samples (REFERENCE 8). The thread pulls everything that
   is pending into one preallocated array per call (``dest_obj``), stamps the
@@ -181,7 +183,7 @@ class LslDriver(Driver):
         name: str = "lsl",
         resolve_timeout: float = 5.0,
         max_buffered: float = 60.0,
-        dejitter: bool = False,
+        dejitter: bool = True,
         modality: Modality | str | None = None,
         stall_timeout: float | None = None,
         reconnect_interval: float = 1.0,
@@ -216,7 +218,8 @@ class LslDriver(Driver):
             stall_timeout = max(2.0, 20.0 / rate) if rate > 0 else 0.0
         self.stall_timeout = float(stall_timeout) if rate > 0 else 0.0
         #: a hole longer than this between consecutive stamps counts as a gap with lost samples
-        self.hole_s = max(0.2, 10.0 / rate) if rate > 0 else math.inf
+        # (not shorter than the bursts of a sender that stamps blocks sample by sample)
+        self.hole_s = max(0.3, 10.0 / rate) if rate > 0 else math.inf
         # after a loss, look for the very same device again when it declares a source_id
         pinned = dict(query.fields())
         if summary.source_id:

@@ -114,7 +114,14 @@ def test_a_hole_longer_than_the_counters_period_is_sized_by_the_stamps():
         keep = (n < 1000) | (n >= 1000 + missing)
         c = PackageCounter(rate)
         assert _feed(c, n[keep] % 256, n[keep] / rate, 25) == missing
-    # without stamps the counter can only tell the hole modulo its period
+    # samples that arrive late after a stall (stamped on arrival) are not lost
+    for stall in (0.6, 1.2):
+        ts = n / rate
+        ts[1000:1300] = ts[1300] + stall  # 300 samples held up, delivered at once
+        ts[1300:] += stall
+        c = PackageCounter(rate)
+        assert _feed(c, n % 256, ts, 25) == 0
+        # without stamps the counter can only tell the hole modulo its period
     c = PackageCounter()
     keep = (n < 1000) | (n >= 1300)
     assert _feed(c, n[keep] % 256, None, 25) == 300 - 256

@@ -206,11 +206,11 @@ def test_string_markers_land_as_str_in_a_marker_ring():
 
 
 def test_holes_in_a_regular_timeline_count_as_gaps_with_lost_samples():
-    """With the default options: LSL's de-jitter would fit one clock over the hole, so
-    it would neither be counted nor would the stamps after it be the ones sent."""
+    """Without LSL's de-jitter (which would fit one clock over the hole, so that it would
+    neither be counted nor would the stamps after it be the ones sent)."""
     tag = _tag()
     outlet = _local_outlet(f"holes-{tag}", rate=100.0)
-    driver = LslDriver(LslQuery(name=f"holes-{tag}"), resolve_timeout=5)
+    driver = LslDriver(LslQuery(name=f"holes-{tag}"), dejitter=False, resolve_timeout=5)
     driver.start()
     try:
         assert wait_until(lambda: outlet.have_consumers(), 10)
@@ -423,3 +423,43 @@ def test_expect_in_a_config():
         with pytest.raises(OptionError) as err:
             from_config(options)
         assert err.value.key == key, (options, err.value)
+
+
+@pytest.mark.parametrize("dejitter", [True, False])
+def test_a_sender_that_stamps_in_bursts_is_a_whole_stream(dejitter):
+    """A sender pushing a device's blocks sample by sample stamps 50 samples at once every
+    0.2 s: not a hole every 0.2 s, in health nor in the windows (de-jitter smooths the
+    bursts; without it the aligner still sees no hole that short)."""
+    import threading
+
+    from core.clock import VirtualClock
+    from core.scheduler import Aligner, StreamSource
+    from core.window import ModelInputs, NumericInput, Presence
+
+    tag = _tag()
+    outlet = _local_outlet(f"bursts-{tag}", rate=250.0, n=4)
+    stop = threading.Event()
+
+    def send() -> None:
+        while not stop.is_set():
+            for _ in range(50):
+                outlet.push_sample([0.0, 1.0, 2.0, 3.0])  # stamped as pushed: together
+            stop.wait(0.2)
+
+    driver = LslDriver(LslQuery(name=f"bursts-{tag}"), dejitter=dejitter, resolve_timeout=5)
+    sender = threading.Thread(target=send)
+    sender.start()
+    driver.start()
+    try:
+        assert wait_until(lambda: driver.rings[driver.stream].head >= 250 * 5, 15)
+    finally:
+        stop.set()
+        sender.join()
+        driver.stop()
+    health = driver.health()[driver.stream]
+    assert health.gaps == 0 and health.lost == 0
+    src = StreamSource(driver.spec, driver.rings[driver.stream])
+    want = NumericInput(Modality.EEG, 4.0, 128.0)
+    aligner = Aligner([ModelInputs("m", {"eeg": want}, hop_s=0.5)], {"eeg": src}, VirtualClock())
+    w = aligner.cut("m", float(_all(driver).ts[-1]) - 0.05).inputs["eeg"]
+    assert w.presence is Presence.PRESENT and w.coverage > 0.95

@@ -392,6 +392,9 @@ def test_a_stamp_that_is_not_a_number_takes_its_predecessors() -> None:
     assert len(ring.range(4.5, 10.0)) == 5  # search still works
     ring.write(np.zeros((1, 1)), [np.nan])  # a chunk of one bad stamp
     assert ring.last_timestamp() == 9.0 and ring.nonmonotonic == 3
+    first = Ring(10, (1,))  # a stream's very first stamp has no predecessor: the next one
+    first.write(np.zeros((3, 1)), [np.nan, 1.0, 2.0])
+    np.testing.assert_array_equal(first.latest(3).ts, [1.0, 1.0, 2.0])
 
 
 def test_shape_errors_raise_value_error() -> None:

@@ -447,6 +447,19 @@ def test_a_hole_inside_the_window_is_not_coverage():
     assert aligner.cut("m", 9.0).inputs["temp"].coverage == pytest.approx(1.0)
 
 
+def test_a_stream_stamped_in_bursts_covers_its_window():
+    """Senders that stamp on arrival (BLE packets, blocks pushed sample by sample) give
+    bunches of equal stamps a tenth of a second or more apart: no holes."""
+    src = numeric_source("ppg", Modality.PPG, 250.0, channels=1)
+    for burst in range(50):  # 50 samples stamped together every 0.2 s
+        src.ring.write(np.zeros((50, 1), np.float32), np.full(50, 0.2 * burst))
+    aligner = Aligner(
+        [model(ppg=NumericInput(Modality.PPG, 4.0, 64.0))], {"ppg": src}, VirtualClock()
+    )
+    w = aligner.cut("m", 9.0).inputs["ppg"]
+    assert w.presence is Presence.PRESENT and w.coverage == pytest.approx(1.0)
+
+
 def test_a_frame_from_before_a_dropout_is_not_shown_in_the_window():
     spec = StreamSpec("cam", Modality.FRAMES, 10.0, frame_shape=(4, 4), dtype="uint8")
     src = StreamSource(spec, ring_for(spec, 10))
