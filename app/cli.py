@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from app.arguments import seconds
-from app.config import ConfigError, check_new_log, predictions_path
+from app.config import ConfigError, SessionConfig, check_new_log, predictions_path
 from core.scheduler import BindingError
 from core.sinks.prediction_log import PredictionLogError
 from drivers.base import DriverError
@@ -129,14 +129,11 @@ def quiet_liblsl() -> None:
     os.environ.setdefault("LSLAPICFG", str(Path(__file__).parent / "configs" / "lsl_api.cfg"))
 
 
-def check_new_logs(args: argparse.Namespace) -> None:
+def check_new_logs(args: argparse.Namespace, cfg: SessionConfig) -> None:
     """Refuse, before anything is created or started, a predictions log the session could only
     fail on later: ``--predictions`` never passes through the config parser, and an existing
     file is refused by PredictionLog only after the sources, the models and the LSL outlets
     (in the dashboard, the window) are up. Config errors come first, as they would anyway."""
-    from app.headless import config_from_args
-
-    cfg = config_from_args(args)
     if args.predictions is not None:  # it replaces the config's predictions sinks
         check_new_log(predictions_path(str(args.predictions), "--predictions"), "--predictions")
         return
@@ -158,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    from app.headless import run_session_command  # keeps `affectlab --help` fast
+    from app.headless import config_from_args, run_session_command  # keeps --help fast
 
     try:
-        check_new_logs(args)
-        return run_session_command(args)
+        cfg = config_from_args(args)
+        check_new_logs(args, cfg)
+        return run_session_command(args, cfg)
     except ConfigError as exc:
         print(f"affectlab: config error: {exc}", file=sys.stderr)
         return 2

@@ -80,10 +80,11 @@ def refused_record_folder(args: argparse.Namespace) -> bool:
     return False
 
 
-def run_session_command(args: argparse.Namespace) -> int:
+def run_session_command(args: argparse.Namespace, cfg: SessionConfig | None = None) -> int:
+    """`demo` / `run`: ``cfg`` is the command's config when the caller built it already."""
     from app.session import Session  # loads torch and the drivers
 
-    cfg = config_from_args(args)
+    cfg = config_from_args(args) if cfg is None else cfg
     if refused_record_folder(args):
         return 1
     if not args.headless:
