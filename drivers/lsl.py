@@ -2,18 +2,16 @@
 
 One ``LslDriver`` reads one LSL stream into one ring. Choices that matter:
 
-- Clock. Inlets run LSL's own post-processing (clock-sync, plus de-jitter and
-  monotonize for regular streams), so samples from another host land on the
-  local LSL clock, which is affectlab's clock. The first clock-sync blocks
-  about 0.6 s (REFERENCE 9); the driver thread takes that hit, not the caller,
-  and subscribes to the data first, so samples sent meanwhile wait in the inlet
-  instead of being missed. De-jitter (``dejitter``, on by default) is a trade:
-  senders that push sample by sample as a device hands them blocks stamp in
-  bursts, which it smooths (raw, such a stream shows a hole between every two
-  bursts); but it fits one clock to the whole stream, so after a sender pauses
-  with its outlet alive the hole vanishes from the stamps and the stamps after
-  it are off by up to the pause for tens of seconds. ``dejitter = false`` suits
-  senders that stamp each sample regularly.
+- Clock. Inlets run LSL's clock-sync and monotonize, so samples from another
+  host land on the local LSL clock, which is affectlab's clock. The first
+  clock-sync blocks about 0.6 s (REFERENCE 9); the driver thread takes that hit,
+  not the caller, and subscribes to the data first, so samples sent meanwhile
+  wait in the inlet instead of being missed. De-jitter (``dejitter``, on by
+  default) is ours, not LSL's (``stamp_smoother``): senders that push sample by
+  sample as a device hands them blocks stamp in bursts, which it smooths (raw,
+  such a stream shows a hole between every two bursts), and unlike LSL's it
+  starts afresh after a sender pauses with its outlet alive, so the pause stays
+  a hole and the stamps after it stay right.
 - Keeping up. LSL hands out the OLDEST buffered data first, so a slow reader
   silently works on old samples (REFERENCE 8). The thread pulls everything that
   is pending into one preallocated array per call (``dest_obj``), stamps the
@@ -54,6 +52,7 @@ from drivers.lsl_streams import (
     modality_for,
     resolve,
 )
+from drivers.stamp_smoother import StampSmoother
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +219,8 @@ class LslDriver(Driver):
         #: a hole longer than this between consecutive stamps counts as a gap with lost samples
         # (not shorter than the bursts of a sender that stamps blocks sample by sample)
         self.hole_s = max(0.3, 10.0 / rate) if rate > 0 else math.inf
+        #: de-jitter of a regular stream's stamps (None: the stamps as LSL hands them over)
+        self.smoother = StampSmoother(rate, self.hole_s) if self.dejitter and rate > 0 else None
         # after a loss, look for the very same device again when it declares a source_id
         pinned = dict(query.fields())
         if summary.source_id:
@@ -263,18 +264,14 @@ class LslDriver(Driver):
             raise DriverError(f"LSL stream {summary.describe()} {problem}")
         return inlet, summary
 
-    def _flags(self, rate: float) -> int:
-        flags = pylsl.proc_clocksync | pylsl.proc_monotonize
-        if self.dejitter and rate > 0:  # de-jitter fits a regular rate; meaningless for markers
-            flags |= pylsl.proc_dejitter
-        return flags
-
     def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, StreamSummary]:
         """An inlet (recover off: loss must surface) and the stream's full header."""
-        rate = float(info.nominal_srate())
         buflen = max(1, math.ceil(self.max_buffered))
         inlet = pylsl.StreamInlet(
-            info, max_buflen=buflen, recover=False, processing_flags=self._flags(rate)
+            info,
+            max_buflen=buflen,
+            recover=False,
+            processing_flags=pylsl.proc_clocksync | pylsl.proc_monotonize,
         )
         try:
             full = inlet.info(timeout=max(1.0, self.resolve_timeout))
@@ -315,6 +312,8 @@ class LslDriver(Driver):
             except (LostError, LslTimeoutError):  # gone, or never answered the subscription
                 self._inlet = inlet = None
                 self._last_ts = None
+                if self.smoother is not None:
+                    self.smoother.reset()
                 tracker.on_disconnect(
                     f"LSL stream {self.summary.name!r} lost; looking for "
                     f"{self.reconnect_query.describe()} again"
@@ -360,6 +359,8 @@ class LslDriver(Driver):
                     data[:] = samples
             now = lsl_now()
             if len(ts):
+                if self.smoother is not None:
+                    ts = self.smoother(ts)
                 if stalled:
                     stalled = False
                     health.message = ""
@@ -373,6 +374,8 @@ class LslDriver(Driver):
             elif self.stall_timeout and not stalled and now - last_data > self.stall_timeout:
                 stalled = True
                 self._last_ts = None  # the hole is this gap, counted once by on_disconnect
+                if self.smoother is not None:
+                    self.smoother.reset()
                 tracker.on_disconnect(
                     f"no data from LSL stream {self.summary.name!r} for "
                     f"{now - last_data:.1f} s (outlet alive but silent)"

@@ -205,12 +205,13 @@ def test_string_markers_land_as_str_in_a_marker_ring():
     assert got == sent
 
 
-def test_holes_in_a_regular_timeline_count_as_gaps_with_lost_samples():
-    """Without LSL's de-jitter (which would fit one clock over the hole, so that it would
-    neither be counted nor would the stamps after it be the ones sent)."""
+@pytest.mark.parametrize("dejitter", [True, False])
+def test_holes_in_a_regular_timeline_count_as_gaps_with_lost_samples(dejitter):
+    """With or without de-jitter: ours starts a new line at the hole, so it is counted and
+    the stamps after it are the ones sent (LSL's would have run one line over it)."""
     tag = _tag()
     outlet = _local_outlet(f"holes-{tag}", rate=100.0)
-    driver = LslDriver(LslQuery(name=f"holes-{tag}"), dejitter=False, resolve_timeout=5)
+    driver = LslDriver(LslQuery(name=f"holes-{tag}"), dejitter=dejitter, resolve_timeout=5)
     driver.start()
     try:
         assert wait_until(lambda: outlet.have_consumers(), 10)
@@ -229,6 +230,38 @@ def test_holes_in_a_regular_timeline_count_as_gaps_with_lost_samples():
     got = _all(driver)
     np.testing.assert_array_equal(got.data[:, 0], idx)
     np.testing.assert_allclose(got.ts, t0 + idx / 100, atol=1e-3)  # the stamps sent
+
+
+def test_dejitter_smooths_a_jittery_sender_and_keeps_its_pause():
+    """A sender that stamps each sample as it pushes it (2 ms of jitter) and pauses 1 s with
+    its outlet alive: the stamps come out nearer the true times than sent, the pause is
+    one gap of 100 lost samples, and the stamps after it are right at once."""
+    tag = _tag()
+    outlet = _local_outlet(f"pause-{tag}", rate=100.0)
+    driver = LslDriver(LslQuery(name=f"pause-{tag}"), resolve_timeout=5)
+    assert driver.dejitter  # the default
+    driver.start()
+    rng = np.random.default_rng(3)
+    idx = np.r_[0:1000, 1100:1600]  # 10 s, a 1 s pause, 5 s
+    try:
+        assert wait_until(lambda: outlet.have_consumers(), 10)
+        true = pylsl.local_clock() - 20.0 + idx / 100
+        sent = np.maximum.accumulate(true + rng.normal(0.0, 0.002, len(idx)))
+        x = np.stack([idx, idx], axis=1).astype(np.float32)
+        for a in range(0, len(idx), 10):
+            outlet.push_chunk(x[a : a + 10], sent[a : a + 10].tolist())
+        assert wait_until(lambda: driver.rings[driver.stream].head >= len(idx))
+    finally:
+        driver.stop()
+    health = driver.health()[driver.stream]
+    assert (health.gaps, health.lost) == (1, 100)
+    got = _all(driver)
+    np.testing.assert_array_equal(got.data[:, 0], idx)
+    err = np.abs(got.ts - true)
+    after = slice(1000, 1100)  # the first second after the pause
+    assert np.median(err[after]) < 0.002 and err[after].max() < 0.01
+    assert np.median(err[200:]) < 0.5 * np.median(np.abs(sent - true)[200:])
+    assert np.all(np.diff(got.ts) >= 0)
 
 
 def test_stale_samples_and_a_silent_outlet_show_in_health():

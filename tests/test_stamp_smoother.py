@@ -1,0 +1,98 @@
+"""The LSL driver's de-jitter: smooths jitter and bursts, follows a drifting clock, and
+starts a new line at a hole instead of running over it."""
+
+import numpy as np
+import pytest
+
+from drivers.stamp_smoother import StampSmoother
+
+RATE = 250.0
+
+
+def _smooth(raw: np.ndarray, chunk: int, hole_s: float = 0.3) -> tuple[np.ndarray, StampSmoother]:
+    s = StampSmoother(RATE, hole_s)
+    out = np.concatenate([s(raw[a : a + chunk]) for a in range(0, len(raw), chunk)])
+    return out, s
+
+
+def test_jitter_is_smoothed_to_the_true_times():
+    n = int(RATE * 60)
+    true = 100.0 + np.arange(n) / RATE
+    raw = np.maximum.accumulate(true + np.random.default_rng(0).normal(0.0, 0.002, n))
+    out, s = _smooth(raw, chunk=7)
+    settled = slice(int(RATE * 5), None)
+    assert np.abs(out - true)[settled].max() < 0.0005  # against ~0.006 raw
+    assert s.holes == 0
+
+
+def test_bursts_become_evenly_spaced_samples():
+    """Blocks of 50 samples stamped together every 0.2 s (a device's blocks pushed sample
+    by sample): evenly spaced after smoothing, a fixed half-block late."""
+    n = int(RATE * 30)
+    true = np.arange(n) / RATE
+    raw = true[(np.arange(n) // 50) * 50 + 49]  # each block stamped at its last sample
+    out, s = _smooth(raw, chunk=50)
+    settled = slice(int(RATE * 5), None)
+    steps = np.diff(out[settled])
+    assert steps.min() > 0.9 / RATE and steps.max() < 1.25 / RATE  # raw: 0 and 0.2 s
+    lag = (out - true)[settled]
+    assert np.ptp(lag) < 0.005
+    assert lag.mean() == pytest.approx(49 / 2 / RATE, abs=0.005)
+    assert s.holes == 0
+
+
+def test_a_clock_running_fast_is_followed():
+    n = int(RATE * 120)
+    true = np.arange(n) / (RATE * 1.002)  # the sender's clock: 0.2 % more samples per s
+    raw = true + np.random.default_rng(1).normal(0.0, 0.001, n)
+    out, _ = _smooth(raw, chunk=25)
+    assert np.abs(out - true)[int(RATE * 10) :].max() < 0.0005
+
+
+def test_a_pause_stays_a_hole_and_the_stamps_after_it_are_right():
+    n = int(RATE * 20)
+    true = 50.0 + np.arange(n) / RATE
+    true[n // 2 :] += 1.5  # the sender stops for 1.5 s with its outlet alive
+    raw = true + np.random.default_rng(2).normal(0.0, 0.001, n)
+    out, s = _smooth(raw, chunk=10)
+    assert s.holes == 1
+    assert np.diff(out)[n // 2 - 1] == pytest.approx(1.5 + 1 / RATE, abs=0.005)
+    assert np.abs(out - true)[n // 2 : n // 2 + int(RATE)].max() < 0.005
+
+
+def test_a_hole_inside_a_chunk_splits_it():
+    true = np.r_[np.arange(500), np.arange(600, 1100)] / RATE
+    out, s = _smooth(true, chunk=1000)
+    assert s.holes == 1
+    np.testing.assert_allclose(out, true, atol=1e-9)
+
+
+def test_stamps_never_go_back_and_reset_starts_a_new_line():
+    rng = np.random.default_rng(4)
+    raw = np.maximum.accumulate(np.arange(5000) / RATE + rng.normal(0.0, 0.01, 5000))
+    s = StampSmoother(RATE, 0.3)
+    cuts = np.unique(np.r_[0, rng.integers(1, 5000, 200), 5000])  # chunks of 1 to ~100
+    out = np.concatenate([s(raw[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)])
+    assert np.all(np.diff(out) >= 0)
+    assert s.holes == 0
+    s.reset()
+    later = 1000.0 + np.arange(10) / RATE  # a new line, anchored on its first stamp
+    np.testing.assert_allclose(s(later), later, atol=1e-9)
+    assert s.holes == 0  # a reset is not a hole
+
+
+def test_six_hours_at_1000_hz_stay_exact():
+    """Indices reach 21 million: means and co-moments, not raw sums, keep the fit exact."""
+    s = StampSmoother(1000.0, 0.3)
+    chunk = 100_000  # 100 s a chunk keeps the test quick
+    wobble = np.where(np.arange(chunk) % 2, 0.001, -0.001)  # +-1 ms of jitter
+    for a in range(0, 6 * 3_600_000, chunk):
+        true = 7e5 + (a + np.arange(chunk)) / 1000.0
+        out = s(true + wobble)
+    assert np.abs(out - true).max() < 1e-4
+    assert s.holes == 0
+
+
+def test_a_rate_of_zero_is_refused():
+    with pytest.raises(ValueError, match="rate"):
+        StampSmoother(0.0, 0.3)
