@@ -518,8 +518,14 @@ def test_a_webcam_recording_killed_with_sigkill_replays_its_frames(killed_webcam
     [video] = open_recording(killed_webcam).tracks
     assert video.count >= 20
     frames = video.read(0, video.count)
-    shown = [_index(f) for f in frames]
-    assert all((b - a) % 30 == 1 for a, b in zip(shown, shown[1:], strict=False)), shown
+    shown = np.array([_index(f) for f in frames])
+    # each frame is the clip's next one, or, where the driver fell behind a busy machine
+    # and skipped frames, the one its stamp says
+    steps = np.diff(shown) % 30
+    timed = np.rint(np.diff(video.ts) * 30) % 30
+    assert np.all(steps >= 1), shown.tolist()
+    assert np.all(np.abs(steps - timed) <= 1), (shown.tolist(), timed.tolist())
+    assert np.mean(steps == 1) > 0.5
 
 
 def test_frames_read_at_a_position_of_a_killed_webcam_recording_are_the_frames_there(
