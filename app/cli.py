@@ -30,7 +30,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="log predictions to FILE (.csv, .jsonl or .parquet)",
+        help="log predictions to FILE (.csv, .jsonl or .ndjson, .parquet)",
     )
     p.add_argument(
         "--stats",

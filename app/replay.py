@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "'none' replays the streams only",
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    p.add_argument("--quiet", action="store_true", help="no console line per prediction")
+    p.add_argument("--quiet", action="store_true", help="no periodic health line")
     p.add_argument(
         "--screenshot",
         type=Path,

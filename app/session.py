@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import SessionConfig
-from app.sinks import build_sinks
+from app.sinks import build_sinks, health_period
 from app.sources import build_sources
 from core.bus import Bus
 from core.clock import Clock, RealClock
@@ -258,7 +258,7 @@ class Session:
         self.workers[window.model].submit(window)
 
     async def _health_loop(self, stop: asyncio.Event) -> None:
-        period = self.config.health_period
+        period = health_period(self.config)
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=period)

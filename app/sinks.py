@@ -38,6 +38,16 @@ def build_sinks(
                     )
                 )
         elif cfg.kind == "console":
-            period = float(cfg.options.get("period", session.health_period))
-            sinks.append(ConsoleHealth(period_s=period))
+            sinks.append(ConsoleHealth(period_s=_console_period(cfg, session)))
     return sinks
+
+
+def _console_period(cfg: SinkConfig, session: SessionConfig) -> float:
+    return float(cfg.options.get("period", session.health_period))
+
+
+def health_period(session: SessionConfig) -> float:
+    """Seconds between health publications: ``session.health_period``, or a console
+    sink's shorter ``period`` (a sink can only thin out what is published)."""
+    periods = [_console_period(c, session) for c in session.sinks if c.kind == "console"]
+    return min([session.health_period, *periods])

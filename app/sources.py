@@ -37,6 +37,7 @@ def _simulated(cfg: SourceConfig, where: str) -> list[Driver]:
         "events",
         "mean_dwell_s",
         "prefix",
+        "ring_seconds",
     }
     unknown = sorted(set(cfg.options) - allowed)
     if unknown:
@@ -74,6 +75,11 @@ def _simulated(cfg: SourceConfig, where: str) -> list[Driver]:
         camera=o.get("camera", True),
         events=o.get("events", True),
         name_prefix=prefix,
+        ring_seconds=(
+            _number(f"{where}.ring_seconds", 1, 86400)(o["ring_seconds"])
+            if "ring_seconds" in o
+            else None
+        ),
     )
     return session.drivers
 

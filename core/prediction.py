@@ -19,9 +19,6 @@ EXPRESSIONS: tuple[str, ...] = (
 #: Continuous affect dimensions, on the 1-9 SAM scale of DEAP.
 AFFECT_DIMENSIONS: tuple[str, ...] = ("valence", "arousal", "dominance", "liking")
 
-#: Latency stages, in order: window cut, inputs turned into tensors, model, publish.
-STAGES: tuple[str, ...] = ("cut", "inputs", "model", "publish")
-
 #: Every latency a Prediction carries: the stages, the wait in the worker's
 #: hand-off ("queue"), and "total": publish time minus the window's end on the
 #: one clock, i.e. how old the newest data was when its prediction went out.

@@ -97,10 +97,6 @@ class StreamSpec:
     def n_channels(self) -> int:
         return len(self.channel_names)
 
-    @property
-    def is_regular(self) -> bool:
-        return self.nominal_rate > 0
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for manifests and stats files."""
         return {

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +35,18 @@ class OptionError(ValueError):
         super().__init__(f"{key}: {message}")
         self.key = key
         self.message = message
+
+
+def number_option(
+    o: Mapping[str, Any], key: str, default: float | None, lo: float, hi: float
+) -> Any:
+    """A config number from ``lo`` to ``hi`` (``default`` when absent; None stays None)."""
+    v = o.get(key, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise OptionError(key, f"expected a number from {lo:g} to {hi:g}, got {v!r}")
+    return v
 
 
 def distinct_choices(value: object, key: str, allowed: tuple[str, ...] | list[str]) -> list[str]:

@@ -46,7 +46,7 @@ from brainflow.board_shim import (
 )
 
 from core.clock import UnixClockMapper, lsl_now
-from drivers.base import Driver, DriverError, OptionError, distinct_choices
+from drivers.base import Driver, DriverError, OptionError, distinct_choices, number_option
 from drivers.brainflow_board import (
     DEFAULT_STREAMS,
     MARKERS,
@@ -316,6 +316,7 @@ OPTIONS = {
     "stall_timeout",
     "reconnect",
     "reconnect_interval",
+    "ring_seconds",
     *PARAM_FIELDS,
 }
 _STR_PARAMS = {f for f, v in BrainFlowInputParams().__dict__.items() if isinstance(v, str)}
@@ -333,7 +334,7 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
     (kinds to publish, in claim order), ``channels`` (table kind -> board rows),
     ``poll_interval`` (s), ``config`` (list of config_board commands), ``loop``
     (playback), ``buffer_seconds``, ``stall_timeout``, ``reconnect``,
-    ``reconnect_interval`` and ``name`` (stream name prefix).
+    ``reconnect_interval``, ``ring_seconds`` and ``name`` (stream name prefix).
     """
     o = dict(options)
     unknown = sorted(set(o) - OPTIONS)
@@ -394,6 +395,7 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
             raise OptionError(key, f"expected a number from {lo:g} to {hi:g}, got {v!r}")
         values[key] = float(v)
+    ring_seconds = number_option(o, "ring_seconds", None, 1, 86400)
     try:
         driver = BrainFlowDriver(
             bid,
@@ -404,6 +406,7 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
             config_commands=commands,
             loop=bool(o.get("loop", False)),
             reconnect=o.get("reconnect"),
+            ring_seconds=ring_seconds,
             **values,
         )
     except ValueError as exc:  # the layout rules (channels, streams) speak about options

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from drivers.base import Driver, OptionError, distinct_choices
+from drivers.base import Driver, OptionError, distinct_choices, number_option
 from drivers.davis import (
     DAVIS346_MAX_RATE,
     DEFAULT_PORTS,
@@ -49,15 +49,6 @@ INPUT_OPTIONS = {
     "file": {"file", "playback", "timestamps"},
 }
 OPTIONS = COMMON_OPTIONS.union(*INPUT_OPTIONS.values())
-
-
-def _number(o: Mapping[str, Any], key: str, default: float | None, lo: float, hi: float) -> Any:
-    v = o.get(key, default)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-        raise OptionError(key, f"expected a number from {lo:g} to {hi:g}, got {v!r}")
-    return v
 
 
 def _integer(o: Mapping[str, Any], key: str, lo: int, hi: int) -> int | None:
@@ -113,8 +104,8 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
     none given, events on 7777 and frames on 7778 as ``affectlab serve
     virtual-davis`` serves them; ``resolution`` [w, h] default [346, 260];
     ``reconnect_interval`` s) or "file" (``file``, ``playback`` realtime|fast,
-    ``timestamps`` now|recorded). For all: ``name`` (stream prefix, default
-    "davis"), ``streams`` (camera/file: kinds to publish), ``noise_filter``,
+    ``timestamps`` now|recorded). For all: ``name`` (stream prefix; a session
+    config's default is "davis<index>"), ``streams`` (camera/file: kinds to publish), ``noise_filter``,
     ``noise_filter_ms``, ``roi`` [x, y, w, h], ``exposure_us``,
     ``frame_interval_us``, ``auto_exposure``, ``max_event_rate``,
     ``event_ring_seconds``, ``event_ring_max_mb``, ``frame_ring_mb``, ``ring_seconds``.
@@ -155,18 +146,18 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
             )
         kwargs["roi"] = Roi(*roi)
     kwargs["noise_filter"] = bool(_flag(o, "noise_filter"))
-    kwargs["noise_filter_ms"] = _number(o, "noise_filter_ms", 2.0, 0.001, 10000)
+    kwargs["noise_filter_ms"] = number_option(o, "noise_filter_ms", 2.0, 0.001, 10000)
     kwargs["exposure_us"] = _integer(o, "exposure_us", 1, 10_000_000)
     kwargs["frame_interval_us"] = _integer(o, "frame_interval_us", 1, 10_000_000)
     kwargs["auto_exposure"] = _flag(o, "auto_exposure")
-    kwargs["max_event_rate"] = _number(o, "max_event_rate", DAVIS346_MAX_RATE, 1, 1e9)
-    kwargs["event_ring_seconds"] = _number(o, "event_ring_seconds", 1.0, 0.01, 3600)
-    kwargs["event_ring_max_mb"] = _number(o, "event_ring_max_mb", 256.0, 1, 65536)
-    kwargs["frame_ring_mb"] = _number(o, "frame_ring_mb", 128.0, 1, 65536)
-    kwargs["ring_seconds"] = _number(o, "ring_seconds", None, 1, 86400)
+    kwargs["max_event_rate"] = number_option(o, "max_event_rate", DAVIS346_MAX_RATE, 1, 1e9)
+    kwargs["event_ring_seconds"] = number_option(o, "event_ring_seconds", 1.0, 0.01, 3600)
+    kwargs["event_ring_max_mb"] = number_option(o, "event_ring_max_mb", 256.0, 1, 65536)
+    kwargs["frame_ring_mb"] = number_option(o, "frame_ring_mb", 128.0, 1, 65536)
+    kwargs["ring_seconds"] = number_option(o, "ring_seconds", None, 1, 86400)
     if inp in ("camera", "network"):
-        kwargs["reconnect_interval"] = _number(o, "reconnect_interval", 1.0, 0.05, 3600)
-        kwargs["poll_interval"] = _number(o, "poll_interval", 0.002, 0.0001, 1)
+        kwargs["reconnect_interval"] = number_option(o, "reconnect_interval", 1.0, 0.05, 3600)
+        kwargs["poll_interval"] = number_option(o, "poll_interval", 0.002, 0.0001, 1)
     if inp == "camera":
         serial = o.get("serial")
         if serial is not None and (not isinstance(serial, (str, int)) or isinstance(serial, bool)):

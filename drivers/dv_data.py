@@ -284,11 +284,6 @@ class OverrunMeter:
 
 
 # ------------------------------------------------------------------ cameras
-def find_cameras() -> list[str]:
-    """The cameras dv-processing discovers, as 'DAVIS346 (serial 00000499)'."""
-    return [describe_descriptor(d) for d in dv.io.camera.discover()]
-
-
 def describe_descriptor(d: Any) -> str:
     model = str(getattr(d, "cameraModel", "camera")).split(".")[-1]
     return f"{model} (serial {getattr(d, 'serialNumber', '?')})"

@@ -123,7 +123,7 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
     One stream: ``lsl_name`` / ``type`` / ``source_id`` (at least one; ``hostname``
     pins a host), ``stream`` (the ring's name, default the LSL name) and
     ``modality`` (default from the LSL type). Several: ``inlets`` = a list of
-    tables with those keys. Shared: ``name`` (the source's name; "lsl"),
+    tables with those keys. Shared: ``name`` (the source's name; a session config's default is "lsl<index>"),
     ``resolve_timeout`` (s, 5), ``max_buffered`` (s, 60), ``dejitter`` (true),
     ``stall_timeout`` (s; 0 = off), ``reconnect_interval`` (s, 1), ``poll_interval``
     (s, 0.005: shortest time between pulls) and ``ring_seconds``.

@@ -128,15 +128,6 @@ class LslQuery:
     def describe(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.fields().items())
 
-    def matches(self, info: StreamSummary) -> bool:
-        have = {
-            "name": info.name,
-            "type": info.type,
-            "source_id": info.source_id,
-            "hostname": info.hostname,
-        }
-        return all(have[k] == v for k, v in self.fields().items())
-
 
 @dataclass(frozen=True)
 class StreamSummary:

@@ -13,8 +13,9 @@ per frame ``x, y, w, h, status`` of the region in frame pixels, and (with
 ``eye_crop``) the region resampled to a fixed-size grayscale frame, which is
 what the eye models take as input.
 
-Streams (``name`` = "webcam" by default): ``webcam-frames``,
-``webcam-eye-region`` and ``webcam-eye``.
+Streams, for ``name`` "webcam": ``webcam-frames``, ``webcam-eye-region`` and
+``webcam-eye``. (A driver built directly is named "webcam"; in a session config a
+source without ``name`` is "<kind><index>", e.g. "webcam1".)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 from core.clock import lsl_now
 from core.ring import Ring, ring_for
 from core.streams import Modality, StreamSpec
-from drivers.base import Driver, DriverError, OptionError
+from drivers.base import Driver, DriverError, OptionError, number_option
 from drivers.eye_region import (
     EYE_CHOICES,
     EyeRegionOptions,
@@ -417,6 +418,7 @@ OPTIONS = {
     "hold_frames",
     "smoothing",
     "frame_ring_mb",
+    "ring_seconds",
 }
 
 
@@ -440,7 +442,7 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
     ``loop`` (files), ``eye_region`` (default false), ``eye_crop`` (default
     true), ``eye_size`` ([width, height] or one number, default 100), ``eye``
     ("right", "left", "both"), ``mirrored``, ``detect_every``, ``hold_frames``,
-    ``smoothing``, ``frame_ring_mb`` and ``name`` (stream name prefix).
+    ``smoothing``, ``frame_ring_mb``, ``ring_seconds`` and ``name`` (stream name prefix).
     """
     o = dict(options)
     unknown = sorted(set(o) - OPTIONS)
@@ -516,5 +518,6 @@ def from_config(options: Mapping[str, Any]) -> list[Driver]:
             eye_size=eye_size,
             eye_options=eye_options,
             frame_ring_mb=float(ring_mb),
+            ring_seconds=number_option(o, "ring_seconds", None, 1, 86400),
         )
     ]

@@ -50,7 +50,7 @@ def pick_device(requested: str = "auto") -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise ModelLoadError(
             f"device {requested!r} was asked for but torch sees no CUDA device; use 'auto' or 'cpu'"
         )
     return requested

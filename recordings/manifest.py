@@ -8,7 +8,8 @@ the previous manifest or the new one, never half of one. A manifest whose
 
 Layout (see the contract in DESIGN.md "Sessions on disk"): ``format``,
 ``version``, ``name``, ``created``, ``start_lsl``, ``stop_lsl``, ``clock``,
-``software``, ``config``, ``models``, ``streams``, ``files``.
+``software``, ``config``, ``models``, ``streams``, ``files``, ``error`` (null, or why
+the recording stopped early).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Open a recording (a session folder, an XDF file or an AEDAT4 file) as replayable tracks.
 
 A ``Track`` (``recordings.tracks``) is one stream: its original ``StreamSpec``
-and its items in time order on the one clock. XDF streams are held in memory,
-videos and AEDAT4 events and frames are read as the replay reaches them
-(``recordings.aedat_tracks``). Everything is checked
+and its items in time order on the one clock. XDF stamps are held in memory and
+its samples read from the file as the replay reaches them (``recordings.xdf_reader``,
+lazy), as are videos and AEDAT4 events and frames (``recordings.aedat_tracks``). Everything is checked
 here, before a replay starts, so that a bad file is a message naming the file
 and what is wrong (``SourceError``) and a damaged-but-readable file is a list
 of ``problems`` (the replay goes up to where it breaks).
@@ -108,6 +108,13 @@ def open_recording(path: str | Path) -> Recording:
         raise SourceError(str(exc)) from None
 
 
+#: the LSL types a recording's streams are mapped by, the aliases of one modality together
+_KNOWN_TYPES = ", ".join(
+    "/".join(t for t, m in TYPE_MODALITIES.items() if m is modality)
+    for modality in dict.fromkeys(TYPE_MODALITIES.values())
+)
+
+
 def _spec_from_xdf(s: XdfStream) -> tuple[StreamSpec | None, str]:
     """The StreamSpec an XDF stream header describes, or (None, why it is skipped)."""
     own = s.desc("affectlab")
@@ -136,7 +143,7 @@ def _spec_from_xdf(s: XdfStream) -> tuple[StreamSpec | None, str]:
     if modality is None:
         return None, (
             f"stream {s.name!r} has type {s.type!r}, which affectlab does not know "
-            f"(known: EEG, ECG, EDA/GSR, PPG/BVP, RESP, TEMP, EMG, EOG, Markers, Emotion); skipped"
+            f"(known, in any case: {_KNOWN_TYPES}); skipped"
         )
     if modality in (Modality.EVENTS, Modality.FRAMES):
         return None, f"stream {s.name!r} ({modality}) cannot come from an XDF file; skipped"

@@ -201,10 +201,6 @@ class XdfWriter:
         self._pending_samples.append((sid, samples))
         self._pending_bytes += len(data)
 
-    @property
-    def pending_bytes(self) -> int:
-        return self._pending_bytes
-
     def add_stream(self, info: XdfStreamInfo, created_at: float = 0.0) -> int:
         """Write a StreamHeader; returns the stream id (1, 2, ...)."""
         sid = len(self._streams) + 1

@@ -49,16 +49,22 @@ def test_train_demo_says_what_is_wrong_with_its_splits(model, args, problem, cap
         ("hi-moe-9000", "unknown model 'hi-moe-9000'; shipped models:"),
         ("nowhere.safetensors", "model file nowhere.safetensors does not exist"),
         ("pickle.pt", "is not a readable safetensors file"),
+        ("hi-moe-sim", "device 'cuda' was asked for but torch sees no CUDA device"),
     ],
 )
 def test_a_model_that_cannot_be_served_stops_run_with_a_message(
     name, problem, tmp_path, monkeypatch, capsys
 ):
     """Before any source starts: exit code 1 and one line naming the model, no traceback."""
+    import torch
+
+    if "cuda" in problem and torch.cuda.is_available():
+        pytest.skip("this machine has the GPU asked for")
+    device = 'device = "cuda"\n' if "cuda" in problem else ""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pickle.pt").write_bytes(b"\x80\x04\x95 not safetensors at all")
     config = tmp_path / "session.toml"
-    config.write_text(f'[[sources]]\nkind = "simulated"\n[[models]]\nname = "{name}"\n')
+    config.write_text(f'[[sources]]\nkind = "simulated"\n[[models]]\nname = "{name}"\n{device}')
     assert main(["run", "--config", str(config), "--headless", "--duration", "1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("affectlab: ") and problem in err
@@ -174,3 +180,15 @@ def test_a_duration_must_be_seconds(command, value, capsys):
         main([*command, "--duration", value])
     assert exc.value.code == 2
     assert "--duration: expected seconds" in capsys.readouterr().err
+
+
+def test_a_console_sink_period_shorter_than_the_sessions_is_kept(tmp_path, monkeypatch, capsys):
+    """session.health_period is 5 s; a console sink asking for a line every 0.5 s gets
+    one (health used to be published every 5 s only, so the sink could only thin it)."""
+    monkeypatch.chdir(tmp_path)
+    assert (
+        run_with_sink(tmp_path, 'kind = "console"\nperiod = 0.5', "--duration", "3.5", "--no-lsl")
+        == 0
+    )
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[health]")]
+    assert len(lines) >= 4, lines

@@ -652,8 +652,10 @@ def test_stream_of_an_unknown_type(tmp_path):
     assert [t.spec.name for t in rec.tracks] == ["skin"]
     assert rec.tracks[0].spec.modality is Modality.EDA
     assert rec.skipped == [
-        "stream 'odd' has type 'Mocap', which affectlab does not know (known: EEG, ECG, EDA/GSR, "
-        "PPG/BVP, RESP, TEMP, EMG, EOG, Markers, Emotion); skipped"
+        "stream 'odd' has type 'Mocap', which affectlab does not know (known, in any case: "
+        "eeg, ecg/ekg, eda/gsr/scr, ppg/bvp, resp/respiration, emg, eog, temp/temperature/skt, "
+        "imu/acc/accelerometer/gyro/gyroscope, markers/marker, triggers/trigger, ratings/rating, "
+        "emotion/predictions); skipped"
     ]
     only = tmp_path / "only.xdf"
     w = XdfWriter(only)

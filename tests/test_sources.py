@@ -34,3 +34,26 @@ def test_brainflow_synthetic_board_from_config():
 def test_driver_option_errors_name_the_key(table, key):
     with pytest.raises(ConfigError, match=rf"sources\[1\]\.{key}: "):
         build_sources(sources({"kind": "simulated"}, table))
+
+
+@pytest.mark.parametrize("kind", ["simulated", "brainflow", "webcam"])
+def test_ring_seconds_sizes_the_rings_of_every_source_kind(kind, tmp_path):
+    """The README promises ``ring_seconds`` of any source (it was refused as unknown by
+    these three kinds)."""
+    from test_webcam_driver import _indexed_frames, _write_video
+
+    table: dict = {"kind": kind, "ring_seconds": 120}
+    if kind == "webcam":
+        table["file"] = str(_write_video(tmp_path / "clip.mkv", _indexed_frames(10)))
+    drivers = build_sources(sources(table))
+    try:
+        rings = [(d.specs, d.rings) for d in drivers]
+        for specs, by_name in rings:
+            for spec in specs:
+                if spec.nominal_rate > 0 and spec.kind.name != "EVENTS":
+                    assert by_name[spec.name].capacity >= 120 * spec.nominal_rate, spec.name
+    finally:
+        for d in drivers:
+            d.stop()
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.ring_seconds: "):
+        build_sources(sources({**table, "ring_seconds": 0}))

@@ -12,6 +12,7 @@ from core.prediction import LATENCIES, ModelOutput, Prediction
 from core.streams import Modality
 from core.window import InputData, ModelInputs, NumericInput, Presence, Window
 from core.worker import InferenceWorker, WorkerStats
+from models.errors import ModelLoadError
 from models.runtime import pick_device
 
 INPUTS = ModelInputs("mean", {"x": NumericInput(Modality.EEG, 1.0, 10.0)}, hop_s=0.5)
@@ -138,5 +139,5 @@ def test_pick_device():
     assert pick_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     assert pick_device("cpu") == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA"):
+        with pytest.raises(ModelLoadError, match="no CUDA"):
             pick_device("cuda")

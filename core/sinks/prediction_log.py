@@ -20,7 +20,7 @@ from core.prediction import Prediction
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
-#: columns that hold text; every other column but "window" is a float
+#: columns that hold text, as do the "mask_*" columns; every other column but "window" is a float
 TEXT_COLUMNS = ("model", "label")
 
 
