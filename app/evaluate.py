@@ -153,6 +153,21 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_").lower()
 
 
+def _split(cks: list[Checkpoint]) -> str:
+    """What the tables were computed on, for their titles."""
+    if all((info.get("fold") or {}).get("test_keys") for ck in cks for info in ck.infos):
+        return "test folds"
+    return "every window of --data: no recorded test split"
+
+
+def _warn_no_split(path: Path, windows: str) -> None:
+    print(
+        f"affectlab evaluate: {path} has no recorded test split (no model.json beside it): "
+        f"every window of --data is scored, {windows}",
+        file=sys.stderr,
+    )
+
+
 # --------------------------------------------------------------------------- signals
 def evaluate_signals(
     cks: list[Checkpoint],
@@ -207,11 +222,18 @@ def evaluate_signals(
             model, _ = load_checkpoint(path)
             fold = info.get("fold") or {}
             keys = fold.get("test_keys")
+            if not keys:
+                _warn_no_split(path, f"{key[0]:g} s windows every {key[1]:g} s")
             idx = data.select(keys) if keys else np.arange(len(data))
             if idx.size == 0:
                 raise UsageError(f"{path}: its test trials (subject, trial) are not in {ref}")
             y = data.y[idx]
-            reg, prob = predict_signals(model, data, idx)
+            try:
+                reg, prob = predict_signals(model, data, idx)
+            except ValueError as exc:  # windows of another length than it was trained on
+                raise UsageError(
+                    f"{path}: cannot take {key[0]:g} s windows of {ref}: {exc}"
+                ) from exc
             bar.update(1)
             if ablate:
                 ablations.append(modality_ablation(model, data, idx, progress=bar))
@@ -270,7 +292,7 @@ def evaluate_signals(
         }  # fmt: skip
     bar.close()
     cols = ["model", "dimension", "ccc", "ccc_std", "pcc", "mae", "rmse", "acc", "f1", "folds"]
-    write_table(metric_rows, out / "metrics", "Regression and high/low metrics (test folds, mean over folds)",
+    write_table(metric_rows, out / "metrics", f"Regression and high/low metrics ({_split(cks)}, mean over folds)",
                 "CCC / PCC / MAE / RMSE on the rating scale; ACC / F1: rating above the scale's midpoint "
                 "(F1 of 'high'); ccc_std over folds.", cols)  # fmt: skip
     write_table(curve_rows, out / "missing_rate", "CCC (mean over dimensions) against missing rate",
@@ -283,7 +305,7 @@ def evaluate_signals(
                 ["model", "ccc_first", "ccc_last", "drop", "relative_drop", "slope_per_0.1"])  # fmt: skip
     if ablation_rows:
         write_table(ablation_rows, out / "modality_ablation", "CCC with each modality removed, and each alone",
-                    f"Test folds, fold mean; change: against all modalities present. predicted_drop (all row): "
+                    f"{_split(cks).capitalize()}, fold mean; change: against all modalities present. predicted_drop (all row): "
                     f"{max(rates) - min(rates):g} (the sweep's span of rates) x the sum of the 'without' "
                     f"drops, the first-order fall over the sweep; measured_drop: the curve's drop.",
                     ["model", "condition", *names, "mean", "change", "predicted_drop", "measured_drop"])  # fmt: skip
@@ -348,6 +370,8 @@ def evaluate_see(
                 loaded[key] = load_see(ref, *key)
             data = loaded[key]
             keys = (info.get("fold") or {}).get("test_keys")
+            if not keys:
+                _warn_no_split(path, "its own frames per sequence")
             idx = data.select(keys) if keys else np.arange(len(data))
             if idx.size == 0:
                 raise UsageError(f"{path}: its test sequences are not in {ref}")
@@ -378,9 +402,9 @@ def evaluate_see(
             "lighting": res["groups"], "confusion": res["confusion"].tolist(), "classes": list(classes),
         }  # fmt: skip
     bar.close()
-    write_table(rows, out / "lighting", "WAR and UAR per lighting condition (test sequences)",
+    write_table(rows, out / "lighting", f"WAR and UAR per lighting condition ({_split(cks)})",
                 "WAR = accuracy (support-weighted recall), UAR = mean per-class recall; "
-                "pooled over test folds (each sequence is tested once).",
+                f"pooled over {_split(cks)} (each sequence is tested once).",
                 ["model", "lighting", "n", "war", "uar"])  # fmt: skip
     return summary
 

@@ -240,6 +240,9 @@ class Aligner:
                 return InputData(key, Presence.MISSING, None, staleness, source.spec.name, coverage)
         presence = Presence.STALE if staleness > stale_after else Presence.PRESENT
         data = self._shape(want, source.spec, ts, data, t_end)
+        if isinstance(want, NumericInput) and not np.isfinite(data).any():
+            # a device that sends only NaN (every electrode off) sent nothing to model
+            return InputData(key, Presence.MISSING, None, staleness, source.spec.name, coverage)
         return InputData(key, presence, data, staleness, source.spec.name, coverage)
 
     @staticmethod

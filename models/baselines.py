@@ -58,6 +58,15 @@ class InputLayout:
             )
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
 
+    def check(self, x: torch.Tensor) -> None:
+        """A batch of this input must have the shape the encoder was built for: another
+        window length would be encoded without complaint and mean nothing."""
+        if tuple(x.shape[1:]) != self.shape:
+            raise ValueError(
+                f"modality {self.key!r}: expected (B, {', '.join(map(str, self.shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+
 
 @dataclass(frozen=True)
 class FusionConfig:
@@ -270,14 +279,15 @@ class ConcatFusion(nn.Module):
         batch = present.shape[0]
         present = present.float()
         feats, norms = [], []
-        for i, key in enumerate(self.keys):
-            x = inputs.get(key)
+        for i, lay in enumerate(self.config.layouts):
+            x = inputs.get(lay.key)
             m = present[:, i : i + 1]
             if x is None:
                 f = torch.zeros(batch, self.config.dim, device=present.device)
                 m = torch.zeros_like(m)
             else:
-                f = self.encoders[key](x) * m
+                lay.check(x)
+                f = self.encoders[lay.key](x) * m
             feats.append(f + (1.0 - m) * self.missing[i])
             norms.append(f.pow(2).mean(-1).sqrt())
         h = self.trunk(torch.cat(feats, dim=-1))

@@ -109,9 +109,12 @@ class ConcatRegressor(nn.Module):
         b = batch_size_of("ConcatRegressor", f.keys, inputs, present)
         ref = f.missing
         feats, aux, masks = [], [], []
-        for i, key in enumerate(f.keys):
+        for i, lay in enumerate(f.config.layouts):
+            key = lay.key
             x = inputs.get(key)
             p = present.get(key)
+            if x is not None:
+                lay.check(x)
             if x is None:
                 p = torch.zeros(b, dtype=torch.bool, device=ref.device)
             elif p is None:

@@ -215,11 +215,8 @@ class LateFusion(nn.Module):
             elif p is None:
                 p = torch.ones(b, dtype=torch.bool, device=ref.device)
             p = p.to(device=ref.device, dtype=torch.bool).reshape(b)
-            if x is not None and tuple(x.shape[1:]) != lay.shape:
-                raise ValueError(
-                    f"modality {lay.key!r}: expected (B, {', '.join(map(str, lay.shape))}), "
-                    f"got {tuple(x.shape)}"
-                )
+            if x is not None:
+                lay.check(x)
             if x is None or not bool(p.any()):
                 r = torch.zeros(b, n, device=ref.device, dtype=ref.dtype)
                 lg = torch.zeros(b, n, device=ref.device, dtype=ref.dtype)

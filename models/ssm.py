@@ -256,7 +256,12 @@ def _check(
         elif m.dim() == 3:
             ok = m.shape == (batch, n, length)
         elif m.dim() == 4:
-            ok = m.shape[0] == batch and m.shape[2:] == (n, length) and dim % m.shape[1] == 0
+            ok = (
+                m.shape[0] == batch
+                and m.shape[2:] == (n, length)
+                and m.shape[1] >= 1
+                and dim % m.shape[1] == 0
+            )
         else:
             ok = False
         if not ok:

@@ -27,17 +27,19 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from models.baselines import FusionConfig, InputLayout
 from models.concat_regressor import ConcatRegressor, ConcatRegressorConfig, concat_regressor_loss
 from models.datasets import SignalData, UsageError
 from models.ensemble import Ensemble
+from models.errors import ModelLoadError
 from models.hi_moe import HiMoE, HiMoEConfig
 from models.late_fusion import LateFusion, LateFusionConfig, late_fusion_loss
 from models.mco_e_net import MCOENet, MCOENetConfig
+from models.serving.base import load_tensors
 
 FORMAT = "affectlab-checkpoint/1"
 SEE_MODELS: tuple[str, ...] = ("mco-e-net", "mco-e-net-lite")
@@ -257,17 +259,29 @@ def read_info(path: str | Path) -> dict[str, Any]:
         path = path.with_suffix(".safetensors")
     jpath = path.with_suffix(".json")
     if jpath.is_file():
-        doc = json.loads(jpath.read_text())
-        if doc.get("format") != FORMAT:
-            raise UsageError(f"{jpath}: not an affectlab checkpoint (format {doc.get('format')!r})")
+        try:
+            doc = json.loads(jpath.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"{jpath}: not readable as JSON ({exc})") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise UsageError(f"{jpath}: not an affectlab checkpoint description")
+        if not isinstance(doc.get("model"), str) or not isinstance(doc.get("config"), dict):
+            raise UsageError(f"{jpath}: names no model and config")
         return doc
     if not path.is_file():
         raise UsageError(f"{path}: no such checkpoint")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != FORMAT:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise UsageError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if meta.get("format") != FORMAT or "model" not in meta or "config" not in meta:
         raise UsageError(f"{path}: not an affectlab checkpoint (format {meta.get('format')!r})")
-    return {"format": FORMAT, "model": meta["model"], "config": json.loads(meta["config"])}
+    try:
+        config = json.loads(meta["config"])
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: its config metadata is not JSON ({exc})") from exc
+    return {"format": FORMAT, "model": meta["model"], "config": config}
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -276,8 +290,15 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[nn.Module, d
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
     info = read_info(path)
-    model = build_model(info["model"], info["config"])
+    name, config = info["model"], info["config"]
+    try:
+        model = build_model(name, config)
+    except (KeyError, TypeError, ValueError) as exc:  # a config of another model, edited
+        raise UsageError(f"{path}: its config does not describe a {name} model ({exc})") from exc
     if not path.is_file():
         raise UsageError(f"{path}: weights missing beside {path.with_suffix('.json')}")
-    model.load_state_dict(load_file(str(path), device=device), strict=True)
+    try:
+        load_tensors(model, path)
+    except ModelLoadError as exc:
+        raise UsageError(str(exc)) from exc
     return model.to(device).eval(), info

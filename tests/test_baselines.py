@@ -216,3 +216,20 @@ def test_modality_dropout_hides_inputs_and_groups():
     present = torch.zeros(3, len(KEYS))
     cfg = TrainConfig(input_dropout=0.0, group_dropout=0.0)
     assert modality_dropout(present, KEYS, cfg, torch.Generator(), groups).sum() == 0
+
+
+def test_inputs_of_another_window_length_are_refused(model):
+    """A checkpoint trained on 2 s windows fed 4 s ones would encode them without complaint
+    and give numbers that mean nothing (evaluate did so for a checkpoint without its JSON)."""
+    from models.concat_regressor import ConcatRegressor, ConcatRegressorConfig
+
+    x = make_inputs(2)
+    x["eeg"] = torch.randn(2, 32, 512)
+    present = torch.ones(2, len(KEYS))
+    with pytest.raises(
+        ValueError, match=r"modality 'eeg': expected \(B, 32, 256\), got \(2, 32, 512\)"
+    ):
+        model(x, present)
+    regressor = ConcatRegressor(ConcatRegressorConfig(FusionConfig(LAYOUTS, n_affect=4))).eval()
+    with pytest.raises(ValueError, match=r"modality 'eeg': expected \(B, 32, 256\)"):
+        regressor(x)

@@ -295,3 +295,61 @@ def test_ablation_conditions_are_presence_maps():
     assert three["only eda"] == {"eeg": False, "ecg": False, "eda": True}
     # two modalities: "only eeg" would repeat "without ecg"
     assert [c for c, _ in conditions(["eeg", "ecg"])] == ["all", "without eeg", "without ecg"]
+
+
+def test_damaged_checkpoints_are_one_line_errors(runs, tmp_path, capsys):
+    """Edited descriptions and damaged weights name the file and what is wrong (they were
+    tracebacks: a missing tensor, another model's name, an unknown config key, garbage)."""
+    from safetensors.torch import load_file, save_file
+
+    fold = runs["hm"] / "fold_00"
+    doc = json.loads((fold / "model.json").read_text())
+    state = load_file(str(fold / "model.safetensors"))
+    some = next(iter(state))
+
+    def case(name: str, desc: object, weights: dict | bytes) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        text = desc if isinstance(desc, str) else json.dumps(desc)
+        (folder / "model.json").write_text(text)
+        if isinstance(weights, bytes):
+            (folder / "model.safetensors").write_bytes(weights)
+        else:
+            save_file(weights, str(folder / "model.safetensors"))
+        return folder
+
+    cases = {
+        case(
+            "other", {**doc, "model": "late-fusion"}, state
+        ): "does not describe a late-fusion model",
+        case(
+            "key", {**doc, "config": {**doc["config"], "nonsense": 1}}, state
+        ): "does not describe",
+        case("nomodel", {k: v for k, v in doc.items() if k != "model"}, state): "names no model",
+        case("json", "{not json", state): "not readable as JSON",
+        case(
+            "garbage", doc, b"\x80\x04\x95 a pickle, not safetensors"
+        ): "not a readable safetensors",
+        case("missing", doc, {k: v for k, v in state.items() if k != some}): "do not match",
+        case("shape", doc, {**state, some: torch.zeros(3, 3)}): "do not match",
+    }
+    for folder, problem in cases.items():
+        rc = evaluate([str(folder), "--data", f"deap:{runs['deap']}", "--missing-rates", "0",
+                       "--seeds", "1", "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
+        err = capsys.readouterr().err
+        assert rc == 2 and problem in err and str(folder) in err, (folder.name, err)
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_checkpoint_without_its_split_is_scored_on_every_window_and_says_so(
+    runs, tmp_path, capsys
+):
+    fold = runs["hm"] / "fold_00"
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes((fold / "model.safetensors").read_bytes())  # its JSON left behind
+    rc = evaluate([str(bare), "--data", f"deap:{runs['deap']}", "--missing-rates", "0",
+                   "--seeds", "1", "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
+    assert rc == 0
+    assert "bare.safetensors has no recorded test split" in capsys.readouterr().err
+    title = (tmp_path / "out" / "metrics.md").read_text().splitlines()[0]
+    assert "every window of --data" in title and "test folds" not in title

@@ -427,6 +427,23 @@ def test_a_stream_that_came_back_counts_only_what_it_sent_since():
     np.testing.assert_allclose(held.data[0], 100.0)
 
 
+def test_a_stream_of_nothing_but_nan_is_missing():
+    """Samples arrive on time but none is a number (a device whose electrodes are all off):
+    the models must see the input as missing, not as a present flat zero signal."""
+    src = numeric_source("eda", Modality.EDA, 32.0, channels=2)
+    ts = np.arange(0, 32 * 10) / 32.0
+    values = np.full((len(ts), 2), np.nan, np.float32)
+    values[ts >= 8.0, 1] = 1.0  # one channel comes back at 8 s
+    src.ring.write(values, ts)
+    aligner = Aligner(
+        [model(eda=NumericInput(Modality.EDA, 4.0, 32.0))], {"eda": src}, VirtualClock()
+    )
+    dead = aligner.cut("m", 7.5).inputs["eda"]
+    assert dead.presence is Presence.MISSING and dead.data is None and dead.coverage == 1.0
+    one = aligner.cut("m", 9.9).inputs["eda"]  # one live channel: present
+    assert one.presence is Presence.PRESENT and np.isfinite(one.data[1]).any()
+
+
 def test_a_hole_inside_the_window_is_not_coverage():
     src = numeric_source("eeg", Modality.EEG, 100.0, channels=1)
     write_ramp(src, 0.0, 5.0, 100.0)

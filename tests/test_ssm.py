@@ -222,6 +222,7 @@ def test_cpu_dispatch_runs_the_pytorch_scan() -> None:
         ({"A": torch.zeros(3, 2)}, "A must be"),
         ({"B": torch.zeros(2, 3, 9)}, "B "),
         ({"C": torch.zeros(2, 3, 2, 10)}, "C "),
+        ({"C": torch.zeros(2, 0, 2, 10)}, "C "),  # zero groups
         ({"D": torch.zeros(5)}, "D must be"),
         ({"z": torch.zeros(2, 4)}, "z "),
         ({"u": torch.zeros(2, 4, 0), "delta": torch.zeros(2, 4, 0)}, "u must be"),

@@ -139,18 +139,22 @@ def load_tensors(model: nn.Module, path: Path) -> None:
         raise ModelLoadError(
             f"model file {path} is not a readable safetensors file: {exc}"
         ) from exc
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
         raise ModelLoadError(
             f"model file {path}: tensors do not match its architecture "
-            f"(missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})"
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:  # shape mismatches
+    wrong = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
+    if wrong:
+        k = wrong[0]
         raise ModelLoadError(
-            f"model file {path}: tensors do not match its architecture: {exc}"
-        ) from exc
+            f"model file {path}: tensors do not match its architecture ({len(wrong)} of another "
+            f"shape, e.g. {k}: {tuple(state[k].shape)} where it takes {tuple(own[k].shape)})"
+        )
+    model.load_state_dict(state, strict=True)
 
 
 # --------------------------------------------------------------------------- runners
