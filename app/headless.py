@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from app.config import SessionConfig, SinkConfig, load_config, shipped_config
+from app.interrupts import ending_signals, uninterruptible
 
 
 def config_from_args(args: argparse.Namespace) -> SessionConfig:
@@ -109,23 +110,21 @@ def run_session_command(args: argparse.Namespace, cfg: SessionConfig | None = No
             return 1
         recorder = session.recording
         print(f"affectlab: recording to {recorder.folder}", file=sys.stderr)
-    interrupted = False
-    try:
+    with ending_signals() as ending:  # Ctrl-C or SIGTERM: the session stops cleanly
         session.run_for(cfg.duration or None)
-    except KeyboardInterrupt:
-        interrupted = True
-    if recorder is not None:
-        report_recording(recorder)
-    stats = session.stats().to_dict()
-    if args.stats is not None:
-        write_stats(args.stats, stats)
-    for name, m in stats["models"].items():
-        print(
-            f"affectlab: {name}: {m['windows']} windows, {m['inferred']} inferred, "
-            f"{m['skipped']} skipped, {m['errors']} errors",
-            file=sys.stderr,
-        )
-    return 130 if interrupted else 0
+    with uninterruptible("writing statistics"):
+        if recorder is not None:
+            report_recording(recorder)
+        stats = session.stats().to_dict()
+        if args.stats is not None:
+            write_stats(args.stats, stats)
+        for name, m in stats["models"].items():
+            print(
+                f"affectlab: {name}: {m['windows']} windows, {m['inferred']} inferred, "
+                f"{m['skipped']} skipped, {m['errors']} errors",
+                file=sys.stderr,
+            )
+    return ending.exit_code
 
 
 def report_recording(recorder) -> None:

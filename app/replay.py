@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.arguments import seconds
+from app.interrupts import Ending, ending_signals, uninterruptible
 
 DEMO_MODELS = ("hi-moe-sim", "mco-e-net-lite-sim")
 
@@ -175,26 +176,31 @@ def make_replay_session(recording: Any, args: argparse.Namespace, speed: float |
 
 
 def run_headless(session: Any, args: argparse.Namespace) -> int:
+    control = session.replay
+    session.start()
+    try:
+        with ending_signals() as ending:  # Ctrl-C or SIGTERM: the replay stops cleanly
+            limit = args.duration
+            waited = 0.0
+            while not control.wait_finished(0.1):
+                waited += 0.1
+                if session.engine_error is not None:
+                    raise RuntimeError(f"engine failed: {session.engine_error}")
+                if control.driver.error is not None:
+                    raise RuntimeError(f"replay failed: {control.driver.error}")
+                if limit is not None and waited >= limit:
+                    break
+    finally:
+        with uninterruptible():
+            session.stop()
+    with uninterruptible("writing statistics"):
+        return _finish(session, args, ending)
+
+
+def _finish(session: Any, args: argparse.Namespace, ending: Ending) -> int:
     from app.headless import write_stats
 
     control = session.replay
-    interrupted = False
-    session.start()
-    try:
-        limit = args.duration
-        waited = 0.0
-        while not control.wait_finished(0.1):
-            waited += 0.1
-            if session.engine_error is not None:
-                raise RuntimeError(f"engine failed: {session.engine_error}")
-            if control.driver.error is not None:
-                raise RuntimeError(f"replay failed: {control.driver.error}")
-            if limit is not None and waited >= limit:
-                break
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        session.stop()
     stats = session.stats().to_dict()
     stats["replay"] = {
         "path": str(control.recording.path),
@@ -212,7 +218,7 @@ def run_headless(session: Any, args: argparse.Namespace) -> int:
             f"{m['skipped']} skipped, {m['errors']} errors",
             file=sys.stderr,
         )
-    return 130 if interrupted else 0
+    return ending.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import SessionConfig
+from app.interrupts import uninterruptible
 from app.sinks import build_sinks, health_period
 from app.sources import build_sources
 from core.bus import Bus
@@ -188,7 +189,8 @@ class Session:
                         f"every source failed; first: {failed[0].name}: {failed[0].error}"
                     )
         finally:
-            self.stop()
+            with uninterruptible():
+                self.stop()
 
     # ------------------------------------------------------------ recording
     def start_recording(self, folder: Path) -> None:

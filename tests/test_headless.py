@@ -6,6 +6,7 @@ one run of the real `affectlab` command line, each a few seconds long.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -259,3 +260,67 @@ def test_an_engine_failure_is_reported_and_everything_is_still_closed(tmp_path, 
     rows = pq.read_table(tmp_path / "p.parquet").num_rows  # the footer was written
     stats = session.stats().to_dict()
     assert rows == sum(m["inferred"] for m in stats["models"].values()) > 0
+
+
+@pytest.mark.parametrize(
+    ("signals", "code"),
+    [
+        (("SIGTERM",), 143),  # kill, timeout, systemd, a batch scheduler
+        (("SIGINT", "SIGINT", "SIGINT"), 130),  # an impatient Ctrl-C while it stops
+    ],
+)
+def test_a_signalled_session_still_ends_cleanly(tmp_path, signals, code):
+    """SIGTERM used to kill the session on the spot (no statistics, the recording not
+    finalised); a second Ctrl-C landing in the stop left the recording unfinished or
+    aborted the process. Either way everything is written and closed now."""
+    import signal as signal_module
+
+    stats, rec = tmp_path / "stats.json", tmp_path / "rec"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "demo", "--headless", "--duration", "120", "--quiet",
+         "--no-lsl", "--stats", str(stats), "--record", str(rec)],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for line in proc.stderr:
+            if "recording to" in line:
+                break
+        time.sleep(4.0)  # a few windows
+        for i, name in enumerate(signals):
+            if i:
+                time.sleep(0.25)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(getattr(signal_module, name))
+        err = proc.stderr.read()
+        assert proc.wait(60) == code, err
+    finally:
+        proc.kill()
+    assert "Traceback" not in err and "terminate called" not in err, err
+    doc = json.loads(stats.read_text())
+    for name, model in doc["models"].items():
+        assert model["windows"] == model["inferred"] + model["skipped"] + model["errors"], name
+        assert model["inferred"] > 0, name
+    manifest = json.loads((rec / "manifest.json").read_text())
+    assert manifest["stop_lsl"] is not None and manifest["error"] is None
+    assert "recorded" in err
+
+
+def test_sigterm_closes_the_dashboard_as_ctrl_c_does(tmp_path):
+    import signal as signal_module
+
+    stats = tmp_path / "stats.json"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "demo", "--duration", "120", "--no-lsl",
+         "--stats", str(stats)],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(12.0)  # torch, the models, the window and a few windows
+        proc.send_signal(signal_module.SIGTERM)
+        err = proc.stderr.read()
+        assert proc.wait(60) == 143, err
+    finally:
+        proc.kill()
+    assert "Traceback" not in err, err
+    assert all(m["inferred"] > 0 for m in json.loads(stats.read_text())["models"].values())

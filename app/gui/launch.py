@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6 import QtCore, QtWidgets
 
 from app.gui.dashboard import Dashboard
+from app.interrupts import uninterruptible
 
 if TYPE_CHECKING:
     from app.session import Session
@@ -77,29 +78,33 @@ def run_dashboard(
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.default_int_handler)
-    window.shutdown()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with uninterruptible():
+        window.shutdown()
     if interrupted:
-        return 130
+        return 128 + interrupted[0]  # 130 for Ctrl-C, 143 for SIGTERM
     failed = window.session is not None and window.session.engine_error is not None
     return 1 if failed or unsaved else 0
 
 
-def _close_on_ctrl_c(window: Dashboard) -> list[bool]:
-    """Ctrl-C in the terminal closes the window cleanly, as it ends a headless session.
+def _close_on_ctrl_c(window: Dashboard) -> list[int]:
+    """Ctrl-C in the terminal (or SIGTERM) closes the window cleanly, as it ends a headless
+    session.
 
     Qt's event loop runs in C++, where Python never sees the signal; a idle timer gives
-    the interpreter a moment now and then to run the handler. Returns a list that turns
-    truthy once Ctrl-C was pressed (read after the loop ends).
+    the interpreter a moment now and then to run the handler. Returns a list that gets
+    the signal's number once one came (read after the loop ends).
     """
-    pressed: list[bool] = []
+    pressed: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         return pressed
 
-    def handler(_signum: int, _frame: object) -> None:
-        pressed.append(True)
+    def handler(signum: int, _frame: object) -> None:
+        pressed.append(signum)
         window.close()
 
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)  # kill, timeout, systemd: the same clean end
     ticker = QtCore.QTimer(window)
     ticker.timeout.connect(lambda: None)
     ticker.start(200)
