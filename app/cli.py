@@ -143,7 +143,29 @@ def check_new_logs(args: argparse.Namespace, cfg: SessionConfig) -> None:
             check_new_log(table["path"], f"{where}sinks[{i}].path")
 
 
+def check_screenshot(args: argparse.Namespace, cfg: SessionConfig) -> None:
+    """A screenshot is taken of the window when the duration ends: without either it was
+    silently never taken."""
+    if getattr(args, "screenshot", None) is None:
+        return
+    if args.headless:
+        raise ConfigError("--screenshot: a picture of the dashboard; not with --headless")
+    if not cfg.duration:
+        raise ConfigError("--screenshot: taken when the session ends; give --duration S")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``affectlab`` command."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader went away (``affectlab info ... | head``): nothing left to say to it,
+        # and Python's own flush at exit must not complain either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a process ended by SIGPIPE
+
+
+def _main(argv: list[str] | None) -> int:
     quiet_liblsl()
     argv = sys.argv[1:] if argv is None else list(argv)
     first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
@@ -159,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = config_from_args(args)
+        check_screenshot(args, cfg)
         check_new_logs(args, cfg)
         return run_session_command(args, cfg)
     except ConfigError as exc:

@@ -98,23 +98,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fitting_models(recording: Any, device: str = "auto") -> list[str]:
-    """Demo models with at least one input the recording's streams can feed."""
-    from core.scheduler import _wants
+    """Demo models with at least one input the recording's streams can feed, and whose
+    every input the session would bind (the first stream of its modality) can take that
+    stream's channels; the others are named on stderr with the reason."""
+    from core.scheduler import _wants, channel_problem
+    from core.window import NumericInput
     from models.runtime import load_runner
-
-    def feeds(want: Any) -> bool:
-        needed = set(getattr(want, "channels", None) or ())
-        return any(
-            t.spec.modality == want.modality
-            and t.spec.kind is _wants(want)
-            and needed <= set(t.spec.channel_names)
-            for t in recording.tracks
-        )
 
     out = []
     for name in DEMO_MODELS:
         runner = load_runner(name, device=device)
-        if any(feeds(want) for want in runner.inputs.inputs.values()):
+        fed, problems = False, []
+        for key, want in runner.inputs.inputs.items():
+            track = next(
+                (
+                    t
+                    for t in recording.tracks
+                    if t.spec.modality == want.modality and t.spec.kind is _wants(want)
+                ),
+                None,
+            )
+            if track is None:
+                continue
+            problem = (
+                channel_problem(name, key, want, track.spec)
+                if isinstance(want, NumericInput)
+                else None
+            )
+            if problem is None:
+                fed = True
+            else:
+                problems.append(problem)
+        if problems:
+            print(f"affectlab replay: not running {name}: {problems[0]}", file=sys.stderr)
+        elif fed:
             out.append(name)
     return out
 
@@ -222,7 +239,13 @@ def _finish(session: Any, args: argparse.Namespace, ending: Ending) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.to_s is not None and args.to_s <= args.from_s:
+        parser.error(f"--to {args.to_s:g} must be after --from {args.from_s:g}")
+    if args.screenshot is not None and (args.headless or not args.duration):
+        parser.error("--screenshot: a picture of the dashboard when --duration ends; give "
+                     "--duration S, and not --headless")  # fmt: skip
     os.environ.setdefault("LSLAPICFG", str(Path(__file__).parent / "configs" / "lsl_api.cfg"))
     from app.config import ConfigError, check_new_log, predictions_path
     from recordings.sources import SourceError, open_recording

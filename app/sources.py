@@ -63,6 +63,10 @@ def _simulated(cfg: SourceConfig, where: str) -> list[Driver]:
     for flag in ("camera", "events"):
         if not isinstance(o.get(flag, True), bool):
             raise ConfigError(f"{where}.{flag}: expected true or false, got {o[flag]!r}")
+    if not streams and not o.get("camera", True):
+        raise ConfigError(
+            f"{where}.streams: nothing to simulate: no physiology streams and camera = false"
+        )
     prefix = o.get("prefix", "sim")
     if not isinstance(prefix, str) or not prefix:
         raise ConfigError(f"{where}.prefix: expected a non-empty string, got {prefix!r}")

@@ -97,6 +97,27 @@ def _wants(spec: InputSpec) -> RingKind:
     return RingKind.EVENTS
 
 
+def channel_problem(model: str, key: str, want: NumericInput, stream: StreamSpec) -> str | None:
+    """Why ``stream`` cannot feed numeric input ``key`` of ``model`` (None when it can): it
+    lacks channels the input names, or has another count than the input takes."""
+    have = stream.channel_names
+    absent = [c for c in want.channels if c not in have]
+    if absent:
+        return (
+            f"model {model!r} input {key!r} needs channels {absent} "
+            f"that stream {stream.name!r} does not have"
+        )
+    count = len(want.channels) if want.channels else len(have)
+    if want.n_channels and count != want.n_channels:
+        return (
+            f"model {model!r} input {key!r} takes {want.n_channels} channel(s), but stream "
+            f"{stream.name!r} has {count} ({', '.join(have)}); choose the channels in that "
+            f"source's config, e.g. channels = {{ {want.modality.lower()} = [...] }} for "
+            f"BrainFlow, or bind the input to another stream"
+        )
+    return None
+
+
 class Aligner:
     """Serves several models from one set of streams."""
 
@@ -174,21 +195,9 @@ class Aligner:
         return bound
 
     def _check_channels(self, model: str, key: str, spec: NumericInput, stream: str) -> None:
-        have = self.sources[stream].spec.channel_names
-        absent = [c for c in spec.channels if c not in have]
-        if absent:
-            raise BindingError(
-                f"model {model!r} input {key!r} needs channels {absent} "
-                f"that stream {stream!r} does not have"
-            )
-        count = len(spec.channels) if spec.channels else len(have)
-        if spec.n_channels and count != spec.n_channels:
-            raise BindingError(
-                f"model {model!r} input {key!r} takes {spec.n_channels} channel(s), but stream "
-                f"{stream!r} has {count} ({', '.join(have)}); choose the channels in that "
-                f"source's config, e.g. channels = {{ {spec.modality.lower()} = [...] }} for "
-                f"BrainFlow, or bind the input to another stream"
-            )
+        problem = channel_problem(model, key, spec, self.sources[stream].spec)
+        if problem is not None:
+            raise BindingError(problem)
 
     # ------------------------------------------------------------ cutting
     def cut(self, model: str, t_end: float) -> Window:

@@ -55,6 +55,15 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+class _LogBar(tqdm):
+    """tqdm for a log: a new postfix (the running loss) waits for the next line instead of
+    writing one of its own; tqdm's default redraws at once, past ``delay`` and
+    ``mininterval``, which gave a line per batch."""
+
+    def set_postfix(self, ordered_dict: Any = None, refresh: bool = False, **kwargs: Any) -> None:
+        super().set_postfix(ordered_dict, refresh=refresh, **kwargs)
+
+
 def progress_bar(
     iterable: Iterable[Any] | None = None,
     *,
@@ -80,7 +89,7 @@ def progress_bar(
                     leave=leave, file=out)  # fmt: skip
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    return tqdm(
+    return _LogBar(
         iterable,
         total=total,
         desc=desc,

@@ -200,6 +200,8 @@ class ReplayControl:
     ) -> None:
         if speed is not None and speed <= 0:
             raise ValueError(f"replay speed must be > 0 (or max), got {speed}")
+        if to_s is not None and to_s <= from_s:
+            raise ValueError(f"--to {to_s:g} s must be after --from {from_s:g} s")
         self.recording = recording
         self.t0 = recording.start
         self.duration = recording.duration

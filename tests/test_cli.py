@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.cli import PASS_THROUGH_HELP, build_parser, main
@@ -192,3 +194,67 @@ def test_a_console_sink_period_shorter_than_the_sessions_is_kept(tmp_path, monke
     )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[health]")]
     assert len(lines) >= 4, lines
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--headless", "--duration", "1"], "not with --headless"),
+        ([], "give --duration S"),
+    ],
+)
+def test_a_screenshot_that_would_never_be_taken_is_refused(
+    options, problem, tmp_path, capsys, no_session
+):
+    """It was silently not taken (--headless) or the session never ended (no duration)."""
+    config = tmp_path / "session.toml"
+    config.write_text(SESSION.replace("duration = 0.5", "duration = 0"))
+    shot = str(tmp_path / "shot.png")
+    assert main(["run", "--config", str(config), *options, "--screenshot", shot]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback(tmp_path):
+    """``affectlab info SESSION | head`` ended in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from recordings.xdf_writer import XdfStreamInfo, XdfWriter
+
+    path = tmp_path / "s.xdf"
+    w = XdfWriter(path)
+    sid = w.add_stream(XdfStreamInfo("skin", "GSR", 1, 32.0, "float32"))
+    w.write_samples(sid, np.ones((64, 1), np.float32), np.arange(64) / 32.0)
+    w.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "info", str(path)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # the reader is gone before the command writes
+    err = proc.stderr.read()
+    assert proc.wait(60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "hi-moe", "--data", "deap:{tmp}", "--out", "{tmp}/run"],
+        ["train-demo", "--model", "hi-moe", "--cache-dir", "{tmp}/cache",
+         "--out", "{tmp}/w.safetensors", "--run-dir", "{tmp}/run"],
+    ],
+)  # fmt: skip
+def test_a_wrong_set_value_is_one_line_not_a_traceback(command, tmp_path, capsys):
+    """The reviewer's ``--set d_model=abc``: exit code 2, the field named, no data read."""
+    args = [a.format(tmp=tmp_path) for a in command] + ["--set", "d_model=abc"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert 'hi-moe: --set d_model="abc": d_model takes an integer (default 64)' in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

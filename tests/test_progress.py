@@ -74,3 +74,15 @@ def test_a_terminal_keeps_tqdm_redrawing_one_line() -> None:
     os.close(main)
     seen = raw.decode()
     assert "\r" in seen and "train: 100%" in seen
+
+
+def test_a_running_loss_does_not_write_a_line_per_batch() -> None:
+    """The training loop sets the loss after every batch; in a log that wrote a line per
+    batch, whatever the interval (tqdm's set_postfix redraws at once by default)."""
+    log = io.StringIO()
+    bar = progress_bar(total=50, desc="epoch 1/1", unit="batch", stream=log, leave=False)
+    for _ in range(50):
+        bar.update(1)
+        bar.set_postfix(loss="0.1234")
+    bar.close()
+    assert log.getvalue() == ""  # a short epoch adds nothing

@@ -804,3 +804,40 @@ def test_replay_refuses_an_existing_predictions_file_before_opening_anything(tmp
     assert log.read_text() == "kept\n"
     assert replay_main([*args, "--predictions", str(tmp_path / "p.txt")]) == 2
     assert "expected a file ending in" in capsys.readouterr().err
+
+
+def test_a_model_whose_eeg_input_cannot_take_the_recorded_cap_is_left_out(tmp_path, capsys):
+    """An XDF of skin conductance and an 8-channel cap with other labels than the demo
+    model's: by default the replay used to pick hi-moe-sim (it can read the EDA) and then
+    fail to bind its EEG input (exit 1); now it names the model it leaves out and why."""
+    path = tmp_path / "cap.xdf"
+    w = XdfWriter(path)
+    labels = ["Fz", "Cz", "Pz", "C3", "C4", "P3", "P4", "Oz"]
+    eeg = w.add_stream(
+        XdfStreamInfo("cap", "EEG", 8, 128.0, "float32", channels=[{"label": c} for c in labels])
+    )
+    skin = w.add_stream(XdfStreamInfo("skin", "GSR", 1, 32.0, "float32"))
+    w.write_samples(eeg, np.zeros((128 * 6, 8), np.float32), np.arange(128 * 6) / 128.0)
+    w.write_samples(skin, np.ones((32 * 6, 1), np.float32), np.arange(32 * 6) / 32.0)
+    w.close()
+    assert replay_main([str(path), "--headless", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "not running hi-moe-sim: model 'hi-moe-sim' input 'eeg' needs channels" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--from", "10", "--to", "5"], "--to 5 must be after --from 10"),
+        (["--headless", "--duration", "1", "--screenshot", "x.png"], "--screenshot"),
+        (["--screenshot", "x.png"], "--screenshot"),
+    ],
+)
+def test_replay_options_that_cannot_work_are_refused(tmp_path, capsys, options, problem):
+    """A backwards span replayed silently; a screenshot that would never be taken was
+    ignored."""
+    with pytest.raises(SystemExit) as exit_:
+        replay_main([str(tmp_path / "any.xdf"), *options])
+    assert exit_.value.code == 2
+    assert problem in capsys.readouterr().err

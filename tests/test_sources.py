@@ -57,3 +57,8 @@ def test_ring_seconds_sizes_the_rings_of_every_source_kind(kind, tmp_path):
             d.stop()
     with pytest.raises(ConfigError, match=r"sources\[0\]\.ring_seconds: "):
         build_sources(sources({**table, "ring_seconds": 0}))
+
+
+def test_a_simulated_source_with_nothing_to_simulate_names_the_key():
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.streams: nothing to simulate"):
+        build_sources(sources({"kind": "simulated", "streams": [], "camera": False}))
