@@ -115,16 +115,20 @@ def run_session_command(args: argparse.Namespace, cfg: SessionConfig | None = No
     with uninterruptible("writing statistics"):
         if recorder is not None:
             report_recording(recorder)
-        stats = session.stats().to_dict()
-        if args.stats is not None:
-            write_stats(args.stats, stats)
-        for name, m in stats["models"].items():
-            print(
-                f"affectlab: {name}: {m['windows']} windows, {m['inferred']} inferred, "
-                f"{m['skipped']} skipped, {m['errors']} errors",
-                file=sys.stderr,
-            )
+        end_report(session.stats().to_dict(), args.stats, "affectlab")
     return ending.exit_code
+
+
+def end_report(stats: dict, path: Path | None, command: str) -> None:
+    """The statistics file (when asked for) and a line per model on the console."""
+    if path is not None:
+        write_stats(path, stats)
+    for name, m in stats["models"].items():
+        print(
+            f"{command}: {name}: {m['windows']} windows, {m['inferred']} inferred, "
+            f"{m['skipped']} skipped, {m['errors']} errors",
+            file=sys.stderr,
+        )
 
 
 def report_recording(recorder) -> None:

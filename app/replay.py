@@ -215,7 +215,7 @@ def run_headless(session: Any, args: argparse.Namespace) -> int:
 
 
 def _finish(session: Any, args: argparse.Namespace, ending: Ending) -> int:
-    from app.headless import write_stats
+    from app.headless import end_report
 
     control = session.replay
     stats = session.stats().to_dict()
@@ -227,14 +227,7 @@ def _finish(session: Any, args: argparse.Namespace, ending: Ending) -> int:
         "pushed": dict(control.driver.pushed),
         "finished": control.finished,
     }
-    if args.stats is not None:
-        write_stats(args.stats, stats)
-    for name, m in stats["models"].items():
-        print(
-            f"affectlab replay: {name}: {m['windows']} windows, {m['inferred']} inferred, "
-            f"{m['skipped']} skipped, {m['errors']} errors",
-            file=sys.stderr,
-        )
+    end_report(stats, args.stats, "affectlab replay")
     return ending.exit_code
 
 
