@@ -213,9 +213,7 @@ def train_fold(
     name = args.model
     fdir = args.out / fold.name
     fdir.mkdir(parents=True, exist_ok=True)
-    overrides = parse_overrides(args.set)
-    if args.frames_only:
-        overrides["frames_only"] = True
+    overrides = overrides_of(args)
     fingerprint = {k: base[k] for k in ("data", "protocol", "folds", "missing_rate")}
     fingerprint["fold"] = fold.name
     info: dict[str, Any] = {**base, "fold": fold.describe()}
@@ -304,16 +302,32 @@ def _members(text: str | None) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the run
+def overrides_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides of the command line: ``--set`` items and ``--frames-only``."""
+    overrides = parse_overrides(args.set)
+    if args.frames_only:
+        overrides["frames_only"] = True
+    return overrides
+
+
+def check_set(args: argparse.Namespace, kind: str) -> None:
+    """Refuse ``--set`` items the model (or an ensemble member) cannot take, before any data
+    is read: unknown fields, values of the wrong kind or out of range, fields the data fixes."""
+    from models.zoo import check_overrides
+
+    overrides = overrides_of(args)
+    models = _members(args.members) if args.model == "ensemble" else [args.model]
+    for model in models:
+        check_overrides(model, kind, overrides, args.window_s)
+
+
 def load_data(ref: Any, model: str, args: argparse.Namespace) -> Any:
     from models.datasets import load_see, load_signals
     from models.mco_e_net import MCOENetConfig
     from models.zoo import default_config
 
     if ref.kind == "see":
-        overrides = parse_overrides(args.set)
-        if args.frames_only:
-            overrides["frames_only"] = True
-        cfg = MCOENetConfig.from_json(json.dumps(default_config(model, None, overrides)))
+        cfg = MCOENetConfig.from_json(json.dumps(default_config(model, None, overrides_of(args))))
         return load_see(
             ref, cfg.frame_channels, cfg.image_size, cfg.frames, cfg.frame_stride, args.max_subjects
         )
@@ -353,6 +367,7 @@ def run(args: argparse.Namespace) -> int:
         from models.training import set_threads
 
         set_threads(args.threads)
+    check_set(args, ref.kind)
     protocol = args.protocol or DEFAULT_PROTOCOL[ref.kind]
     data = load_data(ref, args.model, args)
     folds = make_folds(data, protocol, args.folds, args.seed)

@@ -68,6 +68,10 @@ DEFAULTS = CliDefaults(
 )
 
 
+#: the start of the error for a ``--set`` of a field the demo fixes
+CANNOT_CHANGE = "cannot change in train-demo"
+
+
 # --------------------------------------------------------------------------- CLI
 def build_parser():
     p = common_parser(DEFAULTS)
@@ -94,24 +98,35 @@ def build_parser():
         metavar="KEY=VALUE",
         help="override a field of HiMoEConfig.simulated() (VALUE as JSON), e.g. "
         "fusion=attention-concat or pearson_weight=1.0; repeatable. The inputs "
-        "(modalities, windows, rates) cannot change: the cached windows are cut for them",
+        "(modalities, windows, rates) cannot change: the cached windows are cut for them; "
+        "nor can the outputs (outputs, output_range): the simulated ratings are fixed",
     )
     return p
 
 
 def demo_config(items: Sequence[str]) -> HiMoEConfig:
     """``HiMoEConfig.simulated()`` with ``--set`` overrides, checked against the demo's
-    inputs before any data is read, so a typo fails in a second, not after rendering."""
+    inputs before any data is read, so a typo fails in a second, not after rendering: an
+    unknown field, a value of the wrong kind or out of range, or a change to what the demo
+    fixes (its inputs and outputs) is one ``UsageError`` naming the field."""
     from app.train import parse_overrides
     from models.hi_moe import HiMoEConfig
     from models.serving.hi_moe import validate
-    from models.zoo import apply_overrides
+    from models.zoo import configure
 
     base = hi_moe_sim_config()
-    config = HiMoEConfig.from_dict(
-        apply_overrides(base.to_dict(), parse_overrides(items), "hi-moe")
-    )
-    validate(config.to_json(), hi_moe_sim_inputs())
+    inputs = hi_moe_sim_inputs()
+    fixed = {
+        "modalities": f"{CANNOT_CHANGE} (its windows are cut and cached for the demo's "
+        f"inputs): these modalities do not match declared inputs {list(inputs.inputs)}",
+        "outputs": f"{CANNOT_CHANGE} (the simulated participants rate "
+        f"{', '.join(base.outputs)}, all of which the demo's figures score)",
+        "output_range": f"{CANNOT_CHANGE} (the simulated ratings lie on "
+        f"{base.output_range[0]:g}-{base.output_range[1]:g})",
+    }
+    d = configure("hi-moe", base.to_dict(), parse_overrides(items), fixed)
+    config = HiMoEConfig.from_dict(d)
+    validate(config.to_json(), inputs)
     return config
 
 

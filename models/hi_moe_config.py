@@ -81,6 +81,30 @@ def _face(frames: int = 4, size: tuple[int, int] = (48, 64), window_s: float = 0
     return ModalitySpec("face", 1, frames, frames / window_s, FRAMES, size, "FRAMES", window_s)
 
 
+#: HiMoEConfig's sizes and the least each may be (no encoder layers: tokens as convolved)
+_SIZES: dict[str, int] = {
+    "d_model": 1,
+    "n_steps": 1,
+    "conv_width": 1,
+    "encoder_layers": 0,
+    "n_modality_experts": 1,
+    "n_emotion_experts": 1,
+    "expert_hidden": 1,
+    "heads": 1,
+    "router_dim": 1,
+    "proj_dim": 0,
+}
+_NUMBERS = (
+    "diff_lambda_init",
+    "diff_lambda_max",
+    "modality_aux_weight",
+    "pearson_weight",
+    "dropout",
+    "temperature",
+    "lambda_ntxent",
+)
+
+
 @dataclass(frozen=True)
 class HiMoEConfig:
     """Architecture and loss hyperparameters: with the weights, enough to rebuild the model.
@@ -141,6 +165,20 @@ class HiMoEConfig:
             raise ValueError(f"router {self.router!r} is not one of {ROUTERS}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion {self.fusion!r} is not one of {FUSIONS}")
+        for name, least in _SIZES.items():
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+        for name in _NUMBERS:
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool):
+                raise ValueError(f"{name} must be a number, got {v!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.lambda_ntxent < 0:
+            raise ValueError(f"lambda_ntxent must be >= 0, got {self.lambda_ntxent}")
         if self.d_model % self.heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
         low, high = self.output_range

@@ -21,6 +21,7 @@ unpickles.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -127,24 +128,191 @@ RECIPES: dict[str, Recipe] = {
 
 
 # --------------------------------------------------------------------------- configs
-def apply_overrides(d: dict[str, Any], overrides: dict[str, Any], model: str) -> dict[str, Any]:
+#: config fields ``affectlab train`` takes from the data set (its windows' inputs and its
+#: labels): a ``--set`` that would change one is refused before the data is read
+DATA_FIELDS: dict[str, tuple[str, ...]] = {
+    "hi-moe": ("modalities", "outputs", "output_range"),
+    "late-fusion": ("layouts", "outputs", "output_range"),
+    "concat-fusion": ("layouts", "n_affect", "n_classes", "outputs", "output_range"),
+    "mco-e-net": ("n_classes",),
+    "mco-e-net-lite": ("n_classes",),
+}
+FROM_THE_DATA = "cannot change: the data set decides it (its inputs and its labels)"
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in the words of a ``--set`` error."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "an object"
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether ``value`` may stand where the config's ``default`` does: a bool for a bool,
+    an int for an int, a number for a float, a string for a string, a list (of what the
+    default list holds) for a list, an object for an object; None takes anything."""
+    if default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, list | tuple):
+        if not isinstance(value, list | tuple):
+            return False
+        kinds = {_kind(v) for v in default}
+        if len(kinds) == 1 and default[0] is not None:  # a homogeneous list: each item fits
+            return all(_fits(v, default[0]) for v in value)
+        return True
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def _wanted(default: Any) -> str:
+    """What a field takes, for the error: "a number" for a float field (an int will do)."""
+    if isinstance(default, float) and not isinstance(default, bool):
+        return "a number"
+    if isinstance(default, list | tuple) and default and default[0] is not None:
+        if isinstance(default[0], bool):
+            return "a list of true or false"
+        return f"a list of {_wanted(default[0]).removeprefix('a ').removeprefix('an ')}s"
+    return _kind(default)
+
+
+def _checked(model: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` if it is of the kind of the field's ``default`` (an int made a float for
+    a float field), else a ``UsageError`` naming the field and what it takes."""
+    if not _fits(value, default):
+        raise UsageError(
+            f"{model}: --set {key}={json.dumps(value)}: {key} takes {_wanted(default)} "
+            f"(default {json.dumps(default)}), not {_kind(value)}"
+        )
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def apply_overrides(
+    d: dict[str, Any],
+    overrides: dict[str, Any],
+    model: str,
+    fixed: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """A config dict with ``--set`` overrides applied (a copy).
 
     Fields of concat fusion's nested ``fusion`` config may be named bare, so one
     ``--set d_model=32`` reaches it. An unknown field is a ``UsageError`` that
-    lists the fields there are, since a typo would otherwise train the default.
+    lists the fields there are, since a typo would otherwise train the default;
+    so is a value of another kind than the field's default (a string or a float
+    for an integer, a list for a number), and a change to a field of ``fixed``
+    (field -> why it cannot change), which the data or the caller decides. The
+    ranges of the values are the config's own to check (``configure``).
     """
     d = dict(d)
+    fixed = fixed or {}
     for key, value in overrides.items():
         if key in d:
-            d[key] = value
+            target = d
         elif isinstance(d.get("fusion"), dict) and key in d["fusion"]:
-            d["fusion"] = {**d["fusion"], key: value}
+            d["fusion"] = target = dict(d["fusion"])
         else:
             nested = d["fusion"] if isinstance(d.get("fusion"), dict) else {}
             keys = sorted(k for k in d if not (k == "fusion" and nested)) + sorted(nested)
             raise UsageError(f"{model}: no config field {key!r}; fields: {', '.join(keys)}")
+        if key in fixed and value != target[key]:
+            raise UsageError(f"{model}: --set {key}: {fixed[key]}")
+        target[key] = _checked(model, key, value, target[key])
     return d
+
+
+def _normalised(model: str, d: dict[str, Any]) -> dict[str, Any]:
+    """The config dict as the model's config class reads and writes it (validated)."""
+    if model in SEE_MODELS:
+        return json.loads(MCOENetConfig(**d).to_json())
+    if model == "hi-moe":
+        return HiMoEConfig.from_dict(d).to_dict()
+    if model == "late-fusion":
+        return LateFusionConfig.from_dict(d).to_dict()
+    if model == "concat-fusion":
+        return ConcatRegressorConfig.from_dict(d).to_dict()
+    raise UsageError(f"{model}: no single config (an ensemble is built from its members)")
+
+
+def configure(
+    model: str,
+    base: dict[str, Any],
+    overrides: dict[str, Any],
+    fixed: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied (``apply_overrides``), validated by the config
+    class and by building the model on the meta device (no memory, no data), so a value out
+    of range is a ``UsageError`` naming the ``--set`` items, not a traceback after the data
+    is read."""
+    d = apply_overrides(base, overrides, model, fixed)
+    if not overrides:
+        return _normalised(model, d)
+    try:
+        config = _normalised(model, d)
+        with torch.device("meta"):
+            build_model(model, config)
+    except NotImplementedError:  # an operation the meta device lacks: the model builds
+        config = _normalised(model, d)
+    except (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, RuntimeError) as exc:
+        items = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
+        raise UsageError(f"{model}: --set {items}: {exc}") from exc
+    return config
+
+
+def _signal_base(
+    model: str,
+    kind: str,
+    window_s: float,
+    shapes: dict[str, tuple[int, ...]],
+    names: tuple[str, ...],
+    rng: tuple[float, float],
+) -> dict[str, Any]:
+    """A signal model's default config dict for windows of these shapes and labels."""
+    if model == "hi-moe":
+        preset = HiMoEConfig.deap if kind == "deap" else HiMoEConfig.dreamer
+        cfg = preset(window_s=window_s, outputs=names, output_range=rng)
+        got = {m.name: m.input_shape for m in cfg.modalities}
+        if got != shapes:
+            raise UsageError(f"hi-moe preset {kind} expects {got}, the data gives {shapes}")
+        return cfg.to_dict()
+    layouts = tuple(InputLayout(m, "numeric", s) for m, s in shapes.items())
+    if model == "late-fusion":
+        return LateFusionConfig(layouts, outputs=names, output_range=rng).to_dict()
+    if model == "concat-fusion":
+        fusion = FusionConfig(layouts, n_affect=len(names), n_classes=0)
+        return ConcatRegressorConfig(fusion, names, rng).to_dict()
+    raise UsageError(f"{model}: no single config (an ensemble is built from its members)")
+
+
+def _see_base(model: str) -> dict[str, Any]:
+    if model == "mco-e-net":  # as released: RGB-read JPEGs, 3-channel event frames
+        cfg = MCOENetConfig.paper(event_input="intensity", event_channels=3)
+    else:  # grey frames and grey SEE event frames, 1 channel each
+        cfg = MCOENetConfig.lite(event_input="intensity", event_channels=1)
+    return asdict(cfg)
+
+
+def _data_fixed(model: str) -> dict[str, str]:
+    return {k: FROM_THE_DATA for k in DATA_FIELDS.get(model, ())}
 
 
 def default_config(
@@ -153,32 +321,29 @@ def default_config(
     """The model's config (JSON-ready) for this data set, with ``overrides`` applied."""
     overrides = dict(overrides or {})
     if model in SEE_MODELS:
-        if model == "mco-e-net":  # as released: RGB-read JPEGs, 3-channel event frames
-            cfg = MCOENetConfig.paper(event_input="intensity", event_channels=3)
-        else:  # grey frames and grey SEE event frames, 1 channel each
-            cfg = MCOENetConfig.lite(event_input="intensity", event_channels=1)
-        d = apply_overrides(asdict(cfg), overrides, model)
-        return json.loads(MCOENetConfig(**d).to_json())
+        return configure(model, _see_base(model), overrides, _data_fixed(model))
     if not isinstance(data, SignalData):
         raise UsageError(f"{model} needs DEAP or DREAMER windows")
-    names, shapes, rng = data.label_names, data.shapes(), data.output_range
-    if model == "hi-moe":
-        preset = HiMoEConfig.deap if data.kind == "deap" else HiMoEConfig.dreamer
-        cfg = preset(window_s=data.window_s, outputs=names, output_range=rng)
-        got = {m.name: m.input_shape for m in cfg.modalities}
-        if got != shapes:
-            raise UsageError(f"hi-moe preset {data.kind} expects {got}, the data gives {shapes}")
-        d = apply_overrides(cfg.to_dict(), overrides, model)
-        return HiMoEConfig.from_dict(d).to_dict()
-    layouts = tuple(InputLayout(m, "numeric", s) for m, s in shapes.items())
-    if model == "late-fusion":
-        d = LateFusionConfig(layouts, outputs=names, output_range=rng).to_dict()
-        return LateFusionConfig.from_dict(apply_overrides(d, overrides, model)).to_dict()
-    if model == "concat-fusion":
-        fusion = FusionConfig(layouts, n_affect=len(names), n_classes=0)
-        d = ConcatRegressorConfig(fusion, names, rng).to_dict()
-        return ConcatRegressorConfig.from_dict(apply_overrides(d, overrides, model)).to_dict()
-    raise UsageError(f"{model}: no single config (an ensemble is built from its members)")
+    base = _signal_base(
+        model, data.kind, data.window_s, data.shapes(), tuple(data.label_names), data.output_range
+    )
+    return configure(model, base, overrides, _data_fixed(model))
+
+
+def check_overrides(
+    model: str, kind: str, overrides: dict[str, Any], window_s: float = 4.0
+) -> None:
+    """Refuse bad ``--set`` items before any data is read: applied to the config the data
+    set of ``kind`` will give (its preset's inputs and labels), as ``default_config`` will."""
+    if not overrides:
+        return
+    if model in SEE_MODELS:
+        default_config(model, None, overrides)
+        return
+    preset = HiMoEConfig.deap(window_s) if kind == "deap" else HiMoEConfig.dreamer(window_s)
+    shapes = {m.name: m.input_shape for m in preset.modalities}
+    base = _signal_base(model, kind, window_s, shapes, preset.outputs, preset.output_range)
+    configure(model, base, overrides, _data_fixed(model))
 
 
 def build_model(model: str, config: dict[str, Any]) -> nn.Module:

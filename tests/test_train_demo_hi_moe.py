@@ -82,3 +82,53 @@ def test_bad_overrides_fail_before_any_data_is_read(args, problem, tmp_path, cap
     assert problem in err
     assert "fusion, heads" in err or "fields" not in err  # Hi-MoE's fusion is a field
     assert not cache.exists()
+
+
+def _no_data(*_args, **_kwargs):
+    raise AssertionError("the data was read before the --set values were checked")
+
+
+@pytest.mark.parametrize(
+    "item, problem",
+    [
+        ("d_model=abc", 'd_model="abc": d_model takes an integer (default 64), not a string'),
+        ("d_model=32.5", "d_model takes an integer (default 64), not a float"),
+        ("dropout=[0.1]", "dropout takes a number (default 0.1), not a list"),
+        ("fusion=3", "fusion takes a string"),
+        ("mask_missing_in_fusion=0", "mask_missing_in_fusion takes true or false"),
+        ("dropout=2", "dropout must lie in [0, 1)"),
+        ("temperature=-1", "temperature must be > 0"),
+        ("heads=0", "heads must be an integer >= 1"),
+        ('outputs=["valence"]', "--set outputs: cannot change in train-demo"),
+        ("output_range=[1, 5]", "--set output_range: cannot change in train-demo"),
+        ('modalities=["eeg"]', "--set modalities: cannot change in train-demo"),
+    ],
+)
+def test_wrong_values_fail_in_one_line_before_any_data_is_read(
+    item, problem, tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr("app.train_demo_hi_moe.build_dataset", _no_data)
+    cache = tmp_path / "cache"
+    args = ["--set", item, "--cache-dir", str(cache), "--out", str(tmp_path / "w.safetensors"),
+            "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    assert train_hi_moe(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("affectlab train-demo: hi-moe: --set ") and len(err.splitlines()) == 1
+    assert problem in err
+    assert not cache.exists()
+
+
+def test_fixed_fields_may_be_restated_unchanged() -> None:
+    """``--set`` of a fixed field to the value it has anyway is no change, so no error."""
+    from app.train_demo_hi_moe import demo_config
+
+    base = hi_moe_sim_config()
+    same = [
+        "outputs=" + json.dumps(list(base.outputs)),
+        "output_range=" + json.dumps(list(base.output_range)),
+        "modalities=" + json.dumps(base.to_dict()["modalities"]),
+        "dropout=0",
+    ]
+    config = demo_config(same)
+    assert config.outputs == base.outputs and config.modalities == base.modalities
+    assert config.dropout == 0.0 and isinstance(config.dropout, float)

@@ -8,6 +8,7 @@ subjects) and read by the real loaders; runs are 1-2 epochs.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -391,3 +392,65 @@ def test_clear_errors(sim, tmp_path, capsys):
     assert _run("late-fusion", f"dreamer:{sim['dreamer']}", tmp_path / "z", *args) == 2
     err = capsys.readouterr().err
     assert err.startswith("affectlab train: error:") and len(err.strip().splitlines()) == 1
+
+
+def _no_data(*_args, **_kwargs):
+    raise AssertionError("the data was read before the --set values were checked")
+
+
+@pytest.mark.parametrize(
+    "model, kind, item, problem",
+    [
+        ("hi-moe", "deap", "d_model=abc", 'd_model="abc": d_model takes an integer'),
+        ("hi-moe", "deap", "d_model=32.5", "d_model takes an integer (default 64), not a float"),
+        ("hi-moe", "dreamer", "dropout=[0.1]", "dropout takes a number"),
+        ("hi-moe", "deap", "binary_heads=1", "binary_heads takes true or false"),
+        ("hi-moe", "deap", "dropout=2", "dropout must lie in [0, 1)"),
+        ("hi-moe", "deap", "temperature=-1", "temperature must be > 0"),
+        ("hi-moe", "deap", "heads=0", "heads must be an integer >= 1"),
+        ("hi-moe", "deap", 'outputs=["valence"]', "--set outputs: cannot change"),
+        ("hi-moe", "dreamer", "output_range=[1, 9]", "--set output_range: cannot change"),
+        ("hi-moe", "deap", 'modalities=["eeg"]', "--set modalities: cannot change"),
+        ("hi-moe", "deap", "pearson_weight", "expected KEY=VALUE"),
+        ("late-fusion", "deap", "dim=1.5", "dim takes an integer"),
+        ("late-fusion", "deap", "dropout=2", "--set dropout=2: dropout probability"),
+        ("late-fusion", "deap", "weighting=equal-ish", "weighting 'equal-ish'"),
+        ("concat-fusion", "deap", "dropout=abc", "dropout takes a number"),
+        ("concat-fusion", "dreamer", "n_affect=1", "--set n_affect: cannot change"),
+        ("ensemble", "deap", "d_model=32", "late-fusion: no config field 'd_model'"),
+        ("mco-e-net-lite", "see", "d_model=x", "d_model takes an integer"),
+        ("mco-e-net-lite", "see", "fusion_dropout=2", "dropout probability"),
+        ("mco-e-net-lite", "see", "n_classes=3", "--set n_classes: cannot change"),
+    ],
+)
+def test_wrong_set_values_fail_in_one_line_before_any_data_is_read(
+    model, kind, item, problem, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr("app.train.load_data", _no_data)
+    monkeypatch.setattr("models.datasets.load_see", _no_data)
+    assert _run(model, f"{kind}:{tmp_path}", tmp_path / "run", "--set", item) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("affectlab train: error: ") and len(err.splitlines()) == 1
+    assert problem in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_hi_moe_config_refuses_out_of_range_values_itself():
+    from models.hi_moe import HiMoEConfig
+
+    for change, problem in [
+        ({"dropout": 1.0}, "dropout must lie in [0, 1)"),
+        ({"dropout": -0.1}, "dropout must lie in [0, 1)"),
+        ({"temperature": 0.0}, "temperature must be > 0"),
+        ({"lambda_ntxent": -1.0}, "lambda_ntxent must be >= 0"),
+        ({"d_model": 0}, "d_model must be an integer >= 1"),
+        ({"d_model": "64"}, "d_model must be an integer >= 1"),
+        ({"heads": 0}, "heads must be an integer >= 1"),
+        ({"n_steps": 0}, "n_steps must be an integer >= 1"),
+        ({"router_dim": 2.5}, "router_dim must be an integer >= 1"),
+        ({"proj_dim": -1}, "proj_dim must be an integer >= 0"),
+        ({"encoder_layers": -1}, "encoder_layers must be an integer >= 0"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            HiMoEConfig.deap(**change)
+    HiMoEConfig.deap(encoder_layers=0, proj_dim=0, dropout=0.0)  # the bounds themselves
