@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app.arguments import seconds
 from app.config import ConfigError, SessionConfig, check_new_log, predictions_path
+from app.outputs import unwritable
 from core.scheduler import BindingError
 from core.sinks.prediction_log import PredictionLogError
 from drivers.base import DriverError
@@ -134,6 +135,8 @@ def check_new_logs(args: argparse.Namespace, cfg: SessionConfig) -> None:
     fail on later: ``--predictions`` never passes through the config parser, and an existing
     file is refused by PredictionLog only after the sources, the models and the LSL outlets
     (in the dashboard, the window) are up. Config errors come first, as they would anyway."""
+    if args.stats is not None and (problem := unwritable(args.stats)) is not None:
+        raise ConfigError(f"--stats: {problem}")
     if args.predictions is not None:  # it replaces the config's predictions sinks
         check_new_log(predictions_path(str(args.predictions), "--predictions"), "--predictions")
         return

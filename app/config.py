@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.outputs import unwritable
+
 
 class ConfigError(ValueError):
     """A config problem, phrased for the person who wrote the file."""
@@ -90,12 +92,15 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> SessionConfi
             session.get("duration", 0.0), (int, float), "session.duration", "seconds (a number)"
         )
     )
-    if cfg.duration < 0:
-        raise ConfigError(f"session.duration: must be >= 0 seconds, got {cfg.duration}")
+    if not 0 <= cfg.duration < math.inf:  # NaN too
+        raise ConfigError(
+            f"session.duration: must be a number of seconds >= 0 (0: until Ctrl-C), "
+            f"got {cfg.duration}"
+        )
     cfg.health_period = float(
         _expect(session.get("health_period", 5.0), (int, float), "session.health_period", "seconds")
     )
-    if cfg.health_period <= 0:
+    if not 0 < cfg.health_period < math.inf:
         raise ConfigError(f"session.health_period: must be > 0 seconds, got {cfg.health_period}")
 
     sources = _expect(data.get("sources", []), list, "sources", "an array of tables [[sources]]")
@@ -187,6 +192,9 @@ def check_new_log(path: str | Path, key: str) -> None:
             f"{key}: predictions file {str(path)!r} already exists; "
             "choose another name or remove it (affectlab never overwrites a log)"
         )
+    problem = unwritable(path)
+    if problem is not None:
+        raise ConfigError(f"{key}: predictions file {str(path)!r}: {problem}")
 
 
 def _check_distinct_logs(sinks: list[SinkConfig]) -> None:
@@ -228,6 +236,8 @@ def load_config(path: str | Path) -> SessionConfig:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file in UTF-8 (byte {exc.start})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

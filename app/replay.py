@@ -10,6 +10,7 @@ recording can feed.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -28,8 +29,8 @@ def _speed(text: str) -> float | None:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 1, N or max, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"speed must be > 0, got {text!r}")
+    if not value > 0 or not math.isfinite(value):  # NaN too
+        raise argparse.ArgumentTypeError(f"speed must be a number > 0, or max; got {text!r}")
     return value
 
 
@@ -241,14 +242,19 @@ def main(argv: list[str] | None = None) -> int:
                      "--duration S, and not --headless")  # fmt: skip
     os.environ.setdefault("LSLAPICFG", str(Path(__file__).parent / "configs" / "lsl_api.cfg"))
     from app.config import ConfigError, check_new_log, predictions_path
+    from app.outputs import unwritable
+    from core.scheduler import BindingError
+    from drivers.base import DriverError
     from recordings.sources import SourceError, open_recording
 
-    if args.predictions is not None:  # before anything opens: a log is never overwritten
-        try:
+    try:  # before anything opens: a log is never overwritten, nor a file lost at the end
+        if args.predictions is not None:
             check_new_log(predictions_path(str(args.predictions), "--predictions"), "--predictions")
-        except ConfigError as exc:
-            print(f"affectlab replay: {exc}", file=sys.stderr)
-            return 2
+        if args.stats is not None and (problem := unwritable(args.stats)) is not None:
+            raise ConfigError(f"--stats: {problem}")
+    except ConfigError as exc:
+        print(f"affectlab replay: {exc}", file=sys.stderr)
+        return 2
     try:
         recording = open_recording(args.path)
     except SourceError as exc:
@@ -301,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.stats is not None and ended:
             write_stats(args.stats, ended[-1].stats().to_dict())
         return code
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, DriverError, BindingError) as exc:
+        # ValueError: ModelLoadError too (a model that cannot be served, a GPU not there)
         print(f"affectlab replay: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -13,6 +13,7 @@ tensors (``prepare``) -> ``ModelOutput`` (``infer``). Each family lives in
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ def pick_device(requested: str = "auto") -> str:
     requested = (requested or "auto").lower()
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested != "cpu" and not re.fullmatch(r"cuda(:\d+)?", requested):
+        raise ModelLoadError(f"device {requested!r}: expected auto, cpu, cuda or cuda:N")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(
             f"device {requested!r} was asked for but torch sees no CUDA device; use 'auto' or 'cpu'"

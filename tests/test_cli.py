@@ -258,3 +258,15 @@ def test_a_wrong_set_value_is_one_line_not_a_traceback(command, tmp_path, capsys
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert 'hi-moe: --set d_model="abc": d_model takes an integer (default 64)' in err
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_stats_file_that_cannot_be_written_is_refused_before_the_session(
+    tmp_path, capsys, no_session
+):
+    """It was written when the session ended: a traceback after all the work."""
+    config = tmp_path / "session.toml"
+    config.write_text(SESSION)
+    code = main(["run", "--config", str(config), "--headless", "--stats", "/proc/no/s.json"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--stats: cannot write in '/proc'" in err and err.count("\n") == 1

@@ -33,7 +33,14 @@ def test_minimal_config_defaults() -> None:
         ({"sources": [{"kind": "lsll"}]}, "sources[0].kind: unknown source kind 'lsll'"),
         ({"sources": [{"name": "x"}]}, "sources[0].kind: expected"),
         ({**MINIMAL, "session": {"duration": "ten"}}, "session.duration: expected seconds"),
-        ({**MINIMAL, "session": {"duration": -1}}, "session.duration: must be >= 0"),
+        (
+            {**MINIMAL, "session": {"duration": -1}},
+            "session.duration: must be a number of seconds >= 0",
+        ),
+        ({**MINIMAL, "session": {"duration": float("nan")}}, "session.duration: must be"),
+        ({**MINIMAL, "session": {"duration": float("inf")}}, "session.duration: must be"),
+        ({**MINIMAL, "session": {"health_period": float("nan")}}, "session.health_period: must be"),
+        ({**MINIMAL, "session": {"health_period": float("inf")}}, "session.health_period: must be"),
         ({**MINIMAL, "session": {"durration": 3}}, "session: unknown key 'durration'"),
         ({**MINIMAL, "models": [{"name": "m", "device": "tpu"}]}, "models[0].device"),
         ({**MINIMAL, "models": [{"device": "cpu"}]}, "models[0].name"),
@@ -130,6 +137,22 @@ def test_config_file_errors_name_the_file(tmp_path: Path) -> None:
     wrong.write_text('[[sources]]\nkind = "simulated"\n[session]\nduration = "x"\n')
     with pytest.raises(ConfigError, match=r"wrong\.toml: session\.duration"):
         load_config(wrong)
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "b.toml"
+    bad.write_bytes(b"\xff\xfebad")
+    with pytest.raises(ConfigError, match=r"b.toml: not a text file in UTF-8 \(byte 0\)"):
+        load_config(bad)
+
+
+def test_a_predictions_file_that_cannot_be_written_is_refused_before_the_session() -> None:
+    """A Parquet log opens its file at the first flush: in a folder that refuses it every
+    prediction was lost and the session still said exit 0."""
+    with pytest.raises(
+        ConfigError, match=r"--predictions: predictions file .*: cannot write in '/proc'"
+    ):
+        check_new_log("/proc/affectlab-no/p.parquet", "--predictions")
 
 
 def test_unknown_shipped_config_lists_the_available_ones() -> None:

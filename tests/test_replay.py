@@ -841,3 +841,17 @@ def test_replay_options_that_cannot_work_are_refused(tmp_path, capsys, options, 
         replay_main([str(tmp_path / "any.xdf"), *options])
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err
+
+
+def test_replay_refuses_what_it_cannot_do_in_one_line(demo_session, tmp_path, capsys):
+    """A device that is not there or not a device, a statistics file it could not write:
+    one line each (they were tracebacks, the last after the whole replay)."""
+    code = replay_main([str(demo_session), "--headless", "--quiet", "--device", "tpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and "device 'tpu': expected auto, cpu, cuda or cuda:N" in err
+    assert "Traceback" not in err
+    code = replay_main([str(demo_session), "--headless", "--stats", "/proc/no/s.json"])
+    assert code == 2 and "--stats: cannot write in '/proc'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        replay_main([str(demo_session), "--speed", "nan"])
+    assert exit_.value.code == 2 and "speed must be a number > 0" in capsys.readouterr().err
