@@ -263,13 +263,19 @@ def _open_session(folder: Path) -> Recording:
         rec.started_at = float(manifest["start_lsl"])
     entries: list[dict[str, Any]] = manifest["streams"]
     for e in entries:
-        f = e.get("file")
-        if not f or not (folder / f).is_file():
-            raise SourceError(
-                f"{mpath}: stream {e.get('name')!r} is in file {f!r}, which is missing from {folder}"
-            )
+        if not e.get("file"):
+            raise SourceError(f"{mpath}: stream {e.get('name')!r} names no file")
+    # a file that is gone costs its streams, as an unreadable one does; the rest replays
+    missing = sorted({e["file"] for e in entries if not (folder / e["file"]).is_file()})
+    for f in missing:
+        names = [e["name"] for e in entries if e["file"] == f]
+        rec.problems.append(f"{folder / f} is missing; not replayed: {', '.join(names)}")
+        rec.skipped.extend(f"stream {n!r}: its file {f} is missing" for n in names)
+    if len(missing) == len({e["file"] for e in entries}):
+        raise SourceError(f"{mpath}: every file it names is missing from {folder}")
+    entries = [e for e in entries if e["file"] not in missing]
     xdf: XdfFile | None = None
-    if any(e.get("file") == XDF_FILE for e in entries) or (folder / XDF_FILE).is_file():
+    if (folder / XDF_FILE).is_file():  # the XDF streams, and the frame times of videos
         try:
             xdf = load_xdf(folder / XDF_FILE, lazy=True)
         except XdfError as exc:

@@ -635,8 +635,10 @@ def test_manifest_that_does_not_match_its_files(demo_session, tmp_path):
         open_recording(folder)
     folder2 = tmp_path / "m2"
     shutil.copytree(demo_session, folder2)
-    (folder2 / "davis.aedat4").unlink()
-    with pytest.raises(SourceError, match="davis.aedat4.*missing"):
+    for f in folder2.iterdir():  # every file the manifest names is gone: nothing to replay
+        if f.name != "manifest.json":
+            f.unlink()
+    with pytest.raises(SourceError, match="every file it names is missing"):
         open_recording(folder2)
 
 
@@ -855,3 +857,24 @@ def test_replay_refuses_what_it_cannot_do_in_one_line(demo_session, tmp_path, ca
     with pytest.raises(SystemExit) as exit_:
         replay_main([str(demo_session), "--speed", "nan"])
     assert exit_.value.code == 2 and "speed must be a number > 0" in capsys.readouterr().err
+
+
+def test_a_session_missing_its_davis_file_replays_the_rest(demo_session, tmp_path, capsys):
+    """Its streams are left out with a warning, as for an unreadable file (the whole
+    session was refused)."""
+    import shutil
+
+    copy = tmp_path / "session"
+    shutil.copytree(demo_session, copy)
+    aedat = [p for p in copy.iterdir() if p.suffix == ".aedat4"]
+    assert aedat
+    for p in aedat:
+        p.unlink()
+    rec = open_recording(copy)
+    assert {t.spec.modality for t in rec.tracks} >= {Modality.EEG, Modality.EDA}
+    assert not any(t.spec.kind.name in ("EVENTS", "FRAMES") for t in rec.tracks)
+    assert any("is missing; not replayed:" in p for p in rec.problems)
+    out = tmp_path / "p.csv"
+    assert replay_main([str(copy), "--headless", "--quiet", "--predictions", str(out)]) == 0
+    assert "warning:" in capsys.readouterr().err
+    assert out.stat().st_size > 0
