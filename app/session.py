@@ -24,6 +24,7 @@ from core.bus import Bus
 from core.clock import Clock, RealClock
 from core.health import StreamHealth
 from core.scheduler import Aligner, StreamSource
+from core.sinks.prediction_log import PredictionLog
 from core.window import Window
 from core.worker import InferenceWorker
 from drivers.base import Driver
@@ -136,7 +137,14 @@ class Session:
             for driver in self.drivers:
                 driver.start()
         except BaseException:
+            recorder = self.recording
             self.stop()
+            # nothing ran: no empty log or header-only recording to block the rerun
+            if recorder is not None:
+                recorder.discard()
+            for sink in self.bus.sinks:
+                if isinstance(sink, PredictionLog):
+                    sink.discard()
             raise
         # after the sources: a replay's clock is set to its start only as its driver starts
         self.started_at = self.clock.now()

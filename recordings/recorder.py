@@ -176,6 +176,14 @@ class SessionRecorder:
         self._thread.start()
         log.info("recording to %s", self.folder)
 
+    def discard(self) -> None:
+        """Stop, and remove the files of a recording whose session never got going (a source
+        that could not start): the folder was new or empty, and is left so for the rerun."""
+        self.stop()
+        for path in self.folder.iterdir():
+            if path.is_file():
+                path.unlink(missing_ok=True)
+
     def stop(self, timeout: float = 30.0) -> dict[str, int]:
         """Drain what is left, close the files, write the final manifest; returns counts."""
         if self._stopped:

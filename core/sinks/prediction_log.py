@@ -96,6 +96,13 @@ class PredictionLog:
             self._file.close()
             self._file = None
 
+    def discard(self) -> None:
+        """Close, and remove the file when it holds no prediction: a session that failed to
+        start leaves no empty log behind to block its rerun (a log is never overwritten)."""
+        self.close()
+        if self.rows_written == 0:
+            self.path.unlink(missing_ok=True)
+
     # ------------------------------------------------------------ formats
     def _write_csv(self, row: dict[str, Any]) -> None:
         assert self._file is not None and self.columns is not None
