@@ -155,6 +155,8 @@ def check_screenshot(args: argparse.Namespace, cfg: SessionConfig) -> None:
         raise ConfigError("--screenshot: a picture of the dashboard; not with --headless")
     if not cfg.duration:
         raise ConfigError("--screenshot: taken when the session ends; give --duration S")
+    if (problem := unwritable(args.screenshot)) is not None:
+        raise ConfigError(f"--screenshot: {problem}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,6 +169,8 @@ def resolve(name_or_path: str) -> Path:
         return path
     path = Path(name_or_path).expanduser()
     if path.suffix == ".safetensors" or path.exists():
+        if path.is_dir():
+            raise ModelLoadError(f"model file {path} is a folder, not a .safetensors file")
         if not path.is_file():
             raise ModelLoadError(f"model file {path} does not exist")
         return path

@@ -51,6 +51,7 @@ def test_train_demo_says_what_is_wrong_with_its_splits(model, args, problem, cap
         ("hi-moe-9000", "unknown model 'hi-moe-9000'; shipped models:"),
         ("nowhere.safetensors", "model file nowhere.safetensors does not exist"),
         ("pickle.pt", "is not a readable safetensors file"),
+        ("folder.safetensors", "is a folder, not a .safetensors file"),
         ("hi-moe-sim", "device 'cuda' was asked for but torch sees no CUDA device"),
     ],
 )
@@ -65,6 +66,7 @@ def test_a_model_that_cannot_be_served_stops_run_with_a_message(
     device = 'device = "cuda"\n' if "cuda" in problem else ""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pickle.pt").write_bytes(b"\x80\x04\x95 not safetensors at all")
+    (tmp_path / "folder.safetensors").mkdir()
     config = tmp_path / "session.toml"
     config.write_text(f'[[sources]]\nkind = "simulated"\n[[models]]\nname = "{name}"\n{device}')
     assert main(["run", "--config", str(config), "--headless", "--duration", "1"]) == 1
@@ -201,6 +203,7 @@ def test_a_console_sink_period_shorter_than_the_sessions_is_kept(tmp_path, monke
     [
         (["--headless", "--duration", "1"], "not with --headless"),
         ([], "give --duration S"),
+        (["--duration", "1", "--screenshot", "/proc/no/shot.png"], "cannot write in '/proc'"),
     ],
 )
 def test_a_screenshot_that_would_never_be_taken_is_refused(
@@ -210,7 +213,7 @@ def test_a_screenshot_that_would_never_be_taken_is_refused(
     config = tmp_path / "session.toml"
     config.write_text(SESSION.replace("duration = 0.5", "duration = 0"))
     shot = str(tmp_path / "shot.png")
-    assert main(["run", "--config", str(config), *options, "--screenshot", shot]) == 2
+    assert main(["run", "--config", str(config), "--screenshot", shot, *options]) == 2
     err = capsys.readouterr().err
     assert problem in err and err.count("\n") == 1
 
