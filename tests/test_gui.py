@@ -353,11 +353,11 @@ def test_cli_demo_screenshot(tmp_path, qapp):
     log = tmp_path / "p.csv"
     args = ["demo", "--duration", "1", "--no-lsl", "--quiet", "--predictions", str(log)]
     assert main([*args, "--record", str(record)]) == 1 and not log.exists()
-    # a screenshot that cannot be written: said, exit code 1, and the session still ends
+    # a screenshot that cannot be written: said before anything starts, exit code 2
     again = tmp_path / "stats2.json"
     bad_shot = stats / "dash.png"  # inside a file
-    assert main([*args, "--screenshot", str(bad_shot), "--stats", str(again)]) == 1
-    assert json.loads(again.read_text())["streams"]["sim-eeg"]["received"] > 0
+    assert main([*args, "--screenshot", str(bad_shot), "--stats", str(again)]) == 2
+    assert not again.exists() and not log.exists()
 
 
 def test_record_button_markers_and_self_report_write_a_session(qtbot, tmp_path):
