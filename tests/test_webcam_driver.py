@@ -334,3 +334,54 @@ def test_a_stream_with_the_wrong_channel_count_is_refused_at_start(tmp_path, cap
     assert rc == 1
     err = capsys.readouterr().err
     assert "'hi-moe-sim' input 'ppg' takes 1 channel(s), but stream 'board-ppg' has 2" in err
+
+
+class ScheduledCamera(ThirtyFpsCamera):
+    """Frames due at fixed times, 30 a second; those in ``dropped`` never come, and a read
+    after some are due gets the waiting ones at once (as a driver's buffers hand them)."""
+
+    dropped: frozenset[int] = frozenset()
+    late_read_at: int | None = None  # before this read the reader stalls 0.12 s
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.start = None
+        self.reads = 0
+        self.frame = -1
+
+    def grab(self) -> bool:
+        import time
+
+        if self.reads == self.late_read_at:
+            time.sleep(0.12)  # the reader was busy elsewhere
+        self.reads += 1
+        self.frame += 1
+        while self.frame in self.dropped:
+            self.frame += 1
+        now = time.monotonic()
+        if self.start is None:
+            self.start = now - self.frame / 30
+        time.sleep(max(0.0, self.start + self.frame / 30 - now))
+        return True
+
+
+@pytest.mark.parametrize(
+    ("dropped", "late_read_at", "lost"),
+    [
+        (frozenset(), 10, 0),  # a late read finds the frames waiting: none lost
+        (frozenset({10, 20}), None, 2),  # the camera never sent two
+        (frozenset({10}), 10, 1),  # both at once: the waiting frames pay back only theirs
+    ],
+)
+def test_only_frames_that_never_come_count_as_lost(monkeypatch, dropped, late_read_at, lost):
+    """Arrival gaps used to count as lost frames even when a reader that was late on a busy
+    machine then found the frames waiting."""
+    camera = type("Camera", (ScheduledCamera,), {"dropped": dropped, "late_read_at": late_read_at})
+    monkeypatch.setattr("drivers.webcam.cv2.VideoCapture", camera)
+    d = WebcamDriver(device=0, fps=30)
+    d.start()
+    try:
+        assert wait_until(lambda: d.rings[d.frame_stream].head >= 40, 10)
+    finally:
+        d.stop()
+    assert d.lost_frames == lost
