@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,13 @@ from brainflow.board_shim import (
 )
 
 from core.streams import Modality, StreamSpec
+
+# BrainFlow finds its library through pkg_resources on this setup (when a board is made,
+# not at import), and setuptools warns on every session that pkg_resources is deprecated:
+# nothing a lab user can act on
+warnings.filterwarnings(
+    "ignore", message="pkg_resources is deprecated", category=UserWarning, module=r"brainflow\."
+)
 
 SOURCE = "drivers.brainflow"
 

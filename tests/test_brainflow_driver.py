@@ -4,6 +4,7 @@ board replaying a file written by DataFilter.write_file. No hardware, no mocks."
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -364,3 +365,25 @@ def test_shipped_example_config_builds_and_runs():
     finally:
         d.stop()
     assert d.error is None
+
+
+def test_a_session_says_nothing_of_brainflow_s_pkg_resources(tmp_path):
+    """setuptools warned on every BrainFlow session that pkg_resources is deprecated."""
+    import subprocess
+    import sys
+
+    script = (
+        "from drivers.brainflow import BrainFlowDriver\n"
+        "from brainflow.board_shim import BoardIds\n"
+        "d = BrainFlowDriver(int(BoardIds.SYNTHETIC_BOARD), {})\n"
+        "d.start(); d.stop()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "pkg_resources" not in proc.stderr
