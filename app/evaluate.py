@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from app.arguments import threads
+from app.outputs import unwritable
 from models.progress import progress_bar
 
 
@@ -438,6 +439,8 @@ def run(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: is a file; name a folder for the tables and plots")
+    if why := unwritable(args.out / "summary.json"):
+        raise UsageError(f"--out {args.out}: {why}")
     args.out.mkdir(parents=True, exist_ok=True)
     if ref.kind == "see":
         summary = evaluate_see(cks, ref, args.passes, args.out, args.quiet)
@@ -456,13 +459,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pickle import UnpicklingError
+
     from models.data.windows import DataSetError
     from models.datasets import UsageError
 
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (UsageError, DataSetError, ValueError) as exc:
+    except (UsageError, DataSetError, ValueError, UnpicklingError) as exc:
         # ValueError: missing rates or data the checkpoints cannot take (a bare file
         # trained on other inputs)
         print(f"affectlab evaluate: error: {exc}", file=sys.stderr)

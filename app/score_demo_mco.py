@@ -25,7 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from app.arguments import positive_float, positive_int, threads
 from app.demo_data import DEFAULT_CACHE, LIGHTINGS, SessionPlan, WindowSet, build_dataset, say
+from app.outputs import unwritable
 
 HARSH = ("overexposure", "low_light", "hdr")  # normal light has no exposure error to scale
 
@@ -44,12 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[1.0, 1.5, 2.0],
         help="exposure error in multiples of the trained conditions' (1 = as trained)",
     )
-    p.add_argument("--test-seeds", type=int, default=4, help="participants 0 .. N-1")
-    p.add_argument("--test-minutes", type=float, default=2.0, help="minutes per session")
-    p.add_argument("--stride", type=int, default=4, help="a window every N hops")
+    p.add_argument("--test-seeds", type=positive_int, default=4, help="participants 0 .. N-1")
+    p.add_argument("--test-minutes", type=positive_float, default=2.0, help="minutes per session")
+    p.add_argument("--stride", type=positive_int, default=4, help="a window every N hops")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     p.add_argument("--workers", type=int, default=2, help="processes rendering sessions")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--threads", type=threads, default=1, help="torch threads")
     p.add_argument("--json", type=Path, default=None, help="write every figure here")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -122,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(not s > 0 for s in args.severity):
         print("affectlab score-demo: severities must be > 0", file=sys.stderr)
         return 2
+    for flag, path in (("--json", args.json), ("--cache-dir", args.cache_dir / "probe.npz")):
+        if path is not None and (why := unwritable(path)):
+            print(f"affectlab score-demo: {flag} {path}: {why}", file=sys.stderr)
+            return 2
     from app.train_demo import json_default, set_threads
     from app.train_demo_mco import summary
     from models.registry import mco_e_net_lite_sim_inputs
@@ -154,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(f"  {path.name} ({given}): {summary(figures)}")
     print(table(rows))
     if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2, default=json_default) + "\n")
         say(f"wrote {args.json}")
     return 0

@@ -59,6 +59,7 @@ try:  # numpy >= 2
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core.multiarray import _reconstruct
 
+from app.outputs import unwritable
 from core.prediction import EXPRESSIONS
 from core.streams import Modality
 from drivers.simulated.catalog import build_sensors
@@ -448,6 +449,18 @@ def write_see(
 
 
 # ------------------------------------------------------------------ CLI
+def output_files(kind: str, out: Path, subjects: int) -> list[Path]:
+    """What ``simulate kind --out out`` would write, for the refusal to overwrite: DEAP's
+    subject files, DREAMER's one file; for SEE the annotation and the ``frame`` and
+    ``event`` trees (sequence names depend on the simulation, so any existing tree counts)."""
+    if kind == "deap":
+        folder = out / deap_format.FOLDER
+        return [folder / f"s{s:02d}.dat" for s in range(1, subjects + 1)]
+    if kind == "dreamer":
+        return [out / dreamer_format.FILE]
+    return [out / see_format.ANNOTATION, out / "frame", out / "event"]
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -526,6 +539,16 @@ def main(argv: list[str] | None = None) -> int:
         problems.append("--baseline-seconds must be >= 1")
     if args.out.exists() and not args.out.is_dir():
         problems.append(f"--out {args.out}: is a file; name a folder for the data set")
+    elif subjects >= 1:
+        targets = output_files(args.kind, args.out, subjects)
+        there = [t for t in targets if t.exists()]
+        if there:
+            problems.append(
+                f"--out {args.out}: {there[0]} already exists; simulate never overwrites a data "
+                "set, choose another --out"
+            )
+        elif why := unwritable(targets[0]):
+            problems.append(f"--out {args.out}: {why}")
     if problems:
         print(f"affectlab simulate: {'; '.join(problems)}", file=sys.stderr)
         return 2

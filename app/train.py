@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.arguments import threads
+from app.arguments import positive_float, positive_int, threads
+from app.outputs import unwritable
 
 DEFAULT_PROTOCOL = {"deap": "kfold", "dreamer": "kfold", "see": "holdout"}
 
@@ -82,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, default=None, metavar="B", help="default: the recipe's"
     )
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the recipe's)")
+    p.add_argument(
+        "--lr", type=positive_float, default=None, help="learning rate (default: the recipe's)"
+    )
     p.add_argument(
         "--weight-decay", type=float, default=None, metavar="WD", help="default: the recipe's"
     )
@@ -104,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
     p.add_argument(
-        "--max-subjects", type=int, default=None, metavar="N", help="use the first N subjects only"
+        "--max-subjects",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="use the first N subjects only",
     )
     p.add_argument(
         "--window-s", type=float, default=4.0, metavar="S", help="deap/dreamer window (default 4)"
@@ -131,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument(
         "--stop-after",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="stop (resumably) after N epochs of this invocation",
@@ -186,6 +193,9 @@ def _train_one(
     from models.training import fit, seed_everything
     from models.zoo import build_model
 
+    fingerprint = {**fingerprint, "model": name, "config": config}
+    if args.resume:
+        check_resume(out, seed, recipe, fingerprint)
     seed_everything(seed)
     model = build_model(name, config)
     if isinstance(data, SignalData):
@@ -195,11 +205,54 @@ def _train_one(
     result = fit(
         model, task, recipe, out, seed, resume=args.resume, stop_after=args.stop_after,
         progress=not args.quiet, log=None if args.quiet else print,
-        fingerprint={**fingerprint, "model": name, "config": config}, desc=desc,
+        fingerprint=fingerprint, desc=desc,
     )  # fmt: skip
     if not result.finished:
         return None
     return model, result
+
+
+def _first_difference(saved: Any, now: Any, where: str) -> tuple[str, Any, Any] | None:
+    """``(field, saved value, value now)`` of the first field that differs, dotted into dicts."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        for key in [*now, *(k for k in saved if k not in now)]:
+            found = _first_difference(saved.get(key), now.get(key), f"{where}.{key}")
+            if found:
+                return found
+        return None
+    return None if saved == now else (where, saved, now)
+
+
+def check_resume(out: Path, seed: int, recipe: Any, fingerprint: dict[str, Any]) -> None:
+    """Refuse a ``--resume`` of ``out`` before any work, naming what differs from the run
+    there (its model first, then the first differing field) or which file is damaged."""
+    from safetensors.torch import load_file
+
+    from models.training import BEST, LAST, STATE, ResumeError, _saved_state
+
+    if not ((out / LAST).is_file() or (out / STATE).is_file()):
+        return
+    saved = _saved_state(out)
+    before = saved.get("fingerprint") or {}
+    if "model" in before and before["model"] != fingerprint["model"]:
+        raise ResumeError(
+            f"{out}: cannot resume: it holds a {before['model']} run, not {fingerprint['model']}; "
+            "choose another --out"
+        )
+    now = json.loads(json.dumps({"seed": seed, "recipe": recipe.to_dict(), **fingerprint}))
+    was = {"seed": saved.get("seed"), "recipe": saved.get("recipe"), **before}
+    found = _first_difference(was, now, "")
+    if found:
+        field, old, new = found
+        raise ResumeError(
+            f"{out}: cannot resume: {field[1:]} is {old!r} in the interrupted run, {new!r} now"
+        )
+    for name in (LAST, BEST) if saved.get("finished") else (LAST,):
+        if (out / name).is_file():
+            try:
+                load_file(str(out / name))
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own kinds
+                raise ResumeError(f"{out / name}: damaged ({exc})") from exc
 
 
 def train_fold(
@@ -336,7 +389,7 @@ def load_data(ref: Any, model: str, args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from models.datasets import UsageError, make_folds, parse_data_ref
-    from models.zoo import SIGNAL_MODELS, check_model
+    from models.zoo import RECIPES, SIGNAL_MODELS, check_model
 
     check_model(args.model)
     ref = parse_data_ref(args.data)
@@ -359,7 +412,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--ema-decay {args.ema_decay}: must lie in [0, 1)")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: is a file; name a folder for the run")
-    if args.out.exists() and any(args.out.iterdir()) and not args.resume:
+    if why := unwritable(args.out / "run.json"):
+        raise UsageError(f"--out {args.out}: {why}")
+    if args.out.exists() and not args.resume and any(p.is_file() for p in args.out.rglob("*")):
         raise UsageError(
             f"{args.out}: exists and is not empty; pass --resume to continue it or choose another --out"
         )
@@ -376,7 +431,30 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= args.fold < len(folds):
             raise UsageError(f"--fold {args.fold}: the protocol has folds 0..{len(folds) - 1}")
         folds = [folds[args.fold]]
+    for m in _members(args.members) if args.model == "ensemble" else [args.model]:
+        _recipe(RECIPES[m], args)
+    fresh = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_folds(args, ref, data, protocol, folds, every_fold)
+    except BaseException:
+        if fresh:  # a run that failed before writing anything leaves no folders behind
+            _remove_empty_folders(args.out)
+        raise
+
+
+def _remove_empty_folders(top: Path) -> None:
+    for folder in sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if not any(top.iterdir()):
+        top.rmdir()
+
+
+def _run_folds(
+    args: argparse.Namespace, ref: Any, data: Any, protocol: str, folds: list[Any],
+    every_fold: list[str],
+) -> int:  # fmt: skip
     base = {
         "data": {"kind": ref.kind, "path": str(ref.path.resolve()), "window_s": args.window_s,
                  "hop_s": args.hop_s, "max_subjects": args.max_subjects},
@@ -447,6 +525,8 @@ def _write_run(out: Path, model: str, base: dict[str, Any], folds: list[str]) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pickle import UnpicklingError
+
     from models.data.windows import DataSetError
     from models.datasets import UsageError
     from models.training import ResumeError
@@ -455,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         return run(args)
-    except (UsageError, DataSetError, ResumeError, ValueError) as exc:
+    except (UsageError, DataSetError, ResumeError, ValueError, UnpicklingError) as exc:
         # ValueError: data that cannot be cut as asked (a window longer than a trial, one
         # subject for leave-one-subject-out)
         print(f"affectlab train: error: {exc}", file=sys.stderr)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from app.arguments import threads
+from app.arguments import fraction, positive_float, positive_int, threads
 from app.demo_data import (  # noqa: F401 - re-exported: the data helpers' historic home
     DEFAULT_CACHE,
     HALF_DAVIS,
@@ -56,6 +56,7 @@ from app.demo_data import (  # noqa: F401 - re-exported: the data helpers' histo
     stack_windows,
     version_dir,
 )
+from app.outputs import unwritable
 from core.prediction import AFFECT_DIMENSIONS
 from models.demo.concat_fusion_config import TrainConfig
 from models.registry import WEIGHTS_DIR, concat_fusion_sim_inputs
@@ -104,7 +105,9 @@ def common_parser(d: CliDefaults) -> argparse.ArgumentParser:
         default=d.out,
         help="weights file to write (a .json of figures goes beside it)",
     )
-    p.add_argument("--minutes", type=float, default=d.minutes, help="minutes per simulated session")
+    p.add_argument(
+        "--minutes", type=positive_float, default=d.minutes, help="minutes per simulated session"
+    )
     p.add_argument(
         "--seeds",
         type=int,
@@ -126,9 +129,9 @@ def common_parser(d: CliDefaults) -> argparse.ArgumentParser:
         default=d.test_seeds,
         help="participants 0 .. N-1 (the demo's is 0) are a test set, scored once at the end",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=positive_float, default=d.lr)
     p.add_argument(
         "--seed", type=int, default=0, help="seed of initialisation, shuffling and dropout"
     )
@@ -163,10 +166,28 @@ def check_common(args: argparse.Namespace) -> Splits | None:
         )
     elif args.minutes * 60.0 < 10.0:
         problem = "--minutes must give sessions of at least 10 s"
+    else:
+        problem = output_problem(args)
     if problem:
         print(f"train-demo: {problem}", file=sys.stderr)
         return None
     return splits
+
+
+def output_problem(args: argparse.Namespace) -> str | None:
+    """Why the weights (and the figures beside them), the window cache or the run folder
+    cannot be written, asked before the data is rendered and the model trained."""
+    if args.out.is_dir():
+        return f"--out {args.out}: is a folder; name the weights file to write"
+    for flag, path in (
+        ("--out", args.out),
+        ("--out", args.out.with_suffix(".json")),
+        ("--cache-dir", args.cache_dir / "probe.npz"),
+        ("--run-dir", getattr(args, "run_dir", None) and args.run_dir / "last.safetensors"),
+    ):
+        if path is not None and (why := unwritable(path)):
+            return f"{flag} {path}: {why}"
+    return None
 
 
 def start(
@@ -259,7 +280,7 @@ CONCAT_DEFAULTS = CliDefaults(
 def build_parser() -> argparse.ArgumentParser:
     p = common_parser(CONCAT_DEFAULTS)
     p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
-    p.add_argument("--dropout", type=float, default=TrainConfig.dropout)
+    p.add_argument("--dropout", type=fraction, default=TrainConfig.dropout)
     return p
 
 

@@ -532,3 +532,13 @@ def test_see_names_and_errors(tmp_path):
     ds = SeeDataset(tmp_path / "b", "training")
     with pytest.raises(DataSetError, match=r"00008\.jpg: missing frame"):
         ds[0]
+
+
+def test_an_empty_or_text_dreamer_file_is_a_data_set_error(tmp_path):
+    from models.data.dreamer import read_dreamer
+    from models.data.windows import DataSetError
+
+    for name, text in (("empty.mat", b""), ("text.mat", b"hello, not MATLAB\n")):
+        (tmp_path / name).write_bytes(text)
+        with pytest.raises(DataSetError, match=f"{tmp_path / name}: not a readable MATLAB file"):
+            read_dreamer(tmp_path / name)

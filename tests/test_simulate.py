@@ -147,3 +147,29 @@ def test_bad_arguments_and_module_entry_point(tmp_path, capsys):
     assert all(re.fullmatch(r"simulate dreamer: [01]/1 subject \(\d+ %\), .+ elapsed, .+ left", line)
                for line in lines), lines  # fmt: skip
     assert (tmp_path / "d" / "DREAMER.mat").is_file()
+
+
+def test_simulate_never_overwrites_a_data_set(tmp_path, capsys):
+    """Real participant data under --out is refused before anything is written (rc 2)."""
+    deap = tmp_path / "real" / "data_preprocessed_python"
+    deap.mkdir(parents=True)
+    (deap / "s01.dat").write_text("REAL")
+    (tmp_path / "dr").mkdir()
+    (tmp_path / "dr" / "DREAMER.mat").write_text("REAL")
+    (tmp_path / "see").mkdir()
+    (tmp_path / "see" / "emotion.json").write_text("REAL")
+    for kind, out in (("deap", "real"), ("dreamer", "dr"), ("see", "see")):
+        before = sorted(p.name for p in (tmp_path / out).rglob("*"))
+        args = [kind, "--out", str(tmp_path / out), "--subjects", "1", "--trials", "1", "--quiet"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "already exists" in err and len(err.strip().splitlines()) == 1
+        assert sorted(p.name for p in (tmp_path / out).rglob("*")) == before
+    assert (deap / "s01.dat").read_text() == "REAL"
+    assert (tmp_path / "dr" / "DREAMER.mat").read_text() == "REAL"
+
+
+def test_simulate_unwritable_out_is_one_line(capsys):
+    assert main(["deap", "--out", "/proc/affectlab-no/out", "--subjects", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("affectlab simulate: --out /proc/affectlab-no/out: cannot write")

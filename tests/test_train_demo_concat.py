@@ -47,3 +47,30 @@ def test_the_file_holds_the_scored_ema_weights(tmp_path) -> None:
     for dim in AFFECT_DIMENSIONS:
         assert again[dim]["ccc"] == pytest.approx(shipped[dim]["ccc"], abs=1e-5)
     assert np.array_equal(again["expression"]["confusion"], shipped["expression"]["confusion"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--batch-size", "0"), ("--lr", "-1"), ("--dropout", "2"), ("--minutes", "nan"),
+     ("--epochs", "0")],
+)  # fmt: skip
+def test_bad_numbers_are_refused_by_argparse(tmp_path, capsys, option, value) -> None:
+    with pytest.raises(SystemExit) as exc:
+        train_demo([option, value, "--cache-dir", str(tmp_path), "--out", str(tmp_path / "w")])
+    assert exc.value.code == 2
+    assert f"argument {option}:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["concat-fusion", "hi-moe", "mco-e-net-lite"])
+def test_unwritable_outputs_are_refused_before_training(tmp_path, capsys, model) -> None:
+    """--out (a folder too) and --cache-dir are asked at the start: one line, rc 2."""
+    ok = ["--model", model, "--no-progress"]
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    for args, flag in (
+        ([*cache, "--out", "/proc/affectlab-no/out"], "--out"),
+        ([*cache, "--out", str(tmp_path)], "--out"),
+        (["--cache-dir", "/proc/affectlab-no/cache", "--out", str(tmp_path / "w")], "--cache-dir"),
+    ):
+        assert train_demo([*ok, *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"train-demo: {flag} ") and len(err.strip().splitlines()) == 1

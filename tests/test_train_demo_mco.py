@@ -59,3 +59,18 @@ def test_same_command_same_weights_and_the_file_gives_its_figures(tmp_path) -> N
     again = per_lighting(test, predict(model, test, frames_only=False).argmax(1), LIGHTINGS)
     for light in ("all", *LIGHTINGS):
         assert np.array_equal(again[light]["confusion"], saved[light]["confusion"]), light
+
+
+def test_score_demo_refuses_bad_numbers_and_unwritable_json(tmp_path, capsys) -> None:
+    import pytest
+
+    from app.score_demo_mco import main as score_demo
+
+    for option in ("--test-seeds", "--stride"):
+        with pytest.raises(SystemExit) as exc:
+            score_demo(["mco-e-net-lite-sim", option, "0"])
+        assert exc.value.code == 2
+        assert f"argument {option}:" in capsys.readouterr().err
+    assert score_demo(["mco-e-net-lite-sim", "--json", "/proc/affectlab-no/out.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("affectlab score-demo: --json ") and len(err.strip().splitlines()) == 1

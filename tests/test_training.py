@@ -454,3 +454,87 @@ def test_hi_moe_config_refuses_out_of_range_values_itself():
         with pytest.raises(ValueError, match=re.escape(problem)):
             HiMoEConfig.deap(**change)
     HiMoEConfig.deap(encoder_layers=0, proj_dim=0, dropout=0.0)  # the bounds themselves
+
+
+def _damaged_data_sets(root: Path, sim: dict[str, Path]) -> list[tuple[str, str]]:
+    """(data reference, file the error must name): empty and text .mat, junk and truncated .dat."""
+    cases = []
+    for name, text in (("empty.mat", b""), ("text.mat", b"hello\n")):
+        (root / name).write_bytes(text)
+        cases.append((f"dreamer:{root / name}", str(root / name)))
+    good = (sim["deap"] / "data_preprocessed_python" / "s01.dat").read_bytes()
+    for name, text in (("junk", b"junk\n"), ("cut", good[:3000])):
+        folder = root / name / "data_preprocessed_python"
+        folder.mkdir(parents=True)
+        (folder / "s01.dat").write_bytes(text)
+        (folder / "s02.dat").write_bytes(good)
+        cases.append((f"deap:{root / name}", str(folder / "s01.dat")))
+    return cases
+
+
+def test_damaged_data_sets_are_one_line_errors(sim, tmp_path, capsys):
+    for ref, path in _damaged_data_sets(tmp_path, sim):
+        assert _run("hi-moe", ref, tmp_path / "out") == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"affectlab train: error: {path}: not a readable"), err
+        assert len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--max-subjects", "-2"), ("--max-subjects", "0"),
+                          ("--stop-after", "0"), ("--stop-after", "-1"), ("--lr", "-1")],
+)  # fmt: skip
+def test_bad_numbers_are_refused_by_argparse(sim, tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exc:
+        _run("hi-moe", f"deap:{sim['deap']}", tmp_path / "out", "--epochs", "1", "--fold", "0",
+             option, value)  # fmt: skip
+    assert exc.value.code == 2
+    assert f"argument {option}:" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_out_is_one_line(sim, capsys):
+    assert _run("hi-moe", f"deap:{sim['deap']}", Path("/proc/affectlab-no/out")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("affectlab train: error: --out /proc/affectlab-no/out: cannot write")
+
+
+def test_a_run_that_fails_leaves_no_folders_behind(sim, tmp_path, monkeypatch):
+    """A failure before anything is written leaves no empty fold folder that would make the
+    corrected command ask for --resume."""
+    import models.training
+
+    def fail(*_args, **_kwargs):
+        raise ValueError("Invalid learning rate")
+
+    data = f"deap:{sim['deap']}"
+    out = tmp_path / "t8"
+    with monkeypatch.context() as m:
+        m.setattr(models.training, "make_optimizer", fail)
+        assert _run("hi-moe", data, out, "--fold", "0", "--folds", "2", "--epochs", "1") == 2
+    assert not out.exists()
+    assert _run("hi-moe", data, out, "--fold", "0", "--folds", "2", "--epochs", "1") == 0
+
+
+def test_resume_refusals_name_the_model_and_the_first_differing_field(sim, tmp_path, capsys):
+    data = f"deap:{sim['deap']}"
+    args = ("--fold", "0", "--folds", "2", "--epochs", "1", "--set", "d_model=16")
+    out = tmp_path / "run"
+    assert _run("hi-moe", data, out, *args) == 0
+    capsys.readouterr()
+    assert _run("late-fusion", data, out, *args[:-2], "--resume") == 2
+    err = capsys.readouterr().err
+    assert "holds a hi-moe run, not late-fusion" in err and "recipe" not in err
+    assert _run("hi-moe", data, out, *args, "--resume", "--lr", "0.01") == 2
+    err = capsys.readouterr().err
+    assert "recipe.lr is 0.001 in the interrupted run, 0.01 now" in err and len(err) < 300
+    assert _run("hi-moe", data, out, *args[:-2], "--resume") == 2
+    err = capsys.readouterr().err
+    assert "config.d_model is 16 in the interrupted run, 64 now" in err and len(err) < 300
+    best = out / "fold_00" / "best.safetensors"
+    best.write_bytes(best.read_bytes()[:500])
+    assert _run("hi-moe", data, out, *args, "--resume") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"affectlab train: error: {best}: damaged")
+    assert len(err.strip().splitlines()) == 1

@@ -144,6 +144,7 @@ def read_dreamer(
 ) -> DreamerFile:
     """Read and check ``DREAMER.mat``; ``subjects`` are 1-based (all if None)."""
     from scipy.io import loadmat  # scipy.io is slow to import and only needed here
+    from scipy.io.matlab import MatReadError
 
     path = dreamer_file(path)
     mods = tuple(modalities)
@@ -156,7 +157,7 @@ def read_dreamer(
         mat = loadmat(str(path), verify_compressed_data_integrity=False)
     except NotImplementedError as exc:  # MATLAB v7.3 (HDF5)
         raise DataSetError(f"{path}: MATLAB v7.3 files are not supported ({exc})") from exc
-    except (ValueError, OSError, TypeError) as exc:
+    except (ValueError, OSError, TypeError, MatReadError) as exc:  # MatReadError: empty, text
         raise DataSetError(f"{path}: not a readable MATLAB file ({exc})") from exc
     if "DREAMER" not in mat:
         keys = sorted(k for k in mat if not k.startswith("__"))
