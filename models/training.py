@@ -403,3 +403,44 @@ def _result(state: dict[str, Any]) -> TrainResult:
         finished=bool(state["finished"]),
         seconds=float(state["seconds"]),
     )
+
+
+def _first_difference(saved: Any, now: Any, where: str) -> tuple[str, Any, Any] | None:
+    """``(field, saved value, value now)`` of the first field that differs, dotted into dicts."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        for key in [*now, *(k for k in saved if k not in now)]:
+            found = _first_difference(saved.get(key), now.get(key), f"{where}.{key}")
+            if found:
+                return found
+        return None
+    return None if saved == now else (where, saved, now)
+
+
+def check_resume(out: Path, seed: int, recipe: dict[str, Any], fingerprint: dict[str, Any]) -> None:
+    """Refuse a ``--resume`` of ``out`` before any work (``fit`` would refuse too, but with
+    both whole configs in one line, and a damaged file only once it gets there), naming
+    what differs from the run there (its model first, then the first differing field) or
+    which file is damaged."""
+    if not ((out / LAST).is_file() or (out / STATE).is_file()):
+        return
+    saved = _saved_state(out)
+    before = saved.get("fingerprint") or {}
+    if "model" in before and before["model"] != fingerprint["model"]:
+        raise ResumeError(
+            f"{out}: cannot resume: it holds a {before['model']} run, not {fingerprint['model']}; "
+            "choose another --out"
+        )
+    now = json.loads(json.dumps({"seed": seed, "recipe": recipe, **fingerprint}))
+    was = {"seed": saved.get("seed"), "recipe": saved.get("recipe"), **before}
+    found = _first_difference(was, now, "")
+    if found:
+        field, old, new = found
+        raise ResumeError(
+            f"{out}: cannot resume: {field[1:]} is {old!r} in the interrupted run, {new!r} now"
+        )
+    for name in (LAST, BEST) if saved.get("finished") else (LAST,):
+        if (out / name).is_file():
+            try:
+                load_file(str(out / name))
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own kinds
+                raise ResumeError(f"{out / name}: damaged ({exc})") from exc
