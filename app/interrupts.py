@@ -87,10 +87,16 @@ def ending_signals() -> Iterator[Ending]:
     finally:
         if previous:
             _restore(previous)
-        elif ending.signum is not None and _in_main_thread():
-            # ignored outright, not by a Python handler: the interpreter puts the default
-            # (die) back for those when it shuts down, and a late signal would kill it there
-            _install(signal.SIG_IGN)
+        elif ending.signum is not None:
+            ignore_from_now()
+
+
+def ignore_from_now() -> None:
+    """The process is on its way out after a signal: Ctrl-C and SIGTERM are ignored outright,
+    not by a Python handler (the interpreter puts the default, die, back for those when it
+    shuts down, and a late signal would kill it there with another exit code)."""
+    if _in_main_thread():
+        _install(signal.SIG_IGN)
 
 
 @contextmanager

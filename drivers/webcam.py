@@ -337,6 +337,8 @@ class WebcamDriver(Driver):
                 last_ts, suspect = None, 0
                 continue
             if not cap.grab():
+                if suspect:
+                    self._count_lost(suspect)
                 self._disconnect(f"webcam {self.device} stopped delivering frames; reopening")
                 cap.release()
                 self._cap = None
@@ -347,15 +349,16 @@ class WebcamDriver(Driver):
                 # reader that was late (a busy machine) finds the camera's buffered frames
                 # waiting and reads them back to back, so those pay the hole back first.
                 gap = (ts - last_ts) * self.fps
-                if round(gap) > 1:
-                    suspect += round(gap) - 1
-                elif gap < 0.5 and suspect:
+                if gap < 0.5 and suspect:
                     suspect -= 1
-                elif suspect:
-                    self._count_lost(suspect)
-                    suspect = 0
+                else:  # any frame that was not waiting settles the earlier hole
+                    if suspect:
+                        self._count_lost(suspect)
+                    suspect = max(0, round(gap) - 1)
             last_ts = ts
             self._retrieve_and_publish(cap, ts)
+        if suspect:
+            self._count_lost(suspect)
 
     def _count_lost(self, n: int) -> None:
         self.lost_frames += n

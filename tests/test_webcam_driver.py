@@ -385,3 +385,19 @@ def test_only_frames_that_never_come_count_as_lost(monkeypatch, dropped, late_re
     finally:
         d.stop()
     assert d.lost_frames == lost
+
+
+def test_a_camera_that_gives_half_the_rate_it_reports_loses_every_other_frame(monkeypatch):
+    """Low light: a 30 fps camera that delivers 15 (every gap two frames, never a frame
+    waiting): each gap is one lost frame."""
+    odd = frozenset(range(1, 400, 2))
+    camera = type("Camera", (ScheduledCamera,), {"dropped": odd, "late_read_at": None})
+    monkeypatch.setattr("drivers.webcam.cv2.VideoCapture", camera)
+    d = WebcamDriver(device=0, fps=30)
+    d.start()
+    try:
+        assert wait_until(lambda: d.rings[d.frame_stream].head >= 30, 10)
+    finally:
+        d.stop()
+    received = d.rings[d.frame_stream].head
+    assert received - 2 <= d.lost_frames <= received

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6 import QtCore, QtWidgets
 
 from app.gui.dashboard import Dashboard
-from app.interrupts import uninterruptible
+from app.interrupts import ignore_from_now, uninterruptible
 
 if TYPE_CHECKING:
     from app.session import Session
@@ -76,7 +76,9 @@ def run_dashboard(
     try:
         app.exec()
     finally:
-        if threading.current_thread() is threading.main_thread():
+        if interrupted:
+            ignore_from_now()  # a second Ctrl-C must not cut the ending short
+        elif threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with uninterruptible():
