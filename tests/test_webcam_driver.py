@@ -365,6 +365,19 @@ class ScheduledCamera(ThirtyFpsCamera):
         return True
 
 
+def _received_and_lost(monkeypatch, dropped: frozenset[int], late_read_at: int | None):
+    """(frames received, frames counted lost) of a ScheduledCamera read for ~40 frames."""
+    camera = type("Camera", (ScheduledCamera,), {"dropped": dropped, "late_read_at": late_read_at})
+    monkeypatch.setattr("drivers.webcam.cv2.VideoCapture", camera)
+    d = WebcamDriver(device=0, fps=30)
+    d.start()
+    try:
+        assert wait_until(lambda: d.rings[d.frame_stream].head >= 40, 10)
+    finally:
+        d.stop()
+    return d.rings[d.frame_stream].head, d.lost_frames
+
+
 @pytest.mark.parametrize(
     ("dropped", "late_read_at", "lost"),
     [
@@ -376,28 +389,11 @@ class ScheduledCamera(ThirtyFpsCamera):
 def test_only_frames_that_never_come_count_as_lost(monkeypatch, dropped, late_read_at, lost):
     """Arrival gaps used to count as lost frames even when a reader that was late on a busy
     machine then found the frames waiting."""
-    camera = type("Camera", (ScheduledCamera,), {"dropped": dropped, "late_read_at": late_read_at})
-    monkeypatch.setattr("drivers.webcam.cv2.VideoCapture", camera)
-    d = WebcamDriver(device=0, fps=30)
-    d.start()
-    try:
-        assert wait_until(lambda: d.rings[d.frame_stream].head >= 40, 10)
-    finally:
-        d.stop()
-    assert d.lost_frames == lost
+    assert _received_and_lost(monkeypatch, dropped, late_read_at)[1] == lost
 
 
 def test_a_camera_that_gives_half_the_rate_it_reports_loses_every_other_frame(monkeypatch):
     """Low light: a 30 fps camera that delivers 15 (every gap two frames, never a frame
     waiting): each gap is one lost frame."""
-    odd = frozenset(range(1, 400, 2))
-    camera = type("Camera", (ScheduledCamera,), {"dropped": odd, "late_read_at": None})
-    monkeypatch.setattr("drivers.webcam.cv2.VideoCapture", camera)
-    d = WebcamDriver(device=0, fps=30)
-    d.start()
-    try:
-        assert wait_until(lambda: d.rings[d.frame_stream].head >= 30, 10)
-    finally:
-        d.stop()
-    received = d.rings[d.frame_stream].head
-    assert received - 2 <= d.lost_frames <= received
+    received, lost = _received_and_lost(monkeypatch, frozenset(range(1, 400, 2)), None)
+    assert received - 2 <= lost <= received
