@@ -514,15 +514,21 @@ def killed_webcam(tmp_path_factory) -> Path:
 def test_a_webcam_recording_killed_with_sigkill_replays_its_frames(killed_webcam):
     from test_webcam_driver import _index
 
-    # the .mkv was cut mid-write; every frame whose stamp reached the XDF decodes, lossless
+    # the .mkv was cut mid-write; every frame it holds decodes, lossless, under its stamp
     [video] = open_recording(killed_webcam).tracks
     assert video.count >= 20
     frames = video.read(0, video.count)
+    # the encoder's last frames may not have reached the file when it was killed (on a
+    # busy machine their stamps can reach the XDF first): those read as black, at the end
+    black = np.array([not f.any() for f in frames])
+    tail = len(black) - int(np.argmin(black[::-1])) if black.any() else len(black)
+    assert not black[:tail].any() and len(black) - tail <= 5, black.tolist()
+    frames, ts = frames[:tail], video.ts[:tail]
     shown = np.array([_index(f) for f in frames])
     # each frame is the clip's next one, or, where the driver fell behind a busy machine
     # and skipped frames, the one its stamp says
     steps = np.diff(shown) % 30
-    timed = np.rint(np.diff(video.ts) * 30) % 30
+    timed = np.rint(np.diff(ts) * 30) % 30
     assert np.all(steps >= 1), shown.tolist()
     assert np.all(np.abs(steps - timed) <= 1), (shown.tolist(), timed.tolist())
     assert np.mean(steps == 1) > 0.5
