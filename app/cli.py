@@ -184,13 +184,19 @@ def _main(argv: list[str] | None) -> int:
     )
     from app.headless import config_from_args, run_session_command  # keeps --help fast
 
+    cfg: SessionConfig | None = None
     try:
         cfg = config_from_args(args)
         check_screenshot(args, cfg)
         check_new_logs(args, cfg)
         return run_session_command(args, cfg)
     except ConfigError as exc:
-        print(f"affectlab: config error: {exc}", file=sys.stderr)
+        # a source's options are checked as its driver is built, after the file was read:
+        # name the file there too, as the file's own errors do
+        text = str(exc)
+        if cfg is not None and cfg.path is not None and text.startswith("sources["):
+            text = f"{cfg.path}: {text}"
+        print(f"affectlab: config error: {text}", file=sys.stderr)
         return 2
     except PredictionLogError as exc:  # a log file that appeared after check_new_logs
         print(f"affectlab: {exc}", file=sys.stderr)

@@ -177,6 +177,7 @@ def test_config_errors_name_the_key(tmp_path):
     proc = run_cli("run", "--config", str(bad), "--headless", "--duration", "1", timeout=60)
     assert proc.returncode == 2
     assert "sources[0].lighting" in proc.stderr and "dusk" in proc.stderr
+    assert f"config error: {bad}: sources[0].lighting" in proc.stderr  # which file, too
 
 
 def test_shipped_demo_config_loads():
