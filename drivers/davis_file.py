@@ -23,7 +23,10 @@ def open_recording(path: Path) -> Any:
     try:
         return dv.io.MonoCameraRecording(str(path))
     except RuntimeError as exc:
-        raise DriverError(f"cannot read AEDAT4 file {path}: {dv_error_text(exc)}") from exc
+        raise DriverError(
+            f"cannot read AEDAT4 file {path} (not an AEDAT4 file, or cut short): "
+            f"{dv_error_text(exc)}"
+        ) from exc
 
 
 def next_batch(rec: Any, kind: str, stream: str) -> tuple[int, Any] | None:

@@ -317,5 +317,8 @@ def dv_error_text(exc: BaseException) -> str:
     """dv's messages carry a boost source location and a stack trace; keep the sentence."""
     text = str(exc).strip()
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip()[:1].isdigit()]
+    info = next((ln for ln in lines if "Error info: " in ln), None)
+    if info is not None:  # "EndOfFile: Error info: File x End-Of-File reached"
+        return info.split("Error info: ", 1)[1].strip()
     text = next((ln for ln in lines if "Error:" in ln), lines[0] if lines else text)
     return text.split(" [", 1)[0].split("RuntimeError: ", 1)[-1].strip()

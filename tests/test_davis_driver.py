@@ -439,6 +439,10 @@ def test_missing_and_bad_files(tmp_path):
     bad.write_bytes(b"not an aedat file at all")
     with pytest.raises(DriverError, match="cannot read AEDAT4 file"):
         DavisDriver("file", file=bad)
+    bad.write_bytes(b"hello")  # shorter than a header: dv's sentence, not its C++ location
+    with pytest.raises(DriverError, match="cannot read AEDAT4 file") as err:
+        DavisDriver("file", file=bad)
+    assert "End-Of-File reached" in str(err.value) and ".hpp" not in str(err.value)
     path = tmp_path / "rec.aedat4"
     write_aedat4(path, packets=1, per=10)
     with pytest.raises(DriverError, match="outside the 346 x 260 sensor"):
