@@ -428,6 +428,11 @@ def read_info(path: str | Path) -> dict[str, Any]:
             doc = json.loads(jpath.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UsageError(f"{jpath}: not readable as JSON ({exc})") from exc
+        if isinstance(doc, dict) and "family" in doc and doc.get("format") != FORMAT:
+            raise UsageError(
+                f"{jpath}: describes the served model {doc.get('model')!r}, not a checkpoint "
+                "of `affectlab train`; evaluate takes train's run folders and checkpoints"
+            )
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise UsageError(f"{jpath}: not an affectlab checkpoint description")
         if not isinstance(doc.get("model"), str) or not isinstance(doc.get("config"), dict):

@@ -373,3 +373,12 @@ def test_damaged_data_sets_and_unwritable_out_are_one_line_errors(runs, tmp_path
                      "--out", "/proc/affectlab-no/out"]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert err.startswith("affectlab evaluate: error: --out /proc/affectlab-no/out: cannot write")
+
+
+def test_a_served_demo_model_is_named_as_such(runs, tmp_path, capsys):
+    shipped = Path(__file__).resolve().parents[1] / "models" / "weights" / "hi_moe_sim.safetensors"
+    rc = evaluate(
+        [str(shipped), "--data", f"deap:{runs['deap']}", "--out", str(tmp_path), "--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "describes the served model 'hi-moe-sim', not a checkpoint" in err
