@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from damaged_data import damaged_deap_sets
 from PIL import Image
 from scipy import stats
 
@@ -356,18 +357,12 @@ def test_a_checkpoint_without_its_split_is_scored_on_every_window_and_says_so(
 
 
 def test_damaged_data_sets_and_unwritable_out_are_one_line_errors(runs, tmp_path, capsys):
-    good = (runs["deap"] / "data_preprocessed_python" / "s01.dat").read_bytes()
-    for name, text in (("junk", b"junk\n"), ("cut", good[:3000])):
-        folder = tmp_path / name / "data_preprocessed_python"
-        folder.mkdir(parents=True)
-        (folder / "s01.dat").write_bytes(text)
-        (folder / "s02.dat").write_bytes(good)
-        ref = f"deap:{tmp_path / name}"
+    for ref, damaged in damaged_deap_sets(tmp_path, runs["deap"]):
         assert (
             evaluate([str(runs["lf"]), "--data", ref, "--out", str(tmp_path / "o"), "--quiet"]) == 2
         )
         err = capsys.readouterr().err
-        assert err.startswith(f"affectlab evaluate: error: {folder / 's01.dat'}: not a readable")
+        assert err.startswith(f"affectlab evaluate: error: {damaged}: not a readable")
         assert len(err.strip().splitlines()) == 1
     assert evaluate([str(runs["lf"]), "--data", f"deap:{runs['deap']}",
                      "--out", "/proc/affectlab-no/out"]) == 2  # fmt: skip

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from damaged_data import damaged_deap_sets
 from safetensors.torch import load_file
 
 from app.simulate import main as simulate
@@ -462,13 +463,7 @@ def _damaged_data_sets(root: Path, sim: dict[str, Path]) -> list[tuple[str, str]
     for name, text in (("empty.mat", b""), ("text.mat", b"hello\n")):
         (root / name).write_bytes(text)
         cases.append((f"dreamer:{root / name}", str(root / name)))
-    good = (sim["deap"] / "data_preprocessed_python" / "s01.dat").read_bytes()
-    for name, text in (("junk", b"junk\n"), ("cut", good[:3000])):
-        folder = root / name / "data_preprocessed_python"
-        folder.mkdir(parents=True)
-        (folder / "s01.dat").write_bytes(text)
-        (folder / "s02.dat").write_bytes(good)
-        cases.append((f"deap:{root / name}", str(folder / "s01.dat")))
+    cases += [(ref, str(file)) for ref, file in damaged_deap_sets(root, sim["deap"])]
     return cases
 
 
