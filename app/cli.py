@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from app.arguments import seconds
-from app.config import ConfigError, SessionConfig, check_new_log, predictions_path
+from app.config import ConfigError, SessionConfig, check_new_log, check_output_options
 from app.outputs import unwritable
 from core.scheduler import BindingError
 from core.sinks.prediction_log import PredictionLogError
@@ -135,10 +135,8 @@ def check_new_logs(args: argparse.Namespace, cfg: SessionConfig) -> None:
     fail on later: ``--predictions`` never passes through the config parser, and an existing
     file is refused by PredictionLog only after the sources, the models and the LSL outlets
     (in the dashboard, the window) are up. Config errors come first, as they would anyway."""
-    if args.stats is not None and (problem := unwritable(args.stats)) is not None:
-        raise ConfigError(f"--stats: {problem}")
+    check_output_options(args.predictions, args.stats)
     if args.predictions is not None:  # it replaces the config's predictions sinks
-        check_new_log(predictions_path(str(args.predictions), "--predictions"), "--predictions")
         return
     where = f"{cfg.path}: " if cfg.path is not None else ""
     for i, table in enumerate(cfg.raw.get("sinks", [])):

@@ -197,6 +197,15 @@ def check_new_log(path: str | Path, key: str) -> None:
         raise ConfigError(f"{key}: predictions file {str(path)!r}: {problem}")
 
 
+def check_output_options(predictions: Path | None, stats: Path | None) -> None:
+    """A session command's ``--predictions`` and ``--stats``, before anything opens: a log is
+    never overwritten, and a file written only at the end must be writable now."""
+    if stats is not None and (problem := unwritable(stats)) is not None:
+        raise ConfigError(f"--stats: {problem}")
+    if predictions is not None:
+        check_new_log(predictions_path(str(predictions), "--predictions"), "--predictions")
+
+
 def _check_distinct_logs(sinks: list[SinkConfig]) -> None:
     """Two predictions sinks on one file: the second would find the first's file and refuse."""
     seen: set[Path] = set()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from app.config import SessionConfig, SinkConfig, load_config, shipped_config
 from app.interrupts import ending_signals, uninterruptible
@@ -151,8 +153,10 @@ class DashboardSessions:
     a log is never overwritten, and the same name would refuse to start). Keeps only the
     last session that ended, for ``--stats``, not every one the window ran."""
 
-    def __init__(self, cfg: SessionConfig) -> None:
+    def __init__(self, cfg: SessionConfig, make: Callable[[SessionConfig], Any] | None = None):
         self.cfg = cfg
+        #: builds a session from its config (a replay wraps its recording around it)
+        self.make = make
         self.built = 0
         self.last_ended = None
 
@@ -164,7 +168,7 @@ class DashboardSessions:
             for sink in cfg.sinks:
                 if sink.kind == "predictions":
                     print(f"affectlab: predictions go to {sink.options['path']}", file=sys.stderr)
-        session = Session(cfg)
+        session = (self.make or Session)(cfg)
         self.built += 1
         return session
 

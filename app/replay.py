@@ -102,7 +102,7 @@ def fitting_models(recording: Any, device: str = "auto") -> list[str]:
     """Demo models with at least one input the recording's streams can feed, and whose
     every input the session would bind (the first stream of its modality) can take that
     stream's channels; the others are named on stderr with the reason."""
-    from core.scheduler import _wants, channel_problem
+    from core.scheduler import channel_problem, default_stream
     from core.window import NumericInput
     from models.runtime import load_runner
 
@@ -111,20 +111,11 @@ def fitting_models(recording: Any, device: str = "auto") -> list[str]:
         runner = load_runner(name, device=device)
         fed, problems = False, []
         for key, want in runner.inputs.inputs.items():
-            track = next(
-                (
-                    t
-                    for t in recording.tracks
-                    if t.spec.modality == want.modality and t.spec.kind is _wants(want)
-                ),
-                None,
-            )
-            if track is None:
+            stream = default_stream(want, (t.spec for t in recording.tracks))
+            if stream is None:
                 continue
             problem = (
-                channel_problem(name, key, want, track.spec)
-                if isinstance(want, NumericInput)
-                else None
+                channel_problem(name, key, want, stream) if isinstance(want, NumericInput) else None
             )
             if problem is None:
                 fed = True
@@ -171,14 +162,17 @@ def replay_config(recording: Any, args: argparse.Namespace) -> Any:
     return SessionConfig(name=f"replay of {name}", models=models, sinks=sinks)
 
 
-def make_replay_session(recording: Any, args: argparse.Namespace, speed: float | None):
-    """A Session around a fresh ReplayControl (one per window the dashboard opens)."""
+def make_replay_session(
+    recording: Any, args: argparse.Namespace, speed: float | None, cfg: Any = None
+):
+    """A Session of ``cfg`` (default: ``replay_config``) around a fresh ReplayControl (one
+    per session the dashboard starts)."""
     from app.session import Session
     from recordings.replay import ReplayControl
 
     control = ReplayControl(recording, speed=speed, from_s=args.from_s, to_s=args.to_s)
     session = Session(
-        replay_config(recording, args),
+        replay_config(recording, args) if cfg is None else cfg,
         clock=control.clock,
         drivers=[control.driver],
         replay=control,
@@ -241,17 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--screenshot: a picture of the dashboard when --duration ends; give "
                      "--duration S, and not --headless")  # fmt: skip
     os.environ.setdefault("LSLAPICFG", str(Path(__file__).parent / "configs" / "lsl_api.cfg"))
-    from app.config import ConfigError, check_new_log, predictions_path
-    from app.outputs import unwritable
+    from app.config import ConfigError, check_output_options
     from core.scheduler import BindingError
     from drivers.base import DriverError
     from recordings.sources import SourceError, open_recording
 
-    try:  # before anything opens: a log is never overwritten, nor a file lost at the end
-        if args.predictions is not None:
-            check_new_log(predictions_path(str(args.predictions), "--predictions"), "--predictions")
-        if args.stats is not None and (problem := unwritable(args.stats)) is not None:
-            raise ConfigError(f"--stats: {problem}")
+    try:
+        check_output_options(args.predictions, args.stats)
     except ConfigError as exc:
         print(f"affectlab replay: {exc}", file=sys.stderr)
         return 2
@@ -282,30 +272,22 @@ def main(argv: list[str] | None = None) -> int:
             )
             args.headless = True
             return run_headless(make_replay_session(recording, args, speed), args)
-        from app.headless import next_free_path, write_stats
+        from app.headless import DashboardSessions, write_stats
 
-        ended: list = []
-
-        def build():
-            # Start after Stop: the new session's log goes beside the last one's
-            again = args
-            if ended and args.predictions is not None:
-                again = argparse.Namespace(**vars(args))
-                again.predictions = next_free_path(Path(args.predictions))
-            return make_replay_session(recording, again, speed)
-
-        def remember(session) -> None:  # the last one only, for --stats
-            ended[:] = [session]
-
+        # Start after Stop: the new session's log goes beside the last one's
+        sessions = DashboardSessions(
+            replay_config(recording, args),
+            make=lambda cfg: make_replay_session(recording, args, speed, cfg),
+        )
         code = run_dashboard(
-            build,
+            sessions.build,
             duration=args.duration,
             screenshot=args.screenshot,
             title=f"affectlab replay: {recording.path.name}",
-            on_session_end=remember,
+            on_session_end=sessions.ended,
         )
-        if args.stats is not None and ended:
-            write_stats(args.stats, ended[-1].stats().to_dict())
+        if args.stats is not None and sessions.last_ended is not None:
+            write_stats(args.stats, sessions.last_ended.stats().to_dict())
         return code
     except (ConfigError, ValueError, DriverError, BindingError) as exc:
         # ValueError: ModelLoadError too (a model that cannot be served, a GPU not there)

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,14 @@ def _wants(spec: InputSpec) -> RingKind:
     if isinstance(spec, FrameInput):
         return RingKind.FRAMES
     return RingKind.EVENTS
+
+
+def default_stream(want: InputSpec, streams: Iterable[StreamSpec]) -> StreamSpec | None:
+    """The stream an input binds to when no binding names one: the first of its modality
+    and ring kind, in source order (None: the input stays MISSING)."""
+    return next(
+        (s for s in streams if s.modality == want.modality and s.kind is _wants(want)), None
+    )
 
 
 def channel_problem(model: str, key: str, want: NumericInput, stream: StreamSpec) -> str | None:
@@ -181,14 +189,8 @@ class Aligner:
                         f"but stream {name!r} carries {src.kind} ({src.modality})"
                     )
             else:
-                name = next(
-                    (
-                        n
-                        for n, s in self.sources.items()
-                        if s.spec.modality == spec.modality and s.spec.kind is _wants(spec)
-                    ),
-                    None,
-                )
+                found = default_stream(spec, (s.spec for s in self.sources.values()))
+                name = next((n for n, s in self.sources.items() if s.spec is found), None)
             if name is not None and isinstance(spec, NumericInput):
                 self._check_channels(model.model, key, spec, name)
             bound[key] = name

@@ -20,6 +20,7 @@ unpickles.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
@@ -268,10 +269,9 @@ def configure(
         return _normalised(model, d)
     try:
         config = _normalised(model, d)
-        with torch.device("meta"):
+        # an operation the meta device lacks is not the config's fault: the model builds
+        with torch.device("meta"), contextlib.suppress(NotImplementedError):
             build_model(model, config)
-    except NotImplementedError:  # an operation the meta device lacks: the model builds
-        config = _normalised(model, d)
     except (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, RuntimeError) as exc:
         items = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
         raise UsageError(f"{model}: --set {items}: {exc}") from exc
