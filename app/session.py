@@ -137,20 +137,25 @@ class Session:
             for driver in self.drivers:
                 driver.start()
         except BaseException:
-            recorder = self.recording
-            self.stop()
-            # nothing ran: no empty log or header-only recording to block the rerun
-            if recorder is not None:
-                recorder.discard()
-            for sink in self.bus.sinks:
-                if isinstance(sink, PredictionLog):
-                    sink.discard()
+            self.abandon()
             raise
         # after the sources: a replay's clock is set to its start only as its driver starts
         self.started_at = self.clock.now()
         self._engine = threading.Thread(target=self._engine_main, name="engine", daemon=True)
         self._engine.start()
         self._ready.wait(5.0)
+
+    def abandon(self) -> None:
+        """Close a session that never ran (its start failed, or the window closed while it was
+        being built): stop what was started and leave no empty prediction log nor header-only
+        recording behind to block the rerun."""
+        recorder = self.recording
+        self.stop()
+        if recorder is not None:
+            recorder.discard()
+        for sink in self.bus.sinks:
+            if isinstance(sink, PredictionLog):
+                sink.discard()
 
     def stop(self) -> None:
         """Stop in data-flow order so nothing in flight is dropped on the floor. Safe to call

@@ -13,7 +13,13 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from app.config import ModelConfig, SinkConfig, load_config, shipped_config  # noqa: E402
+from app.config import (  # noqa: E402
+    ModelConfig,
+    SinkConfig,
+    SourceConfig,
+    load_config,
+    shipped_config,
+)
 from app.gui import Dashboard  # noqa: E402
 from app.gui.camera_view import compose  # noqa: E402
 from app.gui.downsample import (  # noqa: E402
@@ -236,6 +242,35 @@ def test_a_stream_that_stops_is_shown_disconnected(qtbot, tmp_path):
     assert rows["sim-davis-frames"].rate == 0.0
 
 
+def test_a_dead_eye_camera_clears_the_expression_and_dims_its_picture(qtbot, tmp_path):
+    """The last expression and eye picture must not stay on screen looking current."""
+    cfg = demo_config(tmp_path)
+    window = Dashboard(lambda: Session(cfg), session=Session(cfg))
+    qtbot.addWidget(window)
+    view, panel = window.affect_view, window.camera_view.panels[0]
+    assert view.expr_model == "mco-e-net-lite-sim"
+    qtbot.waitUntil(lambda: view.shown.get("mco-e-net-lite-sim") is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: bool(view.shown["mco-e-net-lite-sim"].expression), timeout=WAIT_MS)
+    assert view.expr_bars.opts["width"].max() > 0 and not panel.no_signal
+    camera = next(d for d in window.session.drivers if "sim-davis-frames" in d.rings)
+    camera.stop()
+    qtbot.waitUntil(lambda: not view.shown["mco-e-net-lite-sim"].expression, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: panel.no_signal, timeout=WAIT_MS)
+    assert "none" in view.expr.titleLabel.text
+    assert view.expr_note.textItem.toPlainText() == "no input\nframes ✕  events ✕"
+    assert view.expr_bars.opts["width"].max() == 0
+    assert panel.status.textItem.toPlainText() == "no signal"
+
+
+def test_a_session_without_an_expression_model_says_so(qtbot, tmp_path):
+    cfg = demo_config(tmp_path)
+    no_camera = replace(cfg, models=[m for m in cfg.models if m.name == "hi-moe-sim"])
+    window = Dashboard(lambda: Session(no_camera), session=Session(no_camera))
+    qtbot.addWidget(window)
+    assert window.affect_view.expr_model is None
+    assert "no model of this session" in window.affect_view.expr.titleLabel.text
+
+
 def test_stop_and_start_builds_a_new_session(qtbot, tmp_path):
     cfg = demo_config(tmp_path, models=False)
     built = []
@@ -314,6 +349,40 @@ def test_a_session_that_cannot_be_built_is_a_message(qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.state == "failed", timeout=WAIT_MS)
     assert "could not start" in window.error and "no-such-model" in window.error
     assert window.controls.start.isEnabled()
+
+
+def test_a_session_that_cannot_start_is_a_message_and_the_old_views_stay(qtbot, tmp_path):
+    """A device that is missing only shows when the session starts (a serial port that is
+    not there): the window says so and offers Start again instead of a Stop that does nothing."""
+    cfg = demo_config(tmp_path, models=False)
+    board = SourceConfig("brainflow", "board", {"board": "cyton", "serial_port": "/dev/nonesuch"})
+    no_board = replace(cfg, sources=[*cfg.sources, board], models=[])
+    window = Dashboard(lambda: Session(no_board), session=Session(cfg))
+    qtbot.addWidget(window)
+    first, views = window.session, window.signal_view
+    window.stop_session()
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=WAIT_MS)
+    window.controls.start.click()
+    qtbot.waitUntil(lambda: window.state == "failed", timeout=WAIT_MS)
+    assert "could not start" in window.error and "cyton" in window.error
+    assert window.controls.start.text() == "Start" and window.controls.start.isEnabled()
+    assert window.session is first and window.signal_view is views
+    assert not window.controls.record.isEnabled()
+
+
+def test_closing_while_a_session_is_built_leaves_no_empty_log(qtbot, tmp_path):
+    from app.headless import DashboardSessions
+
+    sessions = DashboardSessions(demo_config(tmp_path, models=False, log=True))
+    window = Dashboard(sessions.build, session=sessions.build(), on_session_end=sessions.ended)
+    qtbot.addWidget(window)
+    window.controls.start.click()  # Stop
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=WAIT_MS)
+    window.controls.start.click()  # Start: the next session is being built ...
+    window.shutdown()  # ... as the window closes
+    assert window.state == "stopped"
+    assert (tmp_path / "preds.csv").is_file()
+    assert not (tmp_path / "preds-2.csv").exists()
 
 
 def test_cli_demo_screenshot(tmp_path, qapp):

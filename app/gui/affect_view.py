@@ -78,9 +78,20 @@ def modality_weights(p: Prediction) -> list[tuple[str, float, str]] | None:
 class AffectView(QtWidgets.QWidget):
     """Plane, time plot, expression bars, modality weights and a latency table."""
 
-    def __init__(self, t_ref: float, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self,
+        t_ref: float,
+        expression_models: tuple[str, ...] | None = None,
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
+        """``expression_models``: the session's models that classify expressions (None: not
+        known; the first model whose prediction carries an expression is taken)."""
         super().__init__(parent)
         self.t_ref = t_ref
+        self.expression_models = expression_models
+        #: the model the expression bars follow, once known; its windows without an
+        #: expression (missing eye frames) clear the bars instead of leaving the last one
+        self.expr_model: str | None = expression_models[0] if expression_models else None
         self.self_report: tuple[float, float] | None = None
         grid = QtWidgets.QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -139,9 +150,12 @@ class AffectView(QtWidgets.QWidget):
             pen=None,
         )
         self.expr.addItem(self.expr_bars)
-        self.expr_label = pg.TextItem("", color=TEXT, anchor=(1, 1))
-        self.expr.addItem(self.expr_label)
-        self.expr_label.setPos(1.0, -0.5)
+        #: why there is no expression (inside the empty plot: the title has little room)
+        self.expr_note = pg.TextItem("", color=BAD, anchor=(0.5, 0.5))
+        self.expr.addItem(self.expr_note)
+        self.expr_note.setPos(0.5, (len(EXPRESSIONS) - 1) / 2)
+        if expression_models is not None and not expression_models:
+            self._expr_title("no model of this session classifies expressions", TEXT_DIM)
         grid.addWidget(self.expr_canvas, 0, 1)
 
         # affect over time
@@ -231,7 +245,11 @@ class AffectView(QtWidgets.QWidget):
             ),
             None,
         )
-        expr_model = next((m for m, it in snap.history.items() if it and it[-1].expression), None)
+        if self.expr_model is None:
+            self.expr_model = next(
+                (m for m, it in snap.history.items() if it and it[-1].expression), None
+            )
+        expr_model = self.expr_model if snap.history.get(self.expr_model or "") else None
         weight_model = next(
             (m for m, it in snap.history.items() if it and "modality_attention" in it[-1].routing),
             None,
@@ -292,7 +310,26 @@ class AffectView(QtWidgets.QWidget):
             else:
                 curve.setData([], [])
 
+    def _expr_title(self, text: str, colour: str) -> None:
+        self.expr.setTitle(
+            f"<span style='color:{TEXT_DIM}'>expression: </span>"
+            f"<span style='color:{colour}'>{text}</span>",
+            size="9pt",
+        )
+
     def _draw_expression(self, p: Prediction) -> None:
+        if not p.expression:  # the model had no input for this window: nothing to show
+            marks = {"missing": "✕", "stale": "~"}
+            gone = [f"{k} {marks[v]}" for k, v in p.mask.items() if v in marks]
+            self.expr_bars.setOpts(width=np.zeros(len(EXPRESSIONS)))
+            self._expr_title("none", BAD)
+            self.expr_note.setText("no input\n" + "  ".join(gone) if gone else "no output")
+            self.expr_canvas.setToolTip(
+                f"{p.model} gave no expression for window {p.window_index}: "
+                "its eye frames were missing (✕) or stale (~)"
+            )
+            return
+        self.expr_note.setText("")
         probs = np.array([p.expression.get(e, 0.0) for e in EXPRESSIONS])
         best = int(probs.argmax())
         brushes = [pg.mkBrush(ACCENT if i == best else "#4a5160") for i in range(len(EXPRESSIONS))]

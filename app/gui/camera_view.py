@@ -31,6 +31,8 @@ MAX_EVENTS = 300_000
 MIN_REDRAW_S = 1.0 / 30.0
 #: the event count over a picture changes every frame; read at this rate it stays readable
 TEXT_HZ = 4.0
+#: a camera that delivered nothing for this long is shown dimmed, as no longer live
+NO_SIGNAL_S = 2.0
 
 _BOX_COLOURS = {2: GOOD, 1: GOOD, 0: WARN, -1: BAD}  # RegionStatus: detected, tracked, held, lost
 
@@ -155,6 +157,8 @@ class _CameraPanel:
         self.event_head = -1
         self.last_draw = -math.inf
         self.last_text = -math.inf
+        self.last_data = -math.inf  # when a frame or an event last arrived (wall clock)
+        self.no_signal = False
         self.step = 1
         self.frames_drawn = 0
 
@@ -166,16 +170,24 @@ class _CameraPanel:
             return 1
         return max(1, int(min(w / vw, h / vh)))
 
-    def refresh(self, now_wall: float) -> bool:
+    def refresh(self, now_wall: float, paused: bool = False) -> bool:
+        """Draw what arrived since the last call; a camera silent for NO_SIGNAL_S (not a
+        paused replay) is dimmed and says so, so its last picture does not pass for live."""
         feed = self.feed
         fh = feed.frames.ring.head if feed.frames else 0
         eh = feed.events.ring.head if feed.events else 0
-        if (fh, eh) == (
-            self.frame_head,
-            self.event_head,
-        ) or now_wall - self.last_draw < MIN_REDRAW_S:
+        if (fh, eh) == (self.frame_head, self.event_head):
+            if paused:
+                self.last_data = now_wall
+            elif now_wall - self.last_data > NO_SIGNAL_S and not self.no_signal:
+                self._show_no_signal(True)
+            return False
+        if now_wall - self.last_draw < MIN_REDRAW_S:
             return False
         self.frame_head, self.event_head, self.last_draw = fh, eh, now_wall
+        self.last_data = now_wall
+        if self.no_signal:
+            self._show_no_signal(False)
         frame = None
         t_frame = math.nan
         if feed.frames is not None and fh:
@@ -207,6 +219,13 @@ class _CameraPanel:
         self._draw_region()
         self.frames_drawn += 1
         return True
+
+    def _show_no_signal(self, silent: bool) -> None:
+        self.no_signal = silent
+        self.image.setOpacity(0.3 if silent else 1.0)
+        self.status.setColor(BAD if silent else TEXT_DIM)
+        self.status.setText("no signal" if silent else "")
+        self.last_text = -math.inf  # the event count comes back at the next picture
 
     def _draw_region(self) -> None:
         region = self.feed.region
@@ -243,8 +262,9 @@ class CameraView(QtWidgets.QWidget):
             label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
             layout.addWidget(label)
 
-    def refresh(self, now_wall: float) -> int:
-        return sum(p.refresh(now_wall) for p in self.panels)
+    def refresh(self, now_wall: float, paused: bool = False) -> int:
+        """Pictures redrawn; ``paused``: a paused replay, whose silence is no lost signal."""
+        return sum(p.refresh(now_wall, paused) for p in self.panels)
 
     def picture(self, index: int = 0) -> np.ndarray | None:
         """The picture shown in panel ``index`` (tests)."""

@@ -28,6 +28,7 @@ from app.gui.feed import DashboardFeed
 from app.gui.signal_view import SignalView
 from app.gui.sources_panel import SourcesPanel
 from app.gui.theme import BAD, RECORD, STYLE_SHEET, TEXT_DIM
+from core.prediction import EXPRESSIONS
 
 if TYPE_CHECKING:
     from app.session import Session
@@ -61,6 +62,12 @@ def _free_folder(folder: Path, name: str) -> Path:
     return candidate
 
 
+def expression_models(session: Session) -> tuple[str, ...]:
+    """The session's models whose outputs are the expression probabilities (``p_<class>``)."""
+    classes = {f"p_{e}" for e in EXPRESSIONS}
+    return tuple(r.name for r in session.runners if r.outputs and set(r.outputs) <= classes)
+
+
 class Dashboard(QtWidgets.QMainWindow):
     """Controls on top; sources and signals on the left; cameras and affect on the right."""
 
@@ -89,6 +96,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self._last_slow = 0.0
         self._last_affect = 0.0
         self._pending: Session | BaseException | None = None
+        self._building: threading.Thread | None = None
         self._stopping: threading.Thread | None = None
         self._seeking = False
 
@@ -134,15 +142,19 @@ class Dashboard(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------ session lifecycle
     def attach(self, session: Session) -> None:
-        """Show ``session`` and start it (it must not be started yet)."""
-        self.session = session
-        self.feed = DashboardFeed()
-        session.bus.add(self.feed)
+        """Start ``session`` (it must not be started yet) and show it.
+
+        A session that cannot start raises before the window changes: the previous
+        session's views and controls stay as they were.
+        """
+        feed = DashboardFeed()
+        session.bus.add(feed)  # before start: the first predictions reach the window too
+        session.start()  # stops and discards what it opened when it fails
+        self.session, self.feed = session, feed
         self._seen = -1
         self.error = None
         self._build_views(session)
         self._configure_controls(session)
-        session.start()
         self.state = "running"
         if getattr(session, "recording", None) is not None:  # recording from the first sample
             self.state = "recording"
@@ -168,7 +180,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self.sources_panel = SourcesPanel(session.sources, session.drivers)
         self.signal_view = SignalView(session.sources, t_ref)
         self.camera_view = CameraView(session.sources)
-        self.affect_view = AffectView(t_ref)
+        self.affect_view = AffectView(t_ref, expression_models(session))
 
         top = QtWidgets.QWidget()
         row = QtWidgets.QHBoxLayout(top)
@@ -271,7 +283,8 @@ class Dashboard(QtWidgets.QMainWindow):
             except BaseException as exc:  # noqa: BLE001 - shown to the person, not raised
                 self._pending = exc
 
-        threading.Thread(target=build, name="gui-build-session", daemon=True).start()
+        self._building = threading.Thread(target=build, name="gui-build-session", daemon=True)
+        self._building.start()
 
     # ------------------------------------------------------------ actions
     def _record_clicked(self, checked: bool) -> None:
@@ -418,7 +431,9 @@ class Dashboard(QtWidgets.QMainWindow):
         self.signal_view.t_ref = self.affect_view.t_ref = session.time_origin()
         if self.state not in ("stopped", "stopping"):
             self.signal_view.refresh(now)
-            self.camera_view.refresh(time.monotonic())
+            replay = self._replay()
+            held = replay is not None and (replay.paused or replay.finished)
+            self.camera_view.refresh(time.monotonic(), held)
         wall = time.monotonic()
         if wall - self._last_affect >= 1.0 / AFFECT_HZ:  # predictions come at a few Hz
             self._last_affect = wall
@@ -436,14 +451,18 @@ class Dashboard(QtWidgets.QMainWindow):
         pending, self._pending = self._pending, None
         if pending is None:
             return
-        if isinstance(pending, BaseException):
-            self.state = "failed"
-            self.controls.start.setEnabled(True)
-            self.controls.start.setText("Start")
-            self._show_error(f"the session could not start: {pending}")
-            self._update_title()
-            return
-        self.attach(pending)
+        self._building = None
+        if not isinstance(pending, BaseException):
+            try:
+                self.attach(pending)
+                return
+            except Exception as exc:  # noqa: BLE001 - a device that is not there: shown, not raised
+                pending = exc
+        self.state = "failed"
+        self.controls.start.setEnabled(True)
+        self.controls.start.setText("Start")
+        self._show_error(f"the session could not start: {pending}")
+        self._update_title()
 
     def _slow_refresh(self, now: float) -> None:
         session = self.session
@@ -506,6 +525,13 @@ class Dashboard(QtWidgets.QMainWindow):
     def shutdown(self) -> None:
         """Stop the timer, any recording and the session; waits for them (window closing)."""
         self.timer.stop()
+        if self._building is not None:  # Start was pressed: a session is (being) built
+            self._building.join(60.0)
+            self._building = None
+            pending, self._pending = self._pending, None
+            if pending is not None and not isinstance(pending, BaseException):
+                pending.abandon()  # never started: no empty log left behind
+                self.state = "stopped"
         if self.session is not None and self.state in ("running", "recording"):
             self._stop_recording()
             self.session.stop()
