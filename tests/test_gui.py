@@ -337,6 +337,32 @@ def test_the_window_never_outgrows_the_rings_and_the_time_plot_slides(qtbot, tmp
     assert view.timeplot.viewRange()[0][1] == pytest.approx(60.0)
 
 
+def test_a_moved_origin_replots_only_what_comes_after_it(qtbot):
+    """A replay that seeks moves its origin: the earlier predictions belong to another
+    stretch of the recording and are not drawn at the new session times."""
+    from app.gui.affect_view import AffectView
+    from app.gui.feed import FeedSnapshot
+
+    view = AffectView(100.0)
+    qtbot.addWidget(view)
+
+    def at(t: float) -> Prediction:
+        return Prediction("m", int(t), t, affect={"valence": 5.0, "arousal": 5.0})
+
+    before = [at(t) for t in (101.0, 102.0, 103.0)]
+    view.refresh(FeedSnapshot({"m": before}, 3), 103.0)
+    x, _ = view.curves["valence"].getData()
+    assert list(x) == [1.0, 2.0, 3.0]
+    view.set_origin(90.0, 103.5)  # seek 13.5 s ahead at clock time 103.5
+    after = [*before, at(104.0), at(105.0)]
+    view.refresh(FeedSnapshot({"m": after}, 5), 105.0)
+    x, _ = view.curves["valence"].getData()
+    assert list(x) == [14.0, 15.0]
+    view.set_origin(200.0, 106.0)  # nothing after this one yet: nothing drawn
+    view.refresh(FeedSnapshot({"m": [*after, at(105.5)]}, 6), 106.0)
+    assert len(view.curves["valence"].getData()[0] or []) == 0
+
+
 def test_a_session_that_cannot_be_built_is_a_message(qtbot, tmp_path):
     cfg = demo_config(tmp_path, models=False)
     window = Dashboard(
@@ -444,9 +470,16 @@ def test_record_button_markers_and_self_report_write_a_session(qtbot, tmp_path):
         lambda: "sim-eeg" in rows and rows["sim-eeg"].state is StreamState.CONNECTED,
         timeout=WAIT_MS,
     )
+    session = window.session
+    qtbot.waitUntil(lambda: session.clock.now() - session.started_at > 3.0, timeout=WAIT_MS)
     window.controls.record.click()
     assert window.state == "recording" and window.session.recording is not None
     assert "recording" in window.windowTitle()
+    # the REC clock counts the recording's own time, not the session's
+    qtbot.waitUntil(lambda: "REC" in window.controls.record_info.text(), timeout=WAIT_MS)
+    shown = window.controls.record_info.text().split("</span>")[1].split()[0]
+    minutes, seconds = (int(v) for v in shown.split(":"))
+    assert 60 * minutes + seconds < session.clock.now() - session.started_at - 2.0
     qtbot.wait(600)
     window.controls.marker_text.setText("stimulus on")
     window.controls.marker.click()
@@ -523,9 +556,11 @@ def test_replay_controls_move_the_replay(qtbot, tmp_path):
     assert replay.position == pytest.approx(held, abs=0.05)
     c.speed.setCurrentIndex(next(i for i in range(c.speed.count()) if c.speed.itemData(i) == 2.0))
     assert replay.speed == 2.0
-    c.seek.setValue(750)  # 75 % of the recording
-    c.seek.sliderReleased.emit()
+    c.seek.setValue(750)  # 75 % of the recording, as a click on the track or a key does
     qtbot.waitUntil(lambda: replay.position >= 0.7 * replay.duration, timeout=WAIT_MS)
+    # the plots count session time from the moved origin, and drop what came before it
+    qtbot.waitUntil(lambda: window.affect_view.t_ref == replay.origin, timeout=WAIT_MS)
+    assert window.affect_view.since > -math.inf
     c.play.click()  # play
     assert not replay.paused
     qtbot.waitUntil(

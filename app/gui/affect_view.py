@@ -88,6 +88,8 @@ class AffectView(QtWidgets.QWidget):
         known; the first model whose prediction carries an expression is taken)."""
         super().__init__(parent)
         self.t_ref = t_ref
+        #: predictions of windows ending before this clock time are not plotted (set_origin)
+        self.since = -np.inf
         self.expression_models = expression_models
         #: the model the expression bars follow, once known; its windows without an
         #: expression (missing eye frames) clear the bars instead of leaving the last one
@@ -224,6 +226,16 @@ class AffectView(QtWidgets.QWidget):
         ]
 
     # ------------------------------------------------------------ update
+    def set_origin(self, t_ref: float, now: float) -> None:
+        """Session time counts from ``t_ref``. A replay's origin moves when it seeks: what
+        was plotted before belongs to another stretch of the recording and would land at
+        the wrong session times, so the plots start again from ``now``."""
+        if t_ref == self.t_ref:
+            return
+        self.t_ref = t_ref
+        self.since = now
+        self._drawn.pop("affect", None)  # redrawn without the earlier stretch
+
     def refresh(self, snap: FeedSnapshot, now: float) -> None:
         """Redraw from a snapshot; ``now`` (one clock) slides the time plot."""
         # the time plot slides with the clock even when no prediction comes (a model that
@@ -285,6 +297,11 @@ class AffectView(QtWidgets.QWidget):
         self.report_point.setData([valence], [arousal])
 
     def _draw_affect(self, model: str, items: list[Prediction]) -> None:
+        items = [p for p in items if p.t_end >= self.since]
+        if not items:
+            for item in (self.trail, self.trail_line, self.current, *self.curves.values()):
+                item.setData([], [])
+            return
         trail = items[-TRAIL:]
         v = np.array([p.affect["valence"] for p in trail])
         a = np.array([p.affect["arousal"] for p in trail])

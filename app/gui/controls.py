@@ -117,7 +117,7 @@ class Controls(QtWidgets.QWidget):
         self.seek = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.seek.setRange(0, SEEK_STEPS)
         self.seek.setMinimumWidth(160)
-        self.seek.setToolTip("position in the recording; drag to seek")
+        self.seek.setToolTip("position in the recording; drag, click or use the keys to seek")
         self.position = _dim("0.0 / 0.0 s")
         p.addWidget(self.play)
         p.addWidget(self.speed)

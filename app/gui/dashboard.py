@@ -130,6 +130,8 @@ class Dashboard(QtWidgets.QMainWindow):
         c.speed.currentIndexChanged.connect(self._speed_changed)
         c.seek.sliderPressed.connect(lambda: setattr(self, "_seeking", True))
         c.seek.sliderReleased.connect(self._seek_released)
+        # a click on the track or a key (Page Up, End) moves it without a drag: seek too
+        c.seek.valueChanged.connect(self._seek_moved)
 
         self.timer = QtCore.QTimer(self)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -397,6 +399,10 @@ class Dashboard(QtWidgets.QMainWindow):
         if replay is not None:
             replay.set_speed(self.controls.speed_value())
 
+    def _seek_moved(self, _value: int) -> None:
+        if not self.controls.seek.isSliderDown():  # a drag seeks once, when released
+            self._seek_released()
+
     def _seek_released(self) -> None:
         self._seeking = False
         replay = self._replay()
@@ -428,7 +434,8 @@ class Dashboard(QtWidgets.QMainWindow):
             return
         now = session.clock.now()
         # a replay's time origin is known only once it runs (and moves with a seek)
-        self.signal_view.t_ref = self.affect_view.t_ref = session.time_origin()
+        self.signal_view.t_ref = session.time_origin()
+        self.affect_view.set_origin(self.signal_view.t_ref, now)
         if self.state not in ("stopped", "stopping"):
             self.signal_view.refresh(now)
             replay = self._replay()
@@ -483,8 +490,9 @@ class Dashboard(QtWidgets.QMainWindow):
                 self.state = "running"
             else:
                 total = sum(rec.counts().values())
+                recorded = now - rec.start_lsl if rec.start_lsl is not None else 0.0
                 self.controls.record_info.setText(
-                    f"<span style='color:{RECORD}'>● REC</span> {_clock(elapsed)}  ·  {total:,} items  ·  "
+                    f"<span style='color:{RECORD}'>● REC</span> {_clock(recorded)}  ·  {total:,} items  ·  "
                     f"<span style='color:{TEXT_DIM}'>{rec.folder}</span>"
                 )
         if session.engine_error is not None and self.state != "failed":
