@@ -85,14 +85,50 @@ def refused_record_folder(args: argparse.Namespace) -> bool:
 
 def run_session_command(args: argparse.Namespace, cfg: SessionConfig | None = None) -> int:
     """`demo` / `run`: ``cfg`` is the command's config when the caller built it already."""
-    from app.session import Session  # loads torch and the drivers
+    from app.session import Session, SessionFailed  # loads torch and the drivers
+    from recordings.errors import RecordingError
 
     cfg = config_from_args(args) if cfg is None else cfg
     if refused_record_folder(args):
         return 1
     if not args.headless:
         return run_dashboard_command(args, cfg)
-    session = Session(cfg)
+    session = recorder = None
+    failure: SessionFailed | None = None
+    # from before the first file is opened: Ctrl-C or SIGTERM at any moment ends it cleanly
+    with ending_signals() as ending:
+        session = Session(cfg)
+        _announce(session, cfg)
+        if getattr(args, "record", None) is not None:
+            try:
+                session.start_recording(args.record)  # before the sources: from the first sample
+            except RecordingError as exc:
+                print(f"affectlab: {exc}", file=sys.stderr)
+                session.abandon()  # the log and outlets it opened
+                return 1
+            recorder = session.recording
+            print(f"affectlab: recording to {recorder.folder}", file=sys.stderr)
+        try:
+            session.run_for(cfg.duration or None)
+        except SessionFailed as exc:
+            failure = exc
+    if session is None:  # interrupted while the models loaded: nothing was opened yet
+        return ending.exit_code
+    if not session.started_at:  # interrupted before it ran: nothing left to block the rerun
+        with uninterruptible():
+            session.abandon()
+        return ending.exit_code
+    with uninterruptible("writing statistics"):
+        if recorder is not None:
+            report_recording(recorder)
+        end_report(session.stats().to_dict(), args.stats, "affectlab")
+    if failure is not None:
+        print(f"affectlab: {failure}", file=sys.stderr)
+        return 1
+    return ending.exit_code
+
+
+def _announce(session: Any, cfg: SessionConfig) -> None:
     streams = ", ".join(session.sources)
     models = ", ".join(f"{r.name} on {r.device}" for r in session.runners)
     duration = f"{cfg.duration:g} s" if cfg.duration else "until Ctrl-C"
@@ -100,25 +136,6 @@ def run_session_command(args: argparse.Namespace, cfg: SessionConfig | None = No
         f"affectlab: session {cfg.name!r}: streams {streams}; models {models}; {duration}",
         file=sys.stderr,
     )
-    recorder = None
-    if getattr(args, "record", None) is not None:
-        from recordings.errors import RecordingError
-
-        try:
-            session.start_recording(args.record)  # before the sources start: from the first sample
-        except RecordingError as exc:
-            print(f"affectlab: {exc}", file=sys.stderr)
-            session.bus.close()  # the log and outlets it opened
-            return 1
-        recorder = session.recording
-        print(f"affectlab: recording to {recorder.folder}", file=sys.stderr)
-    with ending_signals() as ending:  # Ctrl-C or SIGTERM: the session stops cleanly
-        session.run_for(cfg.duration or None)
-    with uninterruptible("writing statistics"):
-        if recorder is not None:
-            report_recording(recorder)
-        end_report(session.stats().to_dict(), args.stats, "affectlab")
-    return ending.exit_code
 
 
 def end_report(stats: dict, path: Path | None, command: str) -> None:
@@ -126,9 +143,11 @@ def end_report(stats: dict, path: Path | None, command: str) -> None:
     if path is not None:
         write_stats(path, stats)
     for name, m in stats["models"].items():
+        not_cut = m.get("aligner", {}).get("cut_errors", 0)
         print(
             f"{command}: {name}: {m['windows']} windows, {m['inferred']} inferred, "
-            f"{m['skipped']} skipped, {m['errors']} errors",
+            f"{m['skipped']} skipped, {m['errors']} errors"
+            + (f", {not_cut} windows that could not be cut (see the log)" if not_cut else ""),
             file=sys.stderr,
         )
 

@@ -188,25 +188,38 @@ def make_replay_session(
 
 
 def run_headless(session: Any, args: argparse.Namespace) -> int:
+    from app.session import SessionFailed
+
     control = session.replay
-    session.start()
-    try:
-        with ending_signals() as ending:  # Ctrl-C or SIGTERM: the replay stops cleanly
+    failure: SessionFailed | None = None
+    with ending_signals() as ending:  # Ctrl-C or SIGTERM, while starting too: a clean stop
+        try:
+            session.start()
             limit = args.duration
             waited = 0.0
             while not control.wait_finished(0.1):
                 waited += 0.1
                 if session.engine_error is not None:
-                    raise RuntimeError(f"engine failed: {session.engine_error}")
+                    raise SessionFailed(f"engine failed: {session.engine_error}")
                 if control.driver.error is not None:
-                    raise RuntimeError(f"replay failed: {control.driver.error}")
+                    raise SessionFailed(f"replay failed: {control.driver.error}")
                 if limit is not None and waited >= limit:
                     break
-    finally:
+        except SessionFailed as exc:
+            failure = exc
+        finally:
+            with uninterruptible():
+                session.stop()
+    if not session.started_at:  # interrupted before it ran: no empty log left behind
         with uninterruptible():
-            session.stop()
+            session.abandon()
+        return ending.exit_code
     with uninterruptible("writing statistics"):
-        return _finish(session, args, ending)
+        code = _finish(session, args, ending)
+    if failure is not None:
+        print(f"affectlab replay: {failure}", file=sys.stderr)
+        return 1
+    return code
 
 
 def _finish(session: Any, args: argparse.Namespace, ending: Ending) -> int:

@@ -35,6 +35,10 @@ from recordings.recorder import SessionRecorder
 log = logging.getLogger(__name__)
 
 
+class SessionFailed(RuntimeError):
+    """A running session could not go on: its engine failed, or every source did."""
+
+
 @dataclass
 class SessionStats:
     """What --stats writes: per stream, per model, and the session's span."""
@@ -105,8 +109,6 @@ class Session:
         bindings = {r.name: m.bindings for r, m in zip(self.runners, config.models, strict=True)}
         self.aligner = Aligner([r.inputs for r in self.runners], self.sources, self.clock, bindings)
         self.bus = Bus()
-        for sink in build_sinks(config.sinks, self.runners, config):
-            self.bus.add(sink)
         self.workers = {
             r.name: InferenceWorker(r, self.bus.publish, self.clock) for r in self.runners
         }
@@ -114,6 +116,9 @@ class Session:
         self.replay = replay
         if replay is not None:
             replay.attach(self.aligner, list(self.workers.values()))
+        # last: files and outlets are opened only once nothing slow (models) is left to build
+        for sink in build_sinks(config.sinks, self.runners, config):
+            self.bus.add(sink)
         self._engine: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_async: asyncio.Event | None = None
@@ -146,11 +151,15 @@ class Session:
         self._ready.wait(5.0)
 
     def abandon(self) -> None:
-        """Close a session that never ran (its start failed, or the window closed while it was
-        being built): stop what was started and leave no empty prediction log nor header-only
-        recording behind to block the rerun."""
+        """Close a session that never ran (its start failed or was interrupted, or the window
+        closed while it was being built): stop what was started and leave no empty prediction
+        log nor header-only recording behind to block the rerun. A session that ran is only
+        stopped: what it wrote stays."""
         recorder = self.recording
+        ran = bool(self.started_at)
         self.stop()
+        if ran:
+            return
         if recorder is not None:
             recorder.discard()
         for sink in self.bus.sinks:
@@ -187,18 +196,22 @@ class Session:
         return self.started_at or self.clock.now()
 
     def run_for(self, duration: float | None) -> None:
-        """Run until ``duration`` seconds have passed (None: until KeyboardInterrupt)."""
-        self.start()  # stops what it started if it fails
+        """Run until ``duration`` seconds have passed (None: until KeyboardInterrupt), then
+        stop, however it ends (an interrupt while it starts included). SessionFailed when the
+        engine or every source failed on the way."""
         try:
+            self.start()  # stops what it started if it fails
             end = None if not duration else time.monotonic() + duration
             while end is None or time.monotonic() < end:
                 time.sleep(0.05 if end is None else max(0.0, min(0.05, end - time.monotonic())))
                 sensors = [d for d in self.drivers if d is not self.inputs]
                 failed = [d for d in sensors if d.error is not None]
                 if self.engine_error is not None:
-                    raise RuntimeError(f"engine failed: {self.engine_error}") from self.engine_error
+                    raise SessionFailed(
+                        f"engine failed: {self.engine_error}"
+                    ) from self.engine_error
                 if failed and len(failed) == len(sensors):
-                    raise RuntimeError(
+                    raise SessionFailed(
                         f"every source failed; first: {failed[0].name}: {failed[0].error}"
                     )
         finally:

@@ -67,6 +67,7 @@ class AlignerStats:
     missing: dict[str, int] = field(default_factory=dict)
     late_hops: int = 0  # hops never cut because the loop woke up more than a hop late
     max_wake_delay_s: float = 0.0  # worst delay between a hop's watermark and its cut
+    cut_errors: int = 0  # windows that could not be cut (logged): the hop is skipped
 
     def count(self, window: Window) -> None:
         self.windows += 1
@@ -86,6 +87,7 @@ class AlignerStats:
             "missing": dict(self.missing),
             "late_hops": self.late_hops,
             "max_wake_delay_s": self.max_wake_delay_s,
+            "cut_errors": self.cut_errors,
         }
 
 
@@ -187,6 +189,11 @@ class Aligner:
                     raise BindingError(
                         f"model {model.model!r} input {key!r} wants {_wants(spec)} data, "
                         f"but stream {name!r} carries {src.kind} ({src.modality})"
+                    )
+                if isinstance(spec, NumericInput) and np.dtype(src.dtype).kind not in "biuf":
+                    raise BindingError(
+                        f"model {model.model!r} input {key!r} wants numbers, but stream "
+                        f"{name!r} carries {src.dtype} samples ({src.modality}: text markers?)"
                     )
             else:
                 found = default_stream(spec, (s.spec for s in self.sources.values()))
@@ -299,6 +306,20 @@ class Aligner:
             k -= 1
         return k
 
+    def _cut_and_send(self, model: str, t_end: float, on_window: Callable[[Window], None]) -> None:
+        """One window to its worker. A window that cannot be cut (data a stream should not
+        carry) is counted and logged, and the hop skipped: one bad window must not end
+        every model's session, as one that fails in a model does not either."""
+        try:
+            window = self.cut(model, t_end)
+        except Exception:
+            stats = self.stats[model]
+            stats.cut_errors += 1
+            if stats.cut_errors <= 3:
+                log.exception("%s: the window ending at %.3f could not be cut", model, t_end)
+            return
+        on_window(window)
+
     async def run(self, on_window: Callable[[Window], None], stop: asyncio.Event) -> None:
         """Cut every model's windows at their hops until ``stop`` is set (or a virtual clock
         closes). When the loop wakes more than one hop late, only the newest hop is cut and
@@ -337,10 +358,10 @@ class Aligner:
                     hop_s = self.models[name].hop_s
                     if self.catch_up:
                         for hop in range(k, latest + 1):
-                            on_window(self.cut(name, hop * hop_s))
+                            self._cut_and_send(name, hop * hop_s, on_window)
                     else:
                         stats.late_hops += latest - k
-                        on_window(self.cut(name, latest * hop_s))
+                        self._cut_and_send(name, latest * hop_s, on_window)
                     stats.max_wake_delay_s = max(
                         stats.max_wake_delay_s, now - self._due(name, latest)
                     )

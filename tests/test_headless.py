@@ -20,7 +20,7 @@ import pylsl
 import pytest
 
 from app.config import load_config, parse_config, shipped_config
-from app.session import Session
+from app.session import Session, SessionFailed
 from drivers.session_inputs import SESSION_INPUT_STREAMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,22 +245,97 @@ def test_an_engine_failure_is_reported_and_everything_is_still_closed(tmp_path, 
     cfg.sinks[0].options["path"] = str(tmp_path / "p.parquet")
     session = Session(cfg)
     calls = []
-    cut = session.aligner.cut
+    latest_hop = session.aligner._latest_hop
 
-    def failing_cut(model, t_end):  # a fault inside the engine, after a few windows
-        calls.append(t_end)
-        if len(calls) > 6:
-            raise ValueError("simulated cut failure")
-        return cut(model, t_end)
+    def failing_hop(model, now):  # a fault in the engine's own loop, after a few windows
+        calls.append(now)
+        if len(calls) > 12:
+            raise ValueError("simulated scheduling failure")
+        return latest_hop(model, now)
 
-    monkeypatch.setattr(session.aligner, "cut", failing_cut)
+    monkeypatch.setattr(session.aligner, "_latest_hop", failing_hop)
     before = _session_threads()
-    with pytest.raises(RuntimeError, match="engine failed: simulated cut failure"):
+    with pytest.raises(SessionFailed, match="engine failed: simulated scheduling failure"):
         session.run_for(20.0)
     assert _session_threads() <= before
     rows = pq.read_table(tmp_path / "p.parquet").num_rows  # the footer was written
     stats = session.stats().to_dict()
     assert rows == sum(m["inferred"] for m in stats["models"].values()) > 0
+
+
+def test_an_engine_failure_in_the_command_is_one_line_and_the_statistics(
+    tmp_path, monkeypatch, capsys
+):
+    from app.cli import main
+    from core.scheduler import Aligner
+
+    latest_hop = Aligner._latest_hop
+    calls = []
+
+    def failing_hop(self, model, now):
+        calls.append(now)
+        if len(calls) > 12:
+            raise ValueError("simulated scheduling failure")
+        return latest_hop(self, model, now)
+
+    monkeypatch.setattr(Aligner, "_latest_hop", failing_hop)
+    stats = tmp_path / "stats.json"
+    code = main(["demo", "--headless", "--duration", "30", "--quiet", "--no-lsl",
+                 "--stats", str(stats)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "affectlab: engine failed: simulated scheduling failure" in err.splitlines()
+    doc = json.loads(stats.read_text())
+    assert sum(m["windows"] for m in doc["models"].values()) > 0
+
+
+def test_an_interrupt_while_the_session_starts_still_stops_it(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM can land while ``start`` waits for its engine: the session must
+    stop as from any other moment (it was left running, the recording never closed)."""
+    cfg = demo_config(tmp_path, f"start-int-{os.getpid()}")
+    session = Session(cfg)
+    session.start_recording(tmp_path / "rec")
+
+    def interrupted(_timeout=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session._ready, "wait", interrupted)
+    before = _session_threads()
+    with pytest.raises(KeyboardInterrupt):
+        session.run_for(5.0)
+    assert _session_threads() <= before
+    assert session.recording is None
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert manifest["stop_lsl"] is not None
+
+
+def test_a_signal_before_the_session_runs_leaves_nothing_to_block_the_rerun(tmp_path):
+    """SIGTERM as the session is being set up (its log and recording files just opened)
+    killed the process on the spot, leaving an empty log and a half recording folder that
+    the same command then refused. Now it ends as a signal always does: exit 143, and
+    either nothing left behind or, had it started running, a clean stop."""
+    import signal as signal_module
+
+    preds, stats, rec = tmp_path / "p.csv", tmp_path / "stats.json", tmp_path / "rec"
+    command = [sys.executable, "-m", "app.cli", "demo", "--headless", "--duration", "60",
+               "--quiet", "--no-lsl", "--predictions", str(preds), "--stats", str(stats),
+               "--record", str(rec)]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if "affectlab: session 'demo'" in line:  # built: the log is open
+                break
+        proc.send_signal(signal_module.SIGTERM)
+        err = proc.stderr.read()
+        assert proc.wait(60) == 143, err
+    finally:
+        proc.kill()
+    assert "Traceback" not in err, err
+    if (rec / "manifest.json").exists():  # it had started: a whole, closed recording
+        assert json.loads((rec / "manifest.json").read_text())["stop_lsl"] is not None
+    else:
+        assert not preds.exists() and not stats.exists()
+        assert not rec.exists() or not any(rec.iterdir())
 
 
 @pytest.mark.parametrize(

@@ -196,6 +196,15 @@ def test_explicit_bindings_and_their_errors():
             VirtualClock(),
             {"m": {"eeg": "cam"}},
         )
+    # text markers are a numeric ring too, but of strings: the first marker would end the cut
+    markers = StreamSpec("mk", Modality.MARKERS, 0.0, dtype="object")
+    with pytest.raises(BindingError, match="wants numbers, but stream 'mk' carries object"):
+        Aligner(
+            [m],
+            {"mk": StreamSource(markers, ring_for(markers))},
+            VirtualClock(),
+            {"m": {"eeg": "mk"}},
+        )
 
 
 # ---------------------------------------------------------------- frames and events
@@ -325,6 +334,39 @@ def test_a_clock_exactly_at_a_due_time_far_from_zero_cuts_that_hop(hop_s):
 
     windows = run_aligner(aligner, clock, feed)
     assert [w.t_end for w in windows] == [k * hop_s]
+
+
+def test_a_window_that_cannot_be_cut_is_counted_and_the_others_go_on(caplog):
+    """Data a stream should not carry (a text marker where numbers are read) fails that
+    model's cut; the hop is counted and skipped, and no other model's windows stop."""
+    eeg = numeric_source("eeg", Modality.EEG, 100.0)
+    write_ramp(eeg, 0.0, 10.0, 100.0)
+    markers = StreamSpec("mk", Modality.MARKERS, 0.0, dtype="object")
+    mk = StreamSource(markers, ring_for(markers))
+    mk.ring.write(np.array([["stimulus on"]], dtype=object), np.array([0.5]))
+    wants = NumericInput(Modality.EEG, 0.5, 100.0)
+    good = ModelInputs("good", {"eeg": wants}, hop_s=0.5, allowed_lateness_s=0.1)
+    bad = ModelInputs("bad", {"eeg": wants}, hop_s=0.5, allowed_lateness_s=0.1)
+    clock = VirtualClock(start=0.0)
+    aligner = Aligner([good, bad], {"eeg": eeg, "mk": mk}, clock)
+    aligner.bound["bad"]["eeg"] = "mk"  # past the binding check, as a bug in it would let it
+    aligner.catch_up = True
+
+    def feed():
+        time.sleep(0.05)
+        clock.advance_to(3.0)
+        deadline = time.monotonic() + 5
+        while aligner.next_due <= 3.0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    windows = run_aligner(aligner, clock, feed)
+    hops = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert [w.t_end for w in windows if w.model == "good"] == hops
+    # the window that reads the marker fails; the others find nothing to read (missing)
+    assert [w.t_end for w in windows if w.model == "bad"] == [0.0, 0.5, 1.5, 2.0, 2.5]
+    assert [w.index for w in windows if w.model == "bad"] == [0, 1, 2, 3, 4]
+    assert aligner.stats["bad"].cut_errors == 1
+    assert "could not be cut" in caplog.text
 
 
 def test_a_stalled_loop_cuts_only_the_newest_hop():

@@ -46,15 +46,19 @@ def run_dashboard(
     """
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     session = make_session()
-    if record_at_start is not None:
-        session.start_recording(Path(record_at_start))  # before start: from the first sample
-    window = Dashboard(
-        make_session,
-        session=session,
-        title=title,
-        record_dir=record_dir,
-        on_session_end=on_session_end,
-    )
+    try:
+        if record_at_start is not None:
+            session.start_recording(Path(record_at_start))  # before start: from the first sample
+        window = Dashboard(
+            make_session,
+            session=session,
+            title=title,
+            record_dir=record_dir,
+            on_session_end=on_session_end,
+        )
+    except BaseException:  # a folder refused, Ctrl-C: no empty log or recording left behind
+        session.abandon()
+        raise
     window.show()
     interrupted = _close_on_ctrl_c(window)
     unsaved: list[str] = []
