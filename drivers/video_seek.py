@@ -47,3 +47,9 @@ def skip_frames(cap: Any, n: int, loop: bool) -> int | None:
         if not cap.grab():
             return None
     return int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+
+
+def frames_left(cap: Any) -> int:
+    """Frames of the file capture ``cap`` not read yet (0 when the file does not say)."""
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    return max(0, total - int(cap.get(cv2.CAP_PROP_POS_FRAMES))) if total > 0 else 0

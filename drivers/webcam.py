@@ -42,7 +42,7 @@ from drivers.eye_region import (
     RegionStatus,
     crop,
 )
-from drivers.video_seek import skip_frames
+from drivers.video_seek import frames_left, skip_frames
 
 SOURCE = "drivers.webcam"
 REGION_CHANNELS = ("x", "y", "w", "h", "status")
@@ -306,7 +306,9 @@ class WebcamDriver(Driver):
             # more than a frame behind: drop frames as a camera would, and say so
             behind = int((lsl_now() - due) * self.fps)
             if behind > 0:
+                left = frames_left(cap)
                 if skip_frames(cap, behind, self.loop) is None:
+                    self._count_lost(min(behind, left))  # the end was among the skipped
                     self._disconnect(f"end of video file {self.file}")
                     return
                 k += behind

@@ -411,6 +411,29 @@ def test_closing_while_a_session_is_built_leaves_no_empty_log(qtbot, tmp_path):
     assert not (tmp_path / "preds-2.csv").exists()
 
 
+def test_an_interrupt_while_the_window_opens_leaves_nothing_behind(tmp_path, qapp):
+    """Ctrl-C or SIGTERM in the seconds before the window takes them over (the models
+    loading, the first session starting) ends the command as everywhere else: 130 or 143,
+    and no empty log nor half recording to refuse the rerun."""
+    from app.gui.launch import run_dashboard
+
+    cfg = demo_config(tmp_path, models=False, log=True)
+
+    def make() -> Session:
+        session = Session(cfg)
+
+        def interrupted() -> None:
+            raise KeyboardInterrupt  # what the signal handler raises
+
+        session.start = interrupted
+        return session
+
+    code = run_dashboard(make, record_at_start=tmp_path / "rec")
+    assert code == 130
+    assert not (tmp_path / "preds.csv").exists()
+    assert not any((tmp_path / "rec").iterdir())
+
+
 def test_cli_demo_screenshot(tmp_path, qapp):
     import json
 

@@ -392,7 +392,10 @@ def test_sigterm_closes_the_dashboard_as_ctrl_c_does(tmp_path):
         cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(12.0)  # torch, the models, the window and a few windows
+        # torch, the models, the window, and predictions of both models in a health line
+        for line in proc.stderr:
+            if line.startswith("[health]") and line.count("so far") == 2:
+                break
         proc.send_signal(signal_module.SIGTERM)
         time.sleep(0.4)  # an impatient Ctrl-C while it closes: ignored, the code stays 143
         with contextlib.suppress(ProcessLookupError):

@@ -91,6 +91,24 @@ def test_gray_resized_frames(tmp_path):
         np.testing.assert_array_equal(f, cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
 
 
+def test_frames_skipped_past_the_end_of_a_file_count_as_lost(tmp_path):
+    """A driver that falls behind just before the end of a file (a slow first face
+    detection on a busy machine) skips past the end: those frames are lost too, so
+    received + lost is still the file's length."""
+    import time
+
+    class SlowOnce(WebcamDriver):
+        def publish_frame(self, frame, ts):
+            super().publish_frame(frame, ts)
+            if self.rings[self.frame_stream].head == 3:
+                time.sleep(0.5)  # 15 frames at 30 fps: past the 7 left
+
+    d = SlowOnce(file=_write_video(tmp_path / "clip.mkv", _indexed_frames(10)))
+    _run_to_end(d)
+    h = d.health()["webcam-frames"]
+    assert h.received == 3 and h.lost == 7 and d.lost_frames == 7
+
+
 def test_looping_file_keeps_playing(tmp_path):
     frames = _indexed_frames(10)
     d = WebcamDriver(file=_write_video(tmp_path / "clip.mkv", frames, fps=50), loop=True)
@@ -201,26 +219,49 @@ def test_a_camera_that_cannot_give_the_rate_asked_is_taken_at_its_own(monkeypatc
 
 def test_a_file_that_decodes_slower_than_its_rate_keeps_publishing(tmp_path):
     """Frames it falls behind on are skipped by seeking: decoding each would put it further
-    behind with every round, and the stream would dry up."""
+    behind with every round, and the stream would dry up. Counted in decodes, not in
+    seconds, so a busy machine does not change the answer."""
+    import time
+
+    from drivers.video_seek import SEEK_FROM
+
     noise = np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
     path = tmp_path / "fast.avi"  # 100 frames of 400 kB, ~7 ms to decode each at 1000 fps
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 1000.0, (1280, 720))
     for i in range(100):
         writer.write(np.roll(noise, i, axis=1))
     writer.release()
+
+    class CountingCapture:
+        """The driver's own capture; counts the frames decoded between two published."""
+
+        def __init__(self, cap: cv2.VideoCapture) -> None:
+            self.cap, self.grabs, self.most = cap, 0, 0
+
+        def grab(self) -> bool:
+            self.grabs += 1
+            return self.cap.grab()
+
+        def retrieve(self):
+            self.most, self.grabs = max(self.most, self.grabs), 0
+            return self.cap.retrieve()
+
+        def __getattr__(self, name: str):
+            return getattr(self.cap, name)
+
     d = WebcamDriver(file=path, loop=True, gray=True)
+    counting = d._cap = CountingCapture(d._cap)
     d.start()
     try:
-        assert wait_until(lambda: d.rings[d.frame_stream].head >= 1, 5)
-        import time
-
-        time.sleep(3.0)
+        assert wait_until(lambda: d.rings[d.frame_stream].head >= 1, 30)
+        time.sleep(2.0)
+        before = d.rings[d.frame_stream].head
+        assert wait_until(lambda: d.rings[d.frame_stream].head >= before + 5, 30)
     finally:
         d.stop()
-    ts = d.rings[d.frame_stream].latest(100_000).ts
-    gaps = np.diff(ts)
-    assert gaps[len(gaps) // 2 :].max() < 0.3  # no growing gaps
-    assert (ts > ts[-1] - 1.0).sum() >= 5 and d.lost_frames > 0
+    # behind at every frame, yet never more than a few decodes per published frame
+    assert d.lost_frames > 0
+    assert 1 <= counting.most <= SEEK_FROM
 
 
 def test_a_missing_or_unreadable_file_is_a_clear_error(tmp_path):

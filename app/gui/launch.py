@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from PySide6 import QtCore, QtWidgets
 
 from app.gui.dashboard import Dashboard
-from app.interrupts import ignore_from_now, uninterruptible
+from app.interrupts import ending_signals, ignore_from_now, uninterruptible
 
 if TYPE_CHECKING:
     from app.session import Session
@@ -45,20 +45,24 @@ def run_dashboard(
     Exit code 0, or 1 when the engine failed or the screenshot could not be written.
     """
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    session = make_session()
-    try:
-        if record_at_start is not None:
-            session.start_recording(Path(record_at_start))  # before start: from the first sample
-        window = Dashboard(
-            make_session,
-            session=session,
-            title=title,
-            record_dir=record_dir,
-            on_session_end=on_session_end,
-        )
-    except BaseException:  # a folder refused, Ctrl-C: no empty log or recording left behind
-        session.abandon()
-        raise
+    # until the window takes over Ctrl-C and SIGTERM: the seconds the models take to load
+    with ending_signals() as starting:
+        session = make_session()
+        try:
+            if record_at_start is not None:
+                session.start_recording(Path(record_at_start))  # from the first sample
+            window = Dashboard(
+                make_session,
+                session=session,
+                title=title,
+                record_dir=record_dir,
+                on_session_end=on_session_end,
+            )
+        except BaseException:  # a folder refused, a signal: no empty log nor recording left
+            session.abandon()
+            raise
+    if starting.signum is not None:
+        return starting.exit_code
     window.show()
     interrupted = _close_on_ctrl_c(window)
     unsaved: list[str] = []
