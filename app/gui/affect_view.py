@@ -130,7 +130,7 @@ class AffectView(QtWidgets.QWidget):
         )
         self.plane.addItem(self.current)
         self.plane_model = pg.TextItem("", color=TEXT_DIM, anchor=(0.5, 0))
-        self.plane_canvas.setMinimumWidth(280)
+        self.plane_canvas.setMinimumWidth(200)
         grid.addWidget(self.plane_canvas, 0, 0)
 
         # expressions
@@ -157,7 +157,9 @@ class AffectView(QtWidgets.QWidget):
         self.expr.addItem(self.expr_note)
         self.expr_note.setPos(0.5, (len(EXPRESSIONS) - 1) / 2)
         if expression_models is not None and not expression_models:
-            self._expr_title("no model of this session classifies expressions", TEXT_DIM)
+            self.expr_note.setColor(TEXT_DIM)
+            self.expr_note.setText("no model of this\nsession classifies\nexpressions")
+        self.expr_canvas.setMinimumWidth(200)  # the class names and the current label
         grid.addWidget(self.expr_canvas, 0, 1)
 
         # affect over time
@@ -327,19 +329,14 @@ class AffectView(QtWidgets.QWidget):
             else:
                 curve.setData([], [])
 
-    def _expr_title(self, text: str, colour: str) -> None:
-        self.expr.setTitle(
-            f"<span style='color:{TEXT_DIM}'>expression: </span>"
-            f"<span style='color:{colour}'>{text}</span>",
-            size="9pt",
-        )
-
     def _draw_expression(self, p: Prediction) -> None:
         if not p.expression:  # the model had no input for this window: nothing to show
             marks = {"missing": "✕", "stale": "~"}
             gone = [f"{k} {marks[v]}" for k, v in p.mask.items() if v in marks]
             self.expr_bars.setOpts(width=np.zeros(len(EXPRESSIONS)))
-            self._expr_title("none", BAD)
+            # titles stay short: a title wider than the plot widens it past a narrow window
+            self.expr.setTitle(f"<span style='color:{BAD}'>no expression</span>", size="9pt")
+            self.expr_note.setColor(BAD)
             self.expr_note.setText("no input\n" + "  ".join(gone) if gone else "no output")
             self.expr_canvas.setToolTip(
                 f"{p.model} gave no expression for window {p.window_index}: "
@@ -352,7 +349,6 @@ class AffectView(QtWidgets.QWidget):
         brushes = [pg.mkBrush(ACCENT if i == best else "#4a5160") for i in range(len(EXPRESSIONS))]
         self.expr_bars.setOpts(width=probs, brushes=brushes)
         self.expr.setTitle(
-            f"<span style='color:{TEXT_DIM}'>expression: </span>"
             f"<span style='color:{TEXT}; font-size:12pt; font-weight:bold'>{EXPRESSIONS[best]}</span>"
             f"<span style='color:{TEXT_DIM}'>  {probs[best]:.0%}</span>",
             size="9pt",

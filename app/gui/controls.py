@@ -29,7 +29,7 @@ def _slider(lo: int, hi: int, value: int) -> QtWidgets.QSlider:
     s.setTickPosition(QtWidgets.QSlider.TickPosition.TicksBelow)
     s.setTickInterval(1)
     s.setPageStep(1)
-    s.setMinimumWidth(90)
+    s.setMinimumWidth(60)
     return s
 
 
@@ -67,7 +67,7 @@ class Controls(QtWidgets.QWidget):
         self.record.setCheckable(True)
         self.record.setToolTip("record every stream and prediction to a session folder")
         self.record_info = _dim("not recording")
-        self.record_info.setMinimumWidth(180)
+        self.record_info.setMinimumWidth(110)
         r.addWidget(self.record)
         r.addWidget(self.record_info, 1)
         row.addWidget(record, 2)

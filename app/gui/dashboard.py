@@ -24,7 +24,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.gui.affect_view import AffectView
 from app.gui.camera_view import CameraView
 from app.gui.controls import SEEK_STEPS, Controls
-from app.gui.feed import DashboardFeed
+from app.gui.feed import DashboardFeed, StreamState
 from app.gui.signal_view import SignalView
 from app.gui.sources_panel import SourcesPanel
 from app.gui.theme import BAD, RECORD, STYLE_SHEET, TEXT_DIM
@@ -97,6 +97,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self._last_affect = 0.0
         self._pending: Session | BaseException | None = None
         self._building: threading.Thread | None = None
+        self._down: tuple[str, ...] = ()  # streams reported disconnected in the status bar
         self._stopping: threading.Thread | None = None
         self._seeking = False
 
@@ -189,7 +190,8 @@ class Dashboard(QtWidgets.QMainWindow):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(_group("SOURCES", self.sources_panel), 1)
         models = _group("MODELS · LATENCY (ms)", self.affect_view.latency)
-        models.setFixedWidth(300)
+        models.setMinimumWidth(190)
+        models.setMaximumWidth(300)
         row.addWidget(models)
         left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         left.addWidget(top)
@@ -477,6 +479,7 @@ class Dashboard(QtWidgets.QMainWindow):
         replay = self._replay()
         paused = bool(replay is not None and replay.paused)
         self.sources_panel.refresh(session.health(), now, paused)
+        self._report_lost_streams()
         elapsed = (session.stopped_at or now) - session.started_at if session.started_at else 0.0
         if replay is not None:
             elapsed = replay.position
@@ -499,6 +502,23 @@ class Dashboard(QtWidgets.QMainWindow):
             self._show_error(f"engine failed: {session.engine_error}")
         self._update_replay()
         self._update_title()
+
+    def _report_lost_streams(self) -> None:
+        """Streams that went down, and why, in the status bar: the sources table's note
+        column is often scrolled out of sight."""
+        assert self.sources_panel is not None
+        down = tuple(
+            f"{row.name}: {row.message}"
+            for row in self.sources_panel.rows.values()
+            if row.state is StreamState.DISCONNECTED
+        )
+        if down == self._down:
+            return
+        if down:
+            self.status.showMessage("disconnected: " + "; ".join(down))
+        elif self._down:
+            self.status.showMessage("every stream is connected again")
+        self._down = down
 
     def _update_replay(self) -> None:
         replay = self._replay()
