@@ -32,7 +32,13 @@ from models.data import (
 from models.data import deap as D
 from models.data import dreamer as R
 from models.data.see import SequenceName, normalize, temporal_indices
-from models.data.windows import remove_baseline, window_starts
+from models.data.windows import (
+    TrialSignals,
+    WindowedSignals,
+    remove_baseline,
+    window_starts,
+    window_trials,
+)
 
 
 # ------------------------------------------------------------------ Python 2 pickles by hand
@@ -542,3 +548,94 @@ def test_an_empty_or_text_dreamer_file_is_a_data_set_error(tmp_path):
         (tmp_path / name).write_bytes(text)
         with pytest.raises(DataSetError, match=f"{tmp_path / name}: not a readable MATLAB file"):
             read_dreamer(tmp_path / name)
+
+
+# ------------------------------------------------------------------ window_trials, k-fold
+def timed_trial(trial: int, seconds: dict[str, float], rates: dict[str, float]) -> TrialSignals:
+    """Every sample holds its own time in seconds after stimulus onset (+ 100 x channel)."""
+    signals = {}
+    for m, sec in seconds.items():
+        n = int(round(sec * rates[m]))
+        signals[m] = 100.0 * np.arange(2)[:, None] + np.arange(n)[None, :] / rates[m]
+    return TrialSignals(subject=1, trial=trial, signals=signals, labels=np.array([5.0]))
+
+
+def cut(
+    trials: list[TrialSignals], rates: dict[str, float], window_s: float | None, hop_s: float | None
+) -> WindowedSignals:
+    names = {m: ("a", "b") for m in rates}
+    return window_trials(
+        trials, rates, window_s, hop_s, label_names=("valence",), channel_names=names,
+        threshold=5.0, dtype=np.float64,
+    )  # fmt: skip
+
+
+def test_windows_cover_the_same_seconds_in_every_modality_of_unequal_length() -> None:
+    """DREAMER's EEG and ECG of one film can differ in length; a window whose EEG
+    and ECG come from different seconds pairs a heartbeat with the wrong brain
+    state, so a trial is only as long as its shortest modality."""
+    rates = {"eeg": 128.0, "ecg": 256.0}
+    trials = [timed_trial(0, {"eeg": 10.0, "ecg": 8.0}, rates),
+              timed_trial(1, {"eeg": 6.0, "ecg": 7.0}, rates)]  # fmt: skip
+    w = cut(trials, rates, 2.0, 2.0)
+    for m, rate in rates.items():
+        seconds = w.x[m][:, 1] - 100.0  # channel 1: the sample's time
+        want = w.start_s[:, None] + np.arange(int(2 * rate)) / rate
+        np.testing.assert_allclose(seconds, want, err_msg=m)
+    np.testing.assert_allclose(w.start_s, [0, 2, 4, 6, 0, 2, 4])
+    assert w.trial.tolist() == [0, 0, 0, 0, 1, 1, 1]
+
+
+def test_whole_trial_windows_ignore_the_hop() -> None:
+    """``window_s=None`` promises exactly one window per trial (as long as the
+    shortest trial); a hop must not cut longer trials into several, which
+    would weight them more in training and evaluation."""
+    rates = {"eeg": 8.0}
+    trials = [timed_trial(0, {"eeg": 4.0}, rates), timed_trial(1, {"eeg": 6.0}, rates)]
+    w = cut(trials, rates, None, 1.0)
+    assert w.trial.tolist() == [0, 1] and w.start_s.tolist() == [0.0, 0.0]
+    assert w.x["eeg"].shape == (2, 2, 32)
+
+
+def test_window_that_rounds_up_past_the_end_is_shifted_back() -> None:
+    """At 30 Hz a 0.25 s window is 7.5 samples, rounded to 8, and the last of six
+    windows in a 1.5 s trial would start at sample 38 and read past sample 44:
+    it must end at the signal's end instead of raising IndexError."""
+    rates = {"video": 30.0, "eeg": 128.0}
+    w = cut([timed_trial(0, {"video": 1.5, "eeg": 1.5}, rates)], rates, 0.25, 0.25)
+    assert len(w) == 6 and w.x["video"].shape == (6, 2, 8)
+    for m, rate in rates.items():
+        assert w.x[m][-1, 0, -1] == pytest.approx(1.5 - 1 / rate), m  # the signal's last sample
+
+
+def test_kfold_folds_are_never_empty_and_spread_every_subject() -> None:
+    """A fold with no test windows gives a NaN score that poisons the mean over
+    folds, so it is dropped; each subject's trials are dealt round-robin from a
+    random fold, so within a subject the folds differ by at most one trial and
+    subjects with fewer trials than k do not all pile into the first folds."""
+    k = 4
+    subject = np.repeat(np.arange(20), 3 * 2)  # 20 subjects x 3 trials x 2 windows
+    trial = np.tile(np.repeat(np.arange(3), 2), 20)
+    splits = kfold_splits(subject, trial, k=k, seed=0)
+    assert len(splits) == k  # with a fixed starting fold, fold 3 would never be used
+    for train, test in splits:
+        assert test.size > 0 and train.size > 0
+    seen = np.sort(np.concatenate([te for _, te in splits]))
+    np.testing.assert_array_equal(seen, np.arange(len(subject)))
+    for s in range(20):
+        counts = [np.unique(trial[te][subject[te] == s]).size for _, te in splits]
+        assert sum(counts) == 3 and max(counts) - min(counts) <= 1
+    few = kfold_splits(np.zeros(4, int), np.array([0, 0, 1, 1]), k=5, seed=3)
+    assert [te.size for _, te in few] == [2, 2]  # 2 trials, k=5: 2 folds, none empty
+
+
+def test_segment_baseline_template_uses_the_first_whole_seconds() -> None:
+    """A 2.5 s baseline is cut into 1 s segments from its start and the trailing
+    half second is dropped; taking the last whole seconds instead would mix a
+    different stretch of rest into the template (Yang et al.'s 1 s segments)."""
+    rate = 4.0
+    baseline = np.concatenate([[1.0, 2.0, 3.0, 4.0], [11.0, 12.0, 13.0, 14.0], [500.0, 900.0]])
+    sig = np.zeros((1, 6))
+    got = remove_baseline(sig, baseline[None], rate, "segment")
+    template = np.array([6.0, 7.0, 8.0, 9.0])  # mean of seconds 0 and 1
+    np.testing.assert_allclose(got[0], -np.concatenate([template, template[:2]]))

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from models.contrastive import cross_modal_nt_xent, nt_xent
@@ -253,6 +254,72 @@ def test_fusion_attention_sums_to_one_and_ignores_missing(fusion: str) -> None:
     has_any = pmat.any(1)
     assert bool((attn[has_any][~pmat[has_any]] == 0).all())
     assert bool((attn[has_any][pmat[has_any]] > 0).all())
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_a_missing_modalitys_bank_output_does_not_reach_the_fused_answer(fusion: str) -> None:
+    """With masking on, a missing modality's expert-bank output (its learned default,
+    eq. 2-3 with x = 0) must not steer the fusion query either: otherwise the answer
+    for a window without ECG depends on what the ECG experts say about nothing."""
+    cfg = HiMoEConfig.simulated(fusion=fusion, **SMALL)
+    model = model_for(cfg).eval()
+    b = 6
+    present = random_present(cfg, b, seed=8)
+    i = cfg.names.index("ecg")
+    present["ecg"][:] = torch.tensor([True, False, False, True, False, True])
+    present["eeg"][:] = True  # every sample has something present: masking applies
+    x = batch(cfg, b, seed=9)
+    with torch.no_grad():
+        a = model(x, present)
+        model.modality_bank.b2[i] += torch.randn(
+            cfg.d_model, generator=torch.Generator().manual_seed(1)
+        )
+        c = model(x, present)
+    gone = ~present["ecg"]
+    for t in ("regression", "binary_logits", "router_weights", "modality_attention"):
+        assert torch.equal(getattr(a, t)[gone], getattr(c, t)[gone]), t
+    assert not torch.allclose(a.regression[~gone], c.regression[~gone])  # the change is felt
+
+
+def test_concat_fusion_by_hand_with_two_of_three_present() -> None:
+    """``attention-concat`` scales each attended token by its weight times the number
+    attended, so equal weights leave the tokens as they are (model card, Fusion):
+    without that factor a window missing one modality would have its tokens shrunk
+    to 1/2 instead of 1/3, a scale the projection never learned to undo."""
+    from models.hi_moe import AttentionFusion
+
+    torch.manual_seed(0)
+    m, d = 3, 8
+    fusion = AttentionFusion(m, d, heads=2, dropout=0.0, mask_missing=True, concat=True).eval()
+    with torch.no_grad():
+        fusion.k.weight.zero_()
+        fusion.k.bias.zero_()  # every key 0: equal attention over what is present
+    z = torch.randn(2, 1, m, d)
+    present = torch.tensor([[True, True, True], [True, False, True]])
+    with torch.no_grad():
+        fused, attn = fusion(z, present)
+    u = F.layer_norm(z, (d,)) + fusion.embed  # (B, S, M, d)
+    for s, keep in enumerate(present):
+        ctx = u[s, 0, keep].mean(0)
+        slots = torch.where(keep[:, None], u[s, 0], 0.0).reshape(m * d)  # weight x count = 1
+        want = F.layer_norm(ctx + fusion.proj(slots), (d,))
+        assert torch.allclose(fused[s, 0], want, atol=1e-5), s
+        assert torch.allclose(attn[s, 0], keep.float() / keep.sum(), atol=1e-6)
+
+
+def test_missing_modalities_have_zero_embeddings_with_a_projection() -> None:
+    """A missing modality's embedding is the zero vector of eq. 2 even behind a
+    ``proj_dim`` projection, whose bias would otherwise pose as a feature of
+    data that never arrived (NT-Xent and anything inspecting features read these)."""
+    cfg = HiMoEConfig.dreamer(proj_dim=8, **SMALL)
+    model = model_for(cfg).eval()
+    present = {"eeg": torch.tensor([True, False, True, False])}
+    with torch.no_grad():
+        out = model({"eeg": batch(cfg, 4)["eeg"]}, present)  # ECG missing for the whole batch
+    assert out.embeddings["eeg"].shape == (4, 8)
+    assert bool((out.embeddings["eeg"][~present["eeg"]] == 0).all())
+    assert bool((out.embeddings["eeg"][present["eeg"]] != 0).any())
+    assert bool((out.embeddings["ecg"] == 0).all())
 
 
 def test_attention_router_weights_are_a_distribution() -> None:

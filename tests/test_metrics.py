@@ -7,6 +7,7 @@ import pytest
 
 from models.metrics import (
     accuracy,
+    binary_f1,
     ccc,
     classification_report,
     confusion_matrix,
@@ -98,3 +99,13 @@ def test_classification_report_and_errors():
         confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
     with pytest.raises(ValueError, match="labels"):
         accuracy(np.array([0, 1]), np.array([0]))
+
+
+def test_binary_f1_refuses_labels_other_than_0_and_1() -> None:
+    """A class index (2) or a 1-9 rating passed where high/low was meant would
+    otherwise just count as "not positive" and report a plausible, wrong F1."""
+    with pytest.raises(ValueError, match="labels 0 and 1"):
+        binary_f1(np.array([0, 2]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="labels 0 and 1"):
+        binary_f1(np.array([0, 1]), np.array([0, 7]))
+    assert binary_f1(np.array([0, 1, 1]), np.array([1, 1, 0])) == pytest.approx(0.5)
