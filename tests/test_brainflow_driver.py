@@ -128,6 +128,24 @@ def test_a_hole_longer_than_the_counters_period_is_sized_by_the_stamps():
     assert _feed(c, n[keep] % 256, None, 25) == 300 - 256
 
 
+def test_a_counter_that_jumps_further_than_time_went_is_no_hole():
+    """A counter step of 200 between two samples one period apart (a glitch, or a board
+    that renumbers): the stamps say no time for 199 samples passed, so the counter's
+    word is not taken and nothing is lost; counted, health would report 199 samples
+    lost that never existed. A step the stamps agree with is still counted."""
+    rate = 250.0
+    n = np.arange(300)  # one clean wrap: the period (256) is known
+    c = PackageCounter(rate)
+    assert c.update(n % 256, n / rate) == 0 and c.period == 256
+    glitch = (np.array([299, 300, 301]) + 200) % 256  # 43 -> 243 in one period
+    assert c.update(glitch, np.arange(300, 303) / rate) == 0
+    assert c.lost == 0
+    c = PackageCounter(rate)
+    c.update(n % 256, n / rate)
+    # the same counter step, 200 periods later as the stamps say: 199 samples lost
+    assert c.update(glitch, (np.arange(300, 303) + 199) / rate) == 199
+
+
 def test_board_names():
     assert board_id("synthetic") == SYNTHETIC == board_id(SYNTHETIC) == board_id("-1")
     assert board_id("cyton") == int(BoardIds.CYTON_BOARD)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pylsl
@@ -177,6 +178,25 @@ def test_measure_unix_offset_matches_time_minus_lsl() -> None:
     assert 0.0 <= est.uncertainty < 1e-3
     assert abs(est.measured_at - lsl_now()) < 1.0
     assert measure_unix_offset(n=0).uncertainty >= 0.0  # at least one bracket
+
+
+def test_the_offset_comes_from_the_tightest_bracket_at_its_middle(monkeypatch) -> None:
+    """Scripted readings (LSL, Unix, LSL) x 3: the Unix reading is known only to lie
+    within its bracket, so the narrowest bracket is the estimate, its middle the LSL
+    time of the Unix reading, and half its width the error bound (BrainFlow and DVS
+    stamps are mapped with this offset: a wrong one shifts them against every other
+    stream)."""
+    import core.clock as clock_mod
+
+    lsl = iter([10.0, 10.0 + 2**-8, 20.0, 20.0 + 2**-10, 30.0, 30.0 + 2**-9])
+    unix = iter([1010.75, 1020.5, 1030.25])
+    monkeypatch.setattr(clock_mod, "lsl_now", lambda: next(lsl))
+    monkeypatch.setattr(clock_mod, "time", SimpleNamespace(time=lambda: next(unix)))
+    est = measure_unix_offset(n=3)
+    mid = 20.0 + 2**-11  # the middle of the 2nd (the narrowest) bracket
+    assert est.offset == 1020.5 - mid
+    assert est.uncertainty == 2**-11
+    assert est.measured_at == mid
 
 
 def test_mapper_round_trip_scalar_and_array() -> None:

@@ -232,6 +232,62 @@ def test_holes_in_a_regular_timeline_count_as_gaps_with_lost_samples(dejitter):
     np.testing.assert_allclose(got.ts, t0 + idx / 100, atol=1e-3)  # the stamps sent
 
 
+def test_a_sender_pausing_between_two_pulls_is_one_gap_with_its_lost_samples():
+    """The usual dropout: the sender stops and resumes, so the hole lies between the last
+    stamp of one pull and the first of the next, not inside a chunk. Health must count
+    it (one gap, the samples a second holds) or a dropout never shows on the dashboard."""
+    tag = _tag()
+    outlet = _local_outlet(f"between-{tag}", rate=100.0)
+    # no stall check: a busy machine's slow test thread must not add a gap of its own
+    driver = LslDriver(
+        LslQuery(name=f"between-{tag}"), dejitter=False, stall_timeout=0, resolve_timeout=5
+    )
+    driver.start()
+    try:
+        assert wait_until(lambda: outlet.have_consumers(), 10)
+        t0 = pylsl.local_clock()
+        x = np.zeros((50, 2), np.float32)
+        outlet.push_chunk(x, (t0 + np.arange(50) / 100).tolist())
+        assert wait_until(lambda: driver.rings[driver.stream].head >= 50)  # pulled
+        # 1 s after the last stamp: samples 50..148 never sent
+        outlet.push_chunk(x, (t0 + np.arange(149, 199) / 100).tolist())
+        assert wait_until(lambda: driver.rings[driver.stream].head >= 100)
+    finally:
+        driver.stop()
+    health = driver.health()[driver.stream]
+    assert (health.gaps, health.lost) == (1, 99)
+
+
+def test_two_holes_inside_one_pull_are_two_gaps():
+    """A sender that drops out twice within one pull (a backlog after the reader fell
+    behind) has two gaps, each with its own lost samples, not one."""
+    tag = _tag()
+    outlet = _local_outlet(f"two-holes-{tag}", rate=100.0)
+    # pulls at most every 2 s: the chunk below is all in the inlet at the next pull (no
+    # stall check: those 2 s of quiet are not a silent outlet)
+    driver = LslDriver(
+        LslQuery(name=f"two-holes-{tag}"),
+        dejitter=False,
+        stall_timeout=0,
+        poll_interval=2.0,
+        resolve_timeout=5,
+    )
+    driver.start()
+    try:
+        assert wait_until(lambda: outlet.have_consumers(), 10)
+        t0 = pylsl.local_clock()
+        outlet.push_chunk(np.zeros((10, 2), np.float32), (t0 + np.arange(10) / 100).tolist())
+        assert wait_until(lambda: driver.rings[driver.stream].head >= 10)
+        idx = np.r_[10:20, 70:80, 150:160]  # holes of 50 and 70 samples
+        x = np.zeros((len(idx), 2), np.float32)
+        outlet.push_chunk(x, (t0 + idx / 100).tolist())
+        assert wait_until(lambda: driver.rings[driver.stream].head >= 40)
+    finally:
+        driver.stop()
+    health = driver.health()[driver.stream]
+    assert (health.gaps, health.lost) == (2, 120)
+
+
 def test_dejitter_smooths_a_jittery_sender_and_keeps_its_pause():
     """A sender that stamps each sample as it pushes it (2 ms of jitter) and pauses 1 s with
     its outlet alive: the stamps come out nearer the true times than sent, the pause is

@@ -491,3 +491,60 @@ def test_one_writer_three_readers_concurrently() -> None:
         assert sum(c.lost for c in chunks) <= r.lost  # empty chunks may carry loss too
     # The oversized chunks alone make every reader lose something.
     assert all(r.lost > 0 for r in readers)
+
+
+# ------------------------------------------------------------------ a writer lapping a copy
+class _WriteHook(np.ndarray):
+    """The ring's storage, calling ``hook`` after every store into it: the reader that
+    runs there sees the ring as another thread would in the middle of a write."""
+
+    hook = None
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        hook, self.hook = self.hook, None  # once
+        if hook is not None:
+            hook()
+
+
+def test_a_copy_made_while_the_writer_fills_old_slots_returns_none_of_them() -> None:
+    """The writer stores new items into the oldest slots before it publishes them. A
+    reader that copies meanwhile must take the reservation, not the published head, as
+    the end of what may be overwritten: else it hands out new items as old ones."""
+    ring = Ring(8, (3,), np.float64)
+    fill(ring, 0, 8, 8)
+    ring._data = ring._data.view(_WriteHook)  # fault injection: a reader inside write()
+    got: list[RingChunk] = []
+    ring._data.hook = lambda: got.append(ring.copy_span(0, 8))
+    ring.write(numeric_items(8, 12), stamps(8, 12))  # into slots 0..3 (items 0..3)
+    [chunk] = got
+    assert chunk.lost == 4  # items 0..3, being overwritten
+    assert_items(chunk, 4, 8)
+    assert_items(ring.copy_span(0, 12), 4, 12)  # and after the write, all is as it should
+
+
+def test_a_copy_lapped_while_it_was_taken_loses_exactly_its_own_items() -> None:
+    """The writer laps a reader in the middle of its copy, past the end of the span it
+    asked for: everything it copied is dropped, and the loss is the span's length, so
+    the reader's cursor lands at the span's end and its next read counts the rest."""
+    ring = Ring(8, (3,), np.float64)
+    fill(ring, 0, 8, 8)
+    reader = ring.reader(from_oldest=True)
+    assert_items(reader.read(2), 0, 2)
+    gather = ring._gather
+
+    def lapped(start: int, stop: int):  # fault injection: the writer runs mid-copy
+        half = gather(start, start + (stop - start) // 2)
+        fill(ring, 8, 16, 8)  # overwrites items 0..7: the floor moves to 8
+        rest = gather(start + (stop - start) // 2, stop)
+        return np.concatenate([half[0], rest[0]]), np.concatenate([half[1], rest[1]])
+
+    ring._gather = lapped
+    chunk = reader.read(4)  # items 2..5, all overwritten while copied
+    ring._gather = gather
+    assert len(chunk) == 0 and chunk.lost == 4 and chunk.end == 6
+    assert reader.cursor == 6
+    chunk = reader.read()
+    assert chunk.lost == 2  # items 6 and 7
+    assert_items(chunk, 8, 16)
+    assert reader.received + reader.lost == ring.head == 16

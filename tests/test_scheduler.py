@@ -528,3 +528,70 @@ def test_a_frame_from_before_a_dropout_is_not_shown_in_the_window():
     w = Aligner([model(cam=want)], {"cam": src}, VirtualClock()).cut("m", 20.0)
     assert w.inputs["cam"].presence is Presence.PRESENT
     np.testing.assert_allclose(w.inputs["cam"].data, 1.0)  # the new frame, never the old
+
+
+def test_a_sample_after_a_dropout_is_not_drawn_as_a_ramp_into_the_window_end():
+    """The sample that ends a dropout, read just past the window for interpolation, says
+    nothing about the dropout: drawn as a ramp it would show the model a signal that was
+    never measured. The window's tail holds the last value before the dropout."""
+    src = numeric_source("eeg", Modality.EEG, 100.0, channels=1)
+    before = np.arange(0, 441) / 100.0  # until 4.40 s: 0.6 s before the window ends
+    src.ring.write(np.full((len(before), 1), 1.0, np.float32), before)
+    after = np.arange(501, 600) / 100.0  # back at 5.01 s, just after it
+    src.ring.write(np.full((len(after), 1), 100.0, np.float32), after)
+    aligner = Aligner(
+        [model(eeg=NumericInput(Modality.EEG, 2.0, 100.0))], {"eeg": src}, VirtualClock()
+    )
+    w = aligner.cut("m", 5.0).inputs["eeg"]
+    assert w.presence is Presence.STALE and w.staleness_s == pytest.approx(0.6)
+    np.testing.assert_array_equal(w.data[0], 1.0)  # held, not a ramp up to 100
+
+
+def test_a_frame_shortly_before_a_short_window_still_shows_the_scene():
+    """A 2 fps camera has no frame inside most 0.25 s windows; the frame half a period
+    before still shows the scene, so the input is there (not MISSING) while it is fresh
+    enough, and STALE once it is older than stale_after."""
+    spec = StreamSpec("cam", Modality.FRAMES, 2.0, frame_shape=(4, 4), dtype="uint8")
+    src = StreamSource(spec, ring_for(spec, 10))
+    ts = np.arange(0, 8) / 2.0  # 0.0, 0.5, ... 3.5
+    src.ring.write(np.stack([np.full((4, 4), i, np.uint8) for i in range(8)]), ts)
+    want = FrameInput(Modality.FRAMES, window_s=0.25, count=2, size=(4, 4))
+    aligner = Aligner([model(cam=want)], {"cam": src}, VirtualClock())
+    fresh = aligner.cut("m", 1.4).inputs["cam"]  # window [1.15, 1.4]: frame 2 at 1.0
+    assert fresh.presence is Presence.PRESENT and fresh.staleness_s == pytest.approx(0.4)
+    np.testing.assert_allclose(fresh.data[:, 0, 0], 2 / 255.0)
+    old = aligner.cut("m", 4.1).inputs["cam"]  # window [3.85, 4.1]: frame 7 at 3.5
+    assert old.presence is Presence.STALE and old.staleness_s == pytest.approx(0.6)
+    np.testing.assert_allclose(old.data[:, 0, 0], 7 / 255.0)
+
+
+def test_an_irregular_stream_with_a_long_hole_covers_only_what_it_sent():
+    """A stream without a nominal rate (rate 0) has no period to judge holes by; its
+    value is held for stale_after_s and no longer, so a 1.5 s hole in a 2 s window leaves
+    it short of coverage: MISSING, not the old value drawn across the hole."""
+    spec = StreamSpec("eda", Modality.EDA, 0.0, ("c0",))
+    src = StreamSource(spec, ring_for(spec))
+    ts = np.r_[np.arange(0, 21), np.arange(35, 41)] / 10.0  # nothing from 2.0 s to 3.5 s
+    src.ring.write(np.ones((len(ts), 1), np.float32), ts)
+    aligner = Aligner(
+        [model(eda=NumericInput(Modality.EDA, 2.0, 10.0))], {"eda": src}, VirtualClock()
+    )
+    w = aligner.cut("m", 4.0).inputs["eda"]  # [2, 4]: 1.5 s of it is the hole
+    assert w.coverage == pytest.approx(0.25)
+    assert w.presence is Presence.MISSING and w.data is None
+
+
+def test_a_sample_exactly_stale_after_old_is_still_present():
+    """The boundary of STALE is pinned: a newest sample exactly ``stale_after_s`` old is
+    PRESENT, anything older is STALE (models and the dashboard count on the same
+    window getting the same mark on every run)."""
+    src = numeric_source("eda", Modality.EDA, 4.0, channels=1)
+    ts = np.arange(0, 5) / 4.0  # 0, 0.25, ... 1.0: exact in binary
+    src.ring.write(np.ones((5, 1), np.float32), ts)
+    aligner = Aligner(
+        [model(eda=NumericInput(Modality.EDA, 1.0, 4.0))], {"eda": src}, VirtualClock()
+    )
+    edge = aligner.cut("m", 1.5).inputs["eda"]
+    assert edge.staleness_s == 0.5 and edge.presence is Presence.PRESENT
+    past = aligner.cut("m", 1.5 + 2**-20).inputs["eda"]
+    assert past.staleness_s > 0.5 and past.presence is Presence.STALE

@@ -96,3 +96,49 @@ def test_six_hours_at_1000_hz_stay_exact():
 def test_a_rate_of_zero_is_refused():
     with pytest.raises(ValueError, match="rate"):
         StampSmoother(0.0, 0.3)
+
+
+def test_jittery_bursts_never_step_back():
+    """Blocks of 25 stamped together and delivered up to tens of ms late (a BLE-style
+    sender): a refit may put a block's first stamp before the last one handed out. The
+    ring would clamp it and count it as non-monotonic, and the aligner would see two
+    samples out of order: the stamps that leave the smoother must never go back."""
+    n, block = int(RATE * 20), 25
+    true = np.arange(n) / RATE
+    for seed in range(6):
+        late = np.abs(np.random.default_rng(seed).normal(0.0, 0.02, n // block))
+        raw = np.maximum.accumulate(
+            true[(np.arange(n) // block) * block + block - 1] + np.repeat(late, block)
+        )
+        out, s = _smooth(raw, chunk=block)
+        assert np.all(np.diff(out) >= 0), seed
+        assert s.holes == 0
+
+
+@pytest.mark.parametrize("chunk", [25, 225_000])  # pulled as it comes, or one backlog
+def test_a_sender_whose_rate_changes_is_followed_to_its_new_period(chunk):
+    """A sender's clock changes its pace by 0.1 % (temperature, an NTP step) and keeps
+    it: the line must forget the old pace (90 s half time), or every stamp after drifts
+    further off. 600 s later the smoothed period is within a tenth of the change of
+    the new one, however the stamps were chunked."""
+    old = 1 / RATE
+    new = old * 1.001
+    n_old, n_new = int(RATE * 300), int(RATE * 600)
+    true = 1000.0 + np.r_[np.arange(n_old) * old, n_old * old + np.arange(n_new) * new]
+    raw = true + np.random.default_rng(5).normal(0.0, 0.001, len(true))
+    out, s = _smooth(raw, chunk=chunk)
+    k = min(chunk, 250)  # the last chunk's spacing is the line's slope
+    period = (out[-1] - out[-k]) / (k - 1)
+    assert abs(period - new) < 0.1 * (new - old)
+    assert s.holes == 0
+
+
+def test_the_first_burst_of_a_line_is_spread_at_about_the_nominal_period():
+    """The first block after a hole (or at the start) is 50 samples stamped together:
+    with nothing else to go by, the prior (worth ``prior_s`` of samples) must keep the
+    new line's slope near the nominal period, or the block is squeezed into a fraction
+    of its real length and the next block's stamps jump."""
+    s = StampSmoother(RATE, 0.3)
+    out = s(np.full(50, 5.0))
+    steps = np.diff(out) * RATE  # in nominal periods
+    assert steps.min() > 0.95 and steps.max() < 1.0

@@ -187,3 +187,22 @@ def test_a_refused_write_leaves_only_whole_chunks(tmp_path):
     np.testing.assert_array_equal(
         np.asarray(s["time_series"])[::100, 0], np.arange(report["chunks"])
     )
+
+
+def test_footers_give_the_first_and_last_stamp_and_the_count(tmp_path):
+    """Readers (pyxdf, MNE, EEGLAB) take a stream's span from its StreamFooter without
+    reading its samples; a footer that disagrees with the samples misplaces the stream
+    against the others."""
+    path = tmp_path / "footer.xdf"
+    w = XdfWriter(path)
+    sid = w.add_stream(_info("s", "float32", 2, 100.0))
+    ts = 500.0 + np.arange(30) / 100.0
+    for a in range(0, 30, 10):  # three Samples chunks
+        w.write_samples(sid, np.zeros((10, 2), np.float32), ts[a : a + 10])
+    w.close()
+    s = _load(path)["s"]
+    footer = s["footer"]["info"]
+    assert float(footer["first_timestamp"][0]) == s["time_stamps"][0] == ts[0]
+    assert float(footer["last_timestamp"][0]) == s["time_stamps"][-1] == ts[-1]
+    assert int(footer["sample_count"][0]) == 30
+    assert w.span(sid) == (ts[0], ts[-1])
