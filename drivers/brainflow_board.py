@@ -366,8 +366,9 @@ class PackageCounter:
     def _lost_between(self, before: int, after: int, dt: float) -> int:
         """Samples lost between a counter value and the next one seen."""
         assert self.step is not None and self.run is not None
-        if after < before and self.period is None:
-            # a wrap: its size is the period, if the stamps say nothing was lost across it
+        if after < before and self.period is None and after <= self.step:
+            # a wrap (back to the counter's bottom: a step back to anywhere else is a glitch)
+            # gives the period, if the stamps say nothing was lost across it
             clean = not (self.rate > 0 and math.isfinite(dt)) or dt < 2.5 * self.run / self.rate
             if clean:
                 self.period = before - after + self.step

@@ -108,6 +108,23 @@ def test_package_counters_of_other_shapes_are_learned(chunk):
     assert (c.run, c.period) == (12, 65536)
 
 
+def test_a_counter_glitch_before_the_first_wrap_teaches_no_period():
+    """A counter that steps back to the middle of its range with no time passing is a
+    glitch, not a wrap: learning a period of 57 from it would miscount every later step."""
+    c = PackageCounter(250.0)
+    n = np.arange(100)
+    assert c.update(n, n / 250) == 0
+    assert c.update(np.array([43, 44, 45]), np.arange(100, 103) / 250) == 0
+    assert c.period is None
+    # the real wrap still teaches it, and later steps count with it
+    ramp = np.arange(46, 256)
+    c.update(ramp, np.arange(103, 103 + len(ramp)) / 250)
+    t = 103 + len(ramp)
+    assert c.update(np.array([0, 1, 2]), np.arange(t, t + 3) / 250) == 0
+    assert c.period == 256
+    assert c.update(np.array([5, 6]), np.array([t + 5, t + 6]) / 250) == 2
+
+
 def test_a_hole_longer_than_the_counters_period_is_sized_by_the_stamps():
     rate = 250.0
     n = np.arange(4000)
