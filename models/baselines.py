@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.prediction import AFFECT_DIMENSIONS, EXPRESSIONS
+from models.config_checks import check_fractions, check_sizes
 
 NUMERIC, FRAMES, EVENTS = "numeric", "frames", "events"
 KINDS = (NUMERIC, FRAMES, EVENTS)
@@ -80,6 +81,13 @@ class FusionConfig:
     dropout: float = 0.2
     n_affect: int = len(AFFECT_DIMENSIONS)
     n_classes: int = len(EXPRESSIONS)
+
+    def __post_init__(self) -> None:
+        # n_affect or n_classes 0: no head of that kind (a regressor, a classifier)
+        check_sizes(self, {"dim": 1, "hidden": 1, "conv_width": 1, "n_affect": 0, "n_classes": 0})
+        check_fractions(self, ("dropout",))
+        if not self.image_widths or min(self.image_widths) < 1:
+            raise ValueError(f"image_widths must be integers >= 1, got {list(self.image_widths)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

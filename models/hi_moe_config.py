@@ -11,6 +11,7 @@ from typing import Any
 from core.prediction import AFFECT_DIMENSIONS
 from core.streams import Modality
 from core.window import FrameInput, ModelInputs, NumericInput
+from models.config_checks import check_fractions, check_sizes
 
 SIGNAL, FRAMES = "signal", "frames"
 ROUTERS = ("attention", "diff-attention")
@@ -165,16 +166,12 @@ class HiMoEConfig:
             raise ValueError(f"router {self.router!r} is not one of {ROUTERS}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion {self.fusion!r} is not one of {FUSIONS}")
-        for name, least in _SIZES.items():
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+        check_sizes(self, _SIZES)
         for name in _NUMBERS:
             v = getattr(self, name)
             if not isinstance(v, int | float) or isinstance(v, bool):
                 raise ValueError(f"{name} must be a number, got {v!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        check_fractions(self, ("dropout",))
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.lambda_ntxent < 0:

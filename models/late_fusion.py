@@ -45,6 +45,7 @@ from models.baselines import (
     NumericEncoder,
     batch_size_of,
 )
+from models.config_checks import check_fractions, check_sizes
 
 WEIGHTINGS = ("validation", "equal")
 WEIGHT_FLOOR = 1e-4  # a modality that predicts nothing still counts when it is all there is
@@ -88,6 +89,10 @@ class LateFusionConfig:
         object.__setattr__(self, "output_range", tuple(float(v) for v in self.output_range))
         if not self.output_range[1] > self.output_range[0]:
             raise ValueError(f"output_range {self.output_range} must be (low, high), low < high")
+        check_sizes(self, {"dim": 1, "hidden": 1, "conv_width": 1})
+        check_fractions(self, ("dropout",))
+        if not self.image_widths or min(self.image_widths) < 1:
+            raise ValueError(f"image_widths must be integers >= 1, got {list(self.image_widths)}")
 
     @property
     def keys(self) -> tuple[str, ...]:

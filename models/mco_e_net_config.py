@@ -11,6 +11,7 @@ from typing import Any
 from core.prediction import EXPRESSIONS
 from core.streams import Modality
 from core.window import EventInput, EventRepresentation, FrameInput, ModelInputs
+from models.config_checks import check_fractions, check_sizes
 
 MODALITIES: tuple[str, ...] = ("rgb", "evt")
 EVENT_INPUTS: tuple[str, ...] = ("counts", "intensity")
@@ -21,6 +22,31 @@ SEE_FPS = 30.0
 
 
 # --------------------------------------------------------------------------- configuration
+#: MCOENetConfig's sizes and the least each may be (a 0 fails deep inside torch, or divides by it)
+_SIZES: dict[str, int] = {
+    "n_classes": 2,
+    "frame_stride": 1,
+    "backbone_width": 1,
+    "backbone_outputs": 1,
+    "d_model": 1,
+    "d_state": 1,
+    "d_conv": 1,
+    "expand": 1,
+    "dt_rank": 1,
+    "mcib_heads": 1,
+    "fusion_dim": 1,
+    "n_experts": 1,
+    "expert_tokens": 1,
+    "focal_hidden": 1,
+    "focal_kernel": 1,
+    "attn_heads": 1,
+    "deep_layers": 0,
+    "deep_mult": 1,
+    "router_heads": 1,
+    "router_hidden": 1,
+}
+
+
 @dataclass(frozen=True)
 class MCOENetConfig:
     """Architecture hyperparameters: with the weights, enough to rebuild the model."""
@@ -67,6 +93,11 @@ class MCOENetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
+        prefix = f"MCOENetConfig {self.name!r}: "
+        check_sizes(self, _SIZES, prefix)
+        check_fractions(self, ("fusion_dropout", "deep_dropout"), prefix)
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise ValueError(f"{prefix}image_size must be (height, width)")
         checks = [
             (self.frames >= 2, "frames must be >= 2 (the first and the last step are used)"),
             (self.frame_channels in (1, 3), "frame_channels must be 1 or 3"),
