@@ -9,23 +9,15 @@ import math
 
 def seconds(text: str) -> float:
     """A duration: 0 or more seconds (a negative one ended a session at once and said nothing)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= value < math.inf:
+    value = float(_number(text, float, "seconds"))
+    if value < 0:
         raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
     return value
 
 
 def threads(text: str) -> int:
     """A number of torch threads: 1 or more (torch raises on anything else, mid-command)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number of threads, got {text!r}"
-        ) from None
+    value = int(_number(text, int, "a whole number of threads"))
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected 1 or more threads, got {text!r}")
     return value
