@@ -15,7 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from _measure import MachineWatch, cpu_ticks, describe_machine, others_share  # noqa: E402
 
-BUSY = "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < {s}: pass"
+# Spins until it has used {s} s of CPU (not of wall time): on a busy machine a wall-clock
+# spin may get only a fraction of its seconds on a core, and the checks below count CPU.
+BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass"
 
 
 def _ticks_of(pid: int) -> int:
@@ -31,6 +33,11 @@ def test_a_busy_neighbour_counts_as_other_and_a_waited_child_as_ours():
     neighbour = subprocess.Popen([sys.executable, "-c", BUSY.format(s=5.0)])
     try:
         time.sleep(1.5)
+        # on a busy machine 1.5 s of wall time may give it little CPU: wait (generously)
+        # until it has had some, so that "it did run" holds whatever the load
+        deadline = time.monotonic() + 60
+        while _ticks_of(neighbour.pid) <= 0.3 * clk and time.monotonic() < deadline:
+            time.sleep(0.1)
         used = _ticks_of(neighbour.pid)
         share = others_share(start, time.perf_counter() - t0)
     finally:

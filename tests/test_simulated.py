@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 from scipy import signal
+from waiting import wait_until
 
 from core.clock import lsl_now
 from core.prediction import EXPRESSIONS
@@ -301,24 +302,43 @@ def test_virtual_session_runs_in_real_time_on_one_clock() -> None:
         "sim-davis-frames",
         "sim-davis-events",
     }
+    physio, cam = vs.physiology, vs.eye_camera
+    assert physio is not None and cam is not None
+    frames = cam.rings["sim-davis-frames"]
+    before = lsl_now()
     vs.start()
+    after = lsl_now()  # starting the threads may take a while on a busy machine
     try:
         t0 = vs.t0
-        assert t0 is not None and abs(lsl_now() - t0) < 0.5
+        assert t0 is not None and before <= t0 <= after
         time.sleep(2.0)
+        # Each stream keeps up with the clock: within one tick (one period plus scheduling
+        # slack) of what is due. A busy machine may hold a thread back for longer than a
+        # tick at any one moment, but one that counts what is due from the clock catches up
+        # whenever it runs, so wait (generously) for a moment when it is caught up; a driver
+        # slower than its rate falls further behind and never is.
+        ticks = {(physio, n): s.rate * 0.1 + 1 for n, s in physio.sensors.items()}
+        ticks[(cam, "sim-davis-frames")] = 4
+        rates = {n: s.rate for n, s in physio.sensors.items()} | {"sim-davis-frames": 30.0}
+
+        def caught_up(driver, name: str) -> bool:
+            due = due_count(lsl_now() - t0, rates[name])  # the clock first, then the ring
+            return due - ticks[(driver, name)] <= driver.rings[name].head
+
+        behind = [
+            n for d, n in ticks if not wait_until(lambda d=d, n=n: caught_up(d, n), timeout=60)
+        ]
     finally:
-        stopped_at = lsl_now()
         vs.stop()
+        stopped_at = lsl_now()  # after the threads ended: nothing can be due later than this
+    assert not behind, behind
     for d in vs.drivers:
         assert not d.running and d.error is None
     t0 = vs.t0
-    physio = vs.physiology
-    assert physio is not None and vs.eye_camera is not None
     for name, sensor in physio.sensors.items():
         ring = physio.rings[name]
         due = due_count(stopped_at - t0, sensor.rate)
-        tick = sensor.rate * 0.1 + 1  # one period plus scheduling slack
-        assert due - tick <= ring.head <= due, (name, ring.head, due)
+        assert ring.head <= due, (name, ring.head, due)  # nothing before the clock made it due
         chunk = ring.latest(ring.head)
         assert chunk.lost == 0 and chunk.start == 0
         np.testing.assert_array_equal(chunk.ts, t0 + np.arange(ring.head) / sensor.rate)
@@ -330,10 +350,8 @@ def test_virtual_session_runs_in_real_time_on_one_clock() -> None:
         )
         health = physio.health()[name]
         assert health.received == ring.head and health.connected
-    cam = vs.eye_camera
-    frames = cam.rings["sim-davis-frames"]
     due = due_count(stopped_at - t0, 30.0)
-    assert due - 4 <= frames.head <= due
+    assert 0 < frames.head <= due, (frames.head, due)
     fchunk = frames.latest(frames.head)
     np.testing.assert_array_equal(fchunk.ts, t0 + np.arange(frames.head) / 30.0)
     assert fchunk.data.shape[1:] == (260, 346) and fchunk.data.dtype == np.uint8
