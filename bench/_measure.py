@@ -96,7 +96,10 @@ def others_share(start: tuple[int, int] | None, wall_s: float) -> float:
     if start is None or end is None or wall_s <= 0:
         return 0.0
     others = (end[0] - start[0]) - (end[1] - start[1])
-    return max(0.0, others / os.sysconf("SC_CLK_TCK") / (wall_s * (os.cpu_count() or 1)))
+    share = others / os.sysconf("SC_CLK_TCK") / (wall_s * (os.cpu_count() or 1))
+    # ticks come in 10 ms steps: over a short stretch one tick of another's work would
+    # read as many times the whole machine
+    return min(1.0, max(0.0, share))
 
 
 @dataclass

@@ -108,6 +108,7 @@ class _Link:
     endpoint: Endpoint | None = None
     handle: Any = None
     next_try: float = 0.0
+    lost_why: str = ""  # why it was dropped, kept in front of each failed retry's message
 
 
 # ------------------------------------------------------------------ the driver
@@ -412,6 +413,7 @@ class DavisDriver(Driver):
         link.handle = handle
         if "events" in link.kinds:
             self._noise = self._new_noise_filter()  # the new connection may restart time
+        link.lost_why = ""
         self._link_message(link, "")
         log.info("%s: connected to %s", self.name, link.label)
 
@@ -432,6 +434,8 @@ class DavisDriver(Driver):
         return reader
 
     def _link_message(self, link: _Link, message: str) -> None:
+        if message and link.lost_why:  # a retry that failed: why it went first
+            message = f"{link.lost_why}; reconnecting: {message}"
         for kind in link.kinds:
             self._trackers[self.stream[kind]].health.message = message
 
@@ -451,6 +455,7 @@ class DavisDriver(Driver):
         """A disconnection: a gap in each of the link's streams, then retries."""
         for kind in link.kinds:
             self._trackers[self.stream[kind]].on_disconnect(f"{why}; reconnecting")
+        link.lost_why = why
         link.handle = None
         if link.endpoint is None:
             self._camera = None  # reopened (by serial) when it comes back

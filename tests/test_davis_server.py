@@ -135,10 +135,14 @@ def test_virtual_davis_end_to_end():
     try:
         # read until the server stops on its own while we are still connected: it must
         # exit (a NetworkWriter destroyed with a client attached would hang) and the
-        # driver must see the server go away
+        # driver must see the server go away, and say so still once a retry has failed
         d = read_served(
             port,
-            lambda d: proc.poll() is not None and not d.health()["davis-events"].connected,
+            lambda d: (
+                proc.poll() is not None
+                and not d.health()["davis-events"].connected
+                and "reconnecting: " in d.health()["davis-events"].message
+            ),
         )
     finally:
         out = finish(proc)
@@ -272,9 +276,21 @@ def test_shipped_lsl_eeg_davis_config_runs_both_models(tmp_path):
     stop = threading.Event()
 
     def push() -> None:
+        # Paced by a sample counter, as a buffered device hands over its samples: every time
+        # round, all samples due since the start, each stamped with its own time
+        # (start + k / rate). A stall of this thread (it shares the GIL with the session's
+        # models) then delays samples but leaves no hole in their stamps, so any sample the
+        # driver counts as lost is one it lost itself.
         rng = np.random.default_rng(0)
+        rate = 128.0
+        start, sent = pylsl.local_clock(), 0
         while not stop.wait(1 / 16):
-            outlet.push_chunk(rng.normal(0, 10, (8, 32)).astype(np.float32))
+            due = int((pylsl.local_clock() - start) * rate) + 1
+            if due > sent:
+                stamps = start + np.arange(sent, due) / rate
+                chunk = rng.normal(0, 10, (due - sent, 32)).astype(np.float32)
+                outlet.push_chunk(chunk, stamps.tolist())
+                sent = due
 
     pusher = threading.Thread(target=push, daemon=True)
     pusher.start()
