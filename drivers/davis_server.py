@@ -282,6 +282,8 @@ class ServerStats:
     frames: int = 0
     events: int = 0
     dropped_frames: int = 0
+    unsent_frames: int = 0  # rendered while the frames port had no client: never written
+    unsent_events: int = 0  # emulated while the events port had no client: never written
     seconds: float = 0.0
     convert_s: float = 0.0  # time spent building EventStores
     idle_s: float = 0.0  # time with no client connected
@@ -300,8 +302,9 @@ class ServerStats:
         return (
             f"served {self.frames} frames ({fps:.1f} fps) and {self.events} events "
             f"({rate / 1e3:.1f} k ev/s) in {active:.1f} s with a client ({self.idle_s:.1f} s "
-            f"idle); dropped {self.dropped_frames} frames; EventStores took {per_frame:.2f} ms "
-            f"per frame"
+            f"idle); dropped {self.dropped_frames} frames; not sent (no client on that port) "
+            f"{self.unsent_frames} frames and {self.unsent_events} events; EventStores took "
+            f"{per_frame:.2f} ms per frame"
         )
 
 
@@ -423,8 +426,10 @@ class VirtualDavisServer:
         self, aps: np.ndarray, scene: np.ndarray, t_rel: float, t_us: int, t0_us: int, prev_us: int
     ) -> None:
         if self.emulator is not None and self._events_writer is not None:
-            ev, ts = self.emulator.emulate(scene, t_rel)
-            if len(ev):
+            ev, ts = self.emulator.emulate(scene, t_rel)  # always: the emulator keeps time
+            if len(ev) and not self._events_writer.getClientCount():
+                self.stats.unsent_events += len(ev)
+            elif len(ev):
                 stamps = np.clip(t0_us + np.round(ts * 1e6).astype(np.int64), prev_us + 1, t_us)
                 c0 = time.perf_counter()
                 if self.time_bin_us > 0:
@@ -436,6 +441,9 @@ class VirtualDavisServer:
                 self.stats.convert_s += time.perf_counter() - c0
                 self._events_writer.writeEvents(store)
                 self.stats.events += len(ev)
+        if not self._frames_writer.getClientCount():
+            self.stats.unsent_frames += 1  # the events client alone, or nobody yet
+            return
         self._frames_writer.writeFrame(dv.Frame(int(t_us), aps))
         self.stats.frames += 1
 

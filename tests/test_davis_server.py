@@ -5,6 +5,7 @@ DavisDriver(network), with frames from the virtual participant or a video file w
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from waiting import wait_until
 
 from app.serve import main as serve_main
 from drivers.davis import DavisDriver
@@ -116,6 +118,25 @@ def finish(proc: subprocess.Popen) -> str:
         pytest.fail(f"the server did not stop on its own: {err}")
     assert proc.returncode == 0, err
     return out
+
+
+def test_served_counts_only_what_a_client_of_that_port_was_sent():
+    """With only the events port read, every frame rendered goes to a writer with no
+    client, which drops it: counted as served, the summary claimed frames nobody got."""
+    proc, port = serve("--duration", "3", "--seed", "5")
+    d = DavisDriver("network", endpoints={"events": Endpoint(port=port)}, reconnect_interval=0.1)
+    d.start()
+    try:
+        assert wait_until(lambda: d.rings["davis-events"].head > 0, 30)
+        assert wait_until(lambda: proc.poll() is not None, 30)
+    finally:
+        d.stop()
+        out = finish(proc)
+    served = re.search(r"served (\d+) frames \([^)]*\) and (\d+) events", out)
+    unsent = re.search(r"not sent \(no client on that port\) (\d+) frames and (\d+) events", out)
+    assert served and unsent, out
+    assert int(served[1]) == 0 and int(unsent[1]) > 0, out
+    assert int(served[2]) >= d.rings["davis-events"].head > 0, out
 
 
 def emulated_rate(seed: int, seconds: float = 2.0) -> float:
