@@ -93,6 +93,10 @@ def run_session_command(args: argparse.Namespace, cfg: SessionConfig | None = No
         return 1
     if not args.headless:
         return run_dashboard_command(args, cfg)
+    if getattr(args, "record", None) is not None:
+        # dv-processing loads here, not under ending_signals: an import a signal cuts short
+        # leaves the module half-initialised (an ImportError, not a clean end)
+        import recordings.aedat  # noqa: F401
     session = recorder = None
     failure: SessionFailed | None = None
     # from before the first file is opened: Ctrl-C or SIGTERM at any moment ends it cleanly

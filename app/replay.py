@@ -13,6 +13,7 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,12 +188,16 @@ def make_replay_session(
     return session
 
 
-def run_headless(session: Any, args: argparse.Namespace) -> int:
+def run_headless(make_session: Callable[[], Any], args: argparse.Namespace) -> int:
+    """Replay in the terminal; the session is built here, so that Ctrl-C or SIGTERM while
+    its models load ends the command as cleanly as later (130/143, nothing left)."""
     from app.session import SessionFailed
 
-    control = session.replay
+    session = None
     failure: SessionFailed | None = None
     with ending_signals() as ending:  # Ctrl-C or SIGTERM, while starting too: a clean stop
+        session = make_session()
+        control = session.replay
         try:
             session.start()
             limit = args.duration
@@ -210,6 +215,8 @@ def run_headless(session: Any, args: argparse.Namespace) -> int:
         finally:
             with uninterruptible():
                 session.stop()
+    if session is None:  # interrupted while the models loaded: nothing was opened yet
+        return ending.exit_code
     if not session.started_at:  # interrupted before it ran: no empty log left behind
         with uninterruptible():
             session.abandon()
@@ -275,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     speed = args.speed if args.speed is not False else (None if args.headless else 1.0)
     try:
         if args.headless:
-            return run_headless(make_replay_session(recording, args, speed), args)
+            return run_headless(lambda: make_replay_session(recording, args, speed), args)
         try:
             from app.gui import run_dashboard
         except ImportError as exc:
@@ -284,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             args.headless = True
-            return run_headless(make_replay_session(recording, args, speed), args)
+            return run_headless(lambda: make_replay_session(recording, args, speed), args)
         from app.headless import DashboardSessions, write_stats
 
         # Start after Stop: the new session's log goes beside the last one's

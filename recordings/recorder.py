@@ -160,11 +160,13 @@ class SessionRecorder:
             self.start_lsl = self._now()
             self._xdf_flush()
             write_manifest(self.folder, self.manifest())
-        except (OSError, ValueError, RuntimeError) as exc:
+        except BaseException as exc:  # a signal too: nothing half-opened is left behind
             self._close_files(clean=False)
             for path in self.folder.iterdir():  # the folder was empty: leave it so
                 if path.is_file():
                     path.unlink(missing_ok=True)
+            if not isinstance(exc, OSError | ValueError | RuntimeError):
+                raise
             what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             where = getattr(exc, "filename", None) or self.folder
             raise RecordingError(

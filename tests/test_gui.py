@@ -22,6 +22,7 @@ from app.config import (  # noqa: E402
 )
 from app.gui import Dashboard  # noqa: E402
 from app.gui.camera_view import compose  # noqa: E402
+from app.gui.controls import SEEK_STEPS  # noqa: E402
 from app.gui.downsample import (  # noqa: E402
     break_at_holes,
     minmax_downsample,
@@ -442,6 +443,30 @@ def test_an_interrupt_while_the_window_opens_leaves_nothing_behind(tmp_path, qap
     assert not any((tmp_path / "rec").iterdir())
 
 
+def test_an_interrupt_once_the_first_session_runs_still_ends_it_as_usual(
+    tmp_path, qapp, monkeypatch
+):
+    """The window starts its first session before its views are built: a signal landing
+    then finds a session that ran, which is stopped and reported (--stats) as at any
+    later moment, not dropped without its statistics."""
+    from app.gui.launch import run_dashboard
+
+    cfg = demo_config(tmp_path, models=False, log=True)
+    built: list[Session] = []
+    ended: list[Session] = []
+
+    def interrupted(self, session) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Dashboard, "_build_views", interrupted)
+    code = run_dashboard(
+        lambda: built.append(Session(cfg)) or built[-1], on_session_end=ended.append
+    )
+    assert code == 130
+    assert ended == built and built[0].started_at and built[0].stopped_at
+    assert (tmp_path / "preds.csv").exists()
+
+
 def test_cli_demo_screenshot(tmp_path, qapp):
     import json
 
@@ -604,6 +629,20 @@ def test_replay_controls_move_the_replay(qtbot, tmp_path):
     c.play.click()  # at the end: again from the start
     assert not replay.paused and not replay.finished
     qtbot.waitUntil(lambda: 0 < replay.position < 0.5 * replay.duration, timeout=WAIT_MS)
+    # a click on the track seeks once: a middle click (Fusion's "absolute set") both sets
+    # the value and presses the handle, and seeking on each made it seek twice
+    from PySide6 import QtCore
+    from PySide6.QtTest import QTest
+
+    seeks: list[float] = []
+    seek = replay.seek
+    replay.seek = lambda t: (seeks.append(t), seek(t))[1]
+    for button in (QtCore.Qt.MouseButton.MiddleButton, QtCore.Qt.MouseButton.LeftButton):
+        away = 0.9 if c.seek.value() < SEEK_STEPS / 2 else 0.1  # the track, not the handle
+        track = QtCore.QPoint(int(c.seek.width() * away), c.seek.height() // 2)
+        seeks.clear()
+        QTest.mouseClick(c.seek, button, pos=track)
+        assert len(seeks) == 1, (button, seeks)
     window.shutdown()
     # a speed from the command line that the list lacks is shown, and 1x can be chosen
     other = Dashboard(lambda: make_replay(3.0), session=make_replay(3.0))

@@ -309,6 +309,28 @@ def test_an_interrupt_while_the_session_starts_still_stops_it(tmp_path, monkeypa
     assert manifest["stop_lsl"] is not None
 
 
+def test_an_interrupt_while_the_recording_opens_its_files_leaves_the_folder_empty(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C or SIGTERM can land while ``--record`` opens its files: a half-opened file
+    left behind would make the same command refuse the folder (it is not empty)."""
+    from recordings import recorder
+
+    real_init = recorder.XdfWriter.__init__
+
+    def interrupted(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)  # the file is open now
+        raise KeyboardInterrupt  # what the signal handler raises
+
+    monkeypatch.setattr(recorder.XdfWriter, "__init__", interrupted)
+    cfg = parse_config({"sources": [{"kind": "simulated", "name": "vp", "seed": 1}]})
+    session = Session(cfg)
+    with pytest.raises(KeyboardInterrupt):
+        session.start_recording(tmp_path / "rec")
+    session.abandon()
+    assert list((tmp_path / "rec").iterdir()) == []
+
+
 def test_a_signal_before_the_session_runs_leaves_nothing_to_block_the_rerun(tmp_path):
     """SIGTERM as the session is being set up (its log and recording files just opened)
     killed the process on the spot, leaving an empty log and a half recording folder that

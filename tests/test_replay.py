@@ -939,3 +939,19 @@ def test_a_session_missing_its_davis_file_replays_the_rest(demo_session, tmp_pat
     assert replay_main([str(copy), "--headless", "--quiet", "--predictions", str(out)]) == 0
     assert "warning:" in capsys.readouterr().err
     assert out.stat().st_size > 0
+
+
+def test_an_interrupt_while_the_replay_loads_its_models_ends_it_cleanly(
+    demo_session, tmp_path, monkeypatch
+):
+    """Ctrl-C or SIGTERM while the models load (seconds, before anything is opened) ends a
+    headless replay as it ends one later: exit 130, no traceback, no log left behind."""
+    import app.replay
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt  # what the signal handler raises
+
+    monkeypatch.setattr(app.replay, "make_replay_session", interrupted)
+    log = tmp_path / "p.csv"
+    code = replay_main([str(demo_session), "--headless", "--quiet", "--predictions", str(log)])
+    assert code == 130 and not log.exists()

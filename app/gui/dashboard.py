@@ -99,7 +99,8 @@ class Dashboard(QtWidgets.QMainWindow):
         self._building: threading.Thread | None = None
         self._down: tuple[str, ...] = ()  # streams reported disconnected in the status bar
         self._stopping: threading.Thread | None = None
-        self._seeking = False
+        self._seeking = False  # the seek slider is held down
+        self._dragged = False  # ... and was moved while held
 
         self.setStyleSheet(STYLE_SHEET)
         self.resize(1600, 960)
@@ -129,9 +130,12 @@ class Dashboard(QtWidgets.QMainWindow):
         c.submit.clicked.connect(self.submit_self_report)
         c.play.clicked.connect(self._toggle_play)
         c.speed.currentIndexChanged.connect(self._speed_changed)
-        c.seek.sliderPressed.connect(lambda: setattr(self, "_seeking", True))
+        # a drag seeks once, when released; a click on the track or a key (Page Up, End)
+        # moves the value without a drag, and seeks as it does (a middle click does both:
+        # it sets the value, then presses and releases the handle unmoved)
+        c.seek.sliderPressed.connect(self._seek_pressed)
+        c.seek.sliderMoved.connect(lambda _value: setattr(self, "_dragged", True))
         c.seek.sliderReleased.connect(self._seek_released)
-        # a click on the track or a key (Page Up, End) moves it without a drag: seek too
         c.seek.valueChanged.connect(self._seek_moved)
 
         self.timer = QtCore.QTimer(self)
@@ -401,12 +405,19 @@ class Dashboard(QtWidgets.QMainWindow):
         if replay is not None:
             replay.set_speed(self.controls.speed_value())
 
+    def _seek_pressed(self) -> None:
+        self._seeking, self._dragged = True, False
+
     def _seek_moved(self, _value: int) -> None:
-        if not self.controls.seek.isSliderDown():  # a drag seeks once, when released
-            self._seek_released()
+        if not self.controls.seek.isSliderDown():
+            self._seek_to_slider()
 
     def _seek_released(self) -> None:
         self._seeking = False
+        if self._dragged:
+            self._seek_to_slider()
+
+    def _seek_to_slider(self) -> None:
         replay = self._replay()
         if replay is not None and replay.duration > 0:
             replay.seek(self.controls.seek.value() / SEEK_STEPS * replay.duration)

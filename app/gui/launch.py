@@ -60,6 +60,8 @@ def run_dashboard(
             )
         except BaseException:  # a folder refused, a signal: no empty log nor recording left
             session.abandon()
+            if session.started_at and on_session_end is not None:
+                on_session_end(session)  # it ran: its statistics, as at any later signal
             raise
     if starting.signum is not None:
         return starting.exit_code
