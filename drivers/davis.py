@@ -65,12 +65,11 @@ from core.clock import UnixClockMapper, lsl_now
 from core.ring import Ring, ring_for
 from core.streams import EVENT_DTYPE, Modality, StreamSpec
 from drivers.base import Driver, DriverError
-from drivers.davis_file import next_batch, open_recording
+from drivers.davis_file import batches_in_order, open_recording, probe
 from drivers.davis_network import open_network_stream
 from drivers.davis_streams import stream_specs
 from drivers.dv_data import (
     AVAILABLE,
-    IS_TYPE,
     KINDS,
     READ,
     Endpoint,
@@ -270,31 +269,13 @@ class DavisDriver(Driver):
             raise DriverError(f"{self.camera_name} reports no resolution")
         return kinds, (int(res[0]), int(res[1]))
 
-    def _open_recording(self) -> Any:
-        assert self.file is not None
-        return open_recording(self.file)
-
     def _probe_file(self) -> tuple[list[str], tuple[int, int]]:
-        rec = self._open_recording()
-        names = list(rec.getStreamNames())
-        for kind in KINDS:
-            for n in names:
-                if getattr(rec, IS_TYPE[kind])(n):
-                    self._file_streams[kind] = n
-                    break
-        res = None
-        if "events" in self._file_streams:
-            res = rec.getEventResolution(self._file_streams["events"])
-        if res is None and "frames" in self._file_streams:
-            res = rec.getFrameResolution(self._file_streams["frames"])
-        self.camera_name = str(rec.getCameraName())
-        self._time_range = tuple(int(t) for t in rec.getTimeRange())
-        del rec
-        if res is None:
-            raise DriverError(
-                f"AEDAT4 file {self.file} has no event or frame stream (streams: {names})"
-            )
-        return [k for k in KINDS if k in self._file_streams], (int(res[0]), int(res[1]))
+        assert self.file is not None
+        layout = probe(self.file)
+        self._file_streams = layout.streams
+        self.camera_name = layout.camera_name
+        self._time_range = layout.time_range
+        return layout.kinds, layout.resolution
 
     def _apply_controls(self, cam: Any) -> None:
         """Exposure and frame interval on a live DAVIS; cameras without APS skip them."""
@@ -495,10 +476,8 @@ class DavisDriver(Driver):
 
     # ------------------------------------------------------------ file
     def _run_file(self) -> None:
-        rec = self._open_recording()
-        pending: dict[str, tuple[int, Any]] = {}
-        for kind in self.kinds:
-            self._queue_next(rec, kind, pending)
+        assert self.file is not None
+        rec = open_recording(self.file)
         start = lsl_now()
         first_us = self._time_range[0]
         if self.timestamps == "now":
@@ -509,25 +488,22 @@ class DavisDriver(Driver):
             t.health.clock_offset = self._time.offset
             t.health.message = ""
         pace = self.playback == "realtime"
-        while pending and not self.stopping:
-            kind = min(pending, key=lambda k: pending[k][0])
-            newest, item = pending.pop(kind)
+        ended = True
+        for kind, newest, item in batches_in_order(rec, self._file_streams, self.kinds):
             if pace:
                 delay = start + (newest - first_us) * 1e-6 - lsl_now()
                 if delay > 0 and self.wait(delay):
+                    ended = False
                     break
+            if self.stopping:
+                ended = False
+                break
             self._deliver(kind, item, lsl_now())
-            self._queue_next(rec, kind, pending)
         del rec
-        if not pending and not self.stopping:
+        if ended and not self.stopping:
             self.finished = True
             for t in self._trackers.values():
                 t.on_disconnect(f"end of AEDAT4 file {self.file}")
-
-    def _queue_next(self, rec: Any, kind: str, pending: dict[str, tuple[int, Any]]) -> None:
-        got = next_batch(rec, kind, self._file_streams[kind])
-        if got is not None:
-            pending[kind] = got
 
     # ------------------------------------------------------------ delivery
     def _deliver(self, kind: str, item: Any, arrival: float) -> None:

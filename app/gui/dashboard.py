@@ -23,8 +23,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.gui.affect_view import AffectView
 from app.gui.camera_view import CameraView
-from app.gui.controls import SEEK_STEPS, Controls
+from app.gui.controls import Controls
 from app.gui.feed import DashboardFeed, StreamState
+from app.gui.replay_steering import ReplaySteering
 from app.gui.signal_view import SignalView
 from app.gui.sources_panel import SourcesPanel
 from app.gui.theme import BAD, RECORD, STYLE_SHEET, TEXT_DIM
@@ -99,8 +100,6 @@ class Dashboard(QtWidgets.QMainWindow):
         self._building: threading.Thread | None = None
         self._down: tuple[str, ...] = ()  # streams reported disconnected in the status bar
         self._stopping: threading.Thread | None = None
-        self._seeking = False  # the seek slider is held down
-        self._dragged = False  # ... and was moved while held
 
         self.setStyleSheet(STYLE_SHEET)
         self.resize(1600, 960)
@@ -126,17 +125,11 @@ class Dashboard(QtWidgets.QMainWindow):
         c.marker.clicked.connect(self.add_marker)
         c.marker_text.returnPressed.connect(self.add_marker)
         QtGui.QShortcut(QtGui.QKeySequence("M"), self, activated=self.add_marker)
-        QtGui.QShortcut(QtGui.QKeySequence("Space"), self, activated=self._toggle_play)
         c.submit.clicked.connect(self.submit_self_report)
-        c.play.clicked.connect(self._toggle_play)
-        c.speed.currentIndexChanged.connect(self._speed_changed)
-        # a drag seeks once, when released; a click on the track or a key (Page Up, End)
-        # moves the value without a drag, and seeks as it does (a middle click does both:
-        # it sets the value, then presses and releases the handle unmoved)
-        c.seek.sliderPressed.connect(self._seek_pressed)
-        c.seek.sliderMoved.connect(lambda _value: setattr(self, "_dragged", True))
-        c.seek.sliderReleased.connect(self._seek_released)
-        c.seek.valueChanged.connect(self._seek_moved)
+        self.replay_steering = ReplaySteering(c, self._replay)
+        QtGui.QShortcut(
+            QtGui.QKeySequence("Space"), self, activated=self.replay_steering.toggle_play
+        )
 
         self.timer = QtCore.QTimer(self)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -387,41 +380,6 @@ class Dashboard(QtWidgets.QMainWindow):
     def _replay(self):  # -> ReplayControl | None
         return getattr(self.session, "replay", None) if self.session is not None else None
 
-    def _toggle_play(self) -> None:
-        replay = self._replay()
-        if replay is None:
-            return
-        if replay.finished:  # Play at the end plays it again from the start, as a player does
-            replay.seek(0.0)
-            replay.play()
-        elif replay.paused:
-            replay.play()
-        else:
-            replay.pause()
-        self._update_replay()
-
-    def _speed_changed(self, _index: int) -> None:
-        replay = self._replay()
-        if replay is not None:
-            replay.set_speed(self.controls.speed_value())
-
-    def _seek_pressed(self) -> None:
-        self._seeking, self._dragged = True, False
-
-    def _seek_moved(self, _value: int) -> None:
-        if not self.controls.seek.isSliderDown():
-            self._seek_to_slider()
-
-    def _seek_released(self) -> None:
-        self._seeking = False
-        if self._dragged:
-            self._seek_to_slider()
-
-    def _seek_to_slider(self) -> None:
-        replay = self._replay()
-        if replay is not None and replay.duration > 0:
-            replay.seek(self.controls.seek.value() / SEEK_STEPS * replay.duration)
-
     def _show_error(self, text: str) -> None:
         self.error = text
         self.status.showMessage(text)
@@ -511,7 +469,7 @@ class Dashboard(QtWidgets.QMainWindow):
                 )
         if session.engine_error is not None and self.state != "failed":
             self._show_error(f"engine failed: {session.engine_error}")
-        self._update_replay()
+        self.replay_steering.update()
         self._update_title()
 
     def _report_lost_streams(self) -> None:
@@ -530,19 +488,6 @@ class Dashboard(QtWidgets.QMainWindow):
         elif self._down:
             self.status.showMessage("every stream is connected again")
         self._down = down
-
-    def _update_replay(self) -> None:
-        replay = self._replay()
-        if replay is None:
-            return
-        c = self.controls
-        c.play.setText("Play" if replay.paused or replay.finished else "Pause")
-        if not self._seeking and replay.duration > 0:
-            c.seek.blockSignals(True)
-            c.seek.setValue(round(replay.position / replay.duration * SEEK_STEPS))
-            c.seek.blockSignals(False)
-        end = "  (end)" if replay.finished else ""
-        c.position.setText(f"{replay.position:.1f} / {replay.duration:.1f} s{end}")
 
     def _update_title(self) -> None:
         name = self.session.config.name if self.session is not None else "no session"
