@@ -90,7 +90,6 @@ class AffectView(QtWidgets.QWidget):
         self.t_ref = t_ref
         #: predictions of windows ending before this clock time are not plotted (set_origin)
         self.since = -np.inf
-        self.expression_models = expression_models
         #: the model the expression bars follow, once known; its windows without an
         #: expression (missing eye frames) clear the bars instead of leaving the last one
         self.expr_model: str | None = expression_models[0] if expression_models else None

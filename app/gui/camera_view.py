@@ -12,6 +12,7 @@ a panel of its own. A REGION stream whose metadata names a frame stream
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +20,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from app.gui.feed import StreamState
 from app.gui.theme import BAD, EVENT_OFF_RGB, EVENT_ON_RGB, GOOD, PANEL, TEXT_DIM, WARN
 from core.scheduler import StreamSource
 from core.streams import Modality, RingKind
@@ -31,8 +33,6 @@ MAX_EVENTS = 300_000
 MIN_REDRAW_S = 1.0 / 30.0
 #: the event count over a picture changes every frame; read at this rate it stays readable
 TEXT_HZ = 4.0
-#: a camera that delivered nothing for this long is shown dimmed, as no longer live
-NO_SIGNAL_S = 2.0
 
 _BOX_COLOURS = {2: GOOD, 1: GOOD, 0: WARN, -1: BAD}  # RegionStatus: detected, tracked, held, lost
 
@@ -157,8 +157,7 @@ class _CameraPanel:
         self.event_head = -1
         self.last_draw = -math.inf
         self.last_text = -math.inf
-        self.last_data = -math.inf  # when a frame or an event last arrived (wall clock)
-        self.no_signal = False
+        self.no_signal = False  # its streams are stale or disconnected: dimmed, says so
         self.step = 1
         self.frames_drawn = 0
 
@@ -170,24 +169,16 @@ class _CameraPanel:
             return 1
         return max(1, int(min(w / vw, h / vh)))
 
-    def refresh(self, now_wall: float, paused: bool = False) -> bool:
-        """Draw what arrived since the last call; a camera silent for NO_SIGNAL_S (not a
-        paused replay) is dimmed and says so, so its last picture does not pass for live."""
+    def refresh(self, now_wall: float) -> bool:
         feed = self.feed
         fh = feed.frames.ring.head if feed.frames else 0
         eh = feed.events.ring.head if feed.events else 0
-        if (fh, eh) == (self.frame_head, self.event_head):
-            if paused:
-                self.last_data = now_wall
-            elif now_wall - self.last_data > NO_SIGNAL_S and not self.no_signal:
-                self._show_no_signal(True)
-            return False
-        if now_wall - self.last_draw < MIN_REDRAW_S:
+        if (fh, eh) == (
+            self.frame_head,
+            self.event_head,
+        ) or now_wall - self.last_draw < MIN_REDRAW_S:
             return False
         self.frame_head, self.event_head, self.last_draw = fh, eh, now_wall
-        self.last_data = now_wall
-        if self.no_signal:
-            self._show_no_signal(False)
         frame = None
         t_frame = math.nan
         if feed.frames is not None and fh:
@@ -213,12 +204,25 @@ class _CameraPanel:
             self.step = step
             self.image.setRect(QtCore.QRectF(0, 0, feed.shape[1], feed.shape[0]))
         n_ev = 0 if events is None else len(events)
-        if feed.events is not None and now_wall - self.last_text >= 1.0 / TEXT_HZ:
+        if (
+            feed.events is not None
+            and not self.no_signal
+            and now_wall - self.last_text >= 1.0 / TEXT_HZ
+        ):
             self.last_text = now_wall
             self.status.setText(f"{n_ev:,} events")
         self._draw_region()
         self.frames_drawn += 1
         return True
+
+    def show_states(self, states: Mapping[str, StreamState]) -> None:
+        """Dim the picture while every stream of this camera is stale or disconnected (the
+        sources panel's states): its last picture must not pass for live."""
+        names = [s.spec.name for s in (self.feed.frames, self.feed.events) if s is not None]
+        down = (StreamState.STALE, StreamState.DISCONNECTED)
+        silent = all(states.get(n) in down for n in names)
+        if silent != self.no_signal:
+            self._show_no_signal(silent)
 
     def _show_no_signal(self, silent: bool) -> None:
         self.no_signal = silent
@@ -262,9 +266,12 @@ class CameraView(QtWidgets.QWidget):
             label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
             layout.addWidget(label)
 
-    def refresh(self, now_wall: float, paused: bool = False) -> int:
-        """Pictures redrawn; ``paused``: a paused replay, whose silence is no lost signal."""
-        return sum(p.refresh(now_wall, paused) for p in self.panels)
+    def refresh(self, now_wall: float) -> int:
+        return sum(p.refresh(now_wall) for p in self.panels)
+
+    def show_states(self, states: Mapping[str, StreamState]) -> None:
+        for panel in self.panels:
+            panel.show_states(states)
 
     def picture(self, index: int = 0) -> np.ndarray | None:
         """The picture shown in panel ``index`` (tests)."""

@@ -409,9 +409,7 @@ class Dashboard(QtWidgets.QMainWindow):
         self.affect_view.set_origin(self.signal_view.t_ref, now)
         if self.state not in ("stopped", "stopping"):
             self.signal_view.refresh(now)
-            replay = self._replay()
-            held = replay is not None and (replay.paused or replay.finished)
-            self.camera_view.refresh(time.monotonic(), held)
+            self.camera_view.refresh(time.monotonic())
         wall = time.monotonic()
         if wall - self._last_affect >= 1.0 / AFFECT_HZ:  # predictions come at a few Hz
             self._last_affect = wall
@@ -448,6 +446,8 @@ class Dashboard(QtWidgets.QMainWindow):
         replay = self._replay()
         paused = bool(replay is not None and replay.paused)
         self.sources_panel.refresh(session.health(), now, paused)
+        assert self.camera_view is not None
+        self.camera_view.show_states({n: r.state for n, r in self.sources_panel.rows.items()})
         self._report_lost_streams()
         elapsed = (session.stopped_at or now) - session.started_at if session.started_at else 0.0
         if replay is not None:
