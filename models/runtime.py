@@ -38,6 +38,7 @@ from models.serving.base import (  # noqa: F401 - the public names of serving
 from models.serving.concat_fusion import OUTPUTS, Prepared, TorchRunner, layouts_for  # noqa: F401
 from models.serving.hi_moe import HiMoERunner  # noqa: F401
 from models.serving.mco_e_net import MCOENetRunner  # noqa: F401
+from models.zoo import FORMAT as CHECKPOINT_FORMAT
 
 #: architecture names this version can rebuild (kept for callers of the one-family runtime)
 ARCHITECTURES: dict[str, type[nn.Module]] = {
@@ -111,6 +112,14 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """
     path = Path(path)
     meta = read_safetensors_metadata(path)
+    if meta.get("format") == CHECKPOINT_FORMAT:
+        raise ModelLoadError(
+            f"model file {path} is a checkpoint of `affectlab train` "
+            f"({meta.get('model', 'a model')} on a data set's windows), which `affectlab evaluate` "
+            "reads; a session runs models written for serving (the shipped ones, "
+            "`affectlab train-demo`'s): a data set's windows are preprocessed (baseline removal, "
+            "its filters) in ways a live stream is not"
+        )
     absent = [k for k in REQUIRED_METADATA if k not in meta]
     if absent:
         raise ModelLoadError(

@@ -159,6 +159,17 @@ def test_load_errors(tmp_path):
         load_runner(str(other))
 
 
+def test_a_training_checkpoint_is_refused_for_a_session_saying_why(tmp_path):
+    """`affectlab train` writes checkpoints for `evaluate`; a session naming one is told so."""
+    from models.zoo import save_checkpoint
+
+    path = tmp_path / "fold_00" / "model.safetensors"
+    path.parent.mkdir()
+    save_checkpoint(path, "concat-fusion", random_model(), {"layouts": []}, {"data": "deap:x"})
+    with pytest.raises(ModelLoadError, match=r"checkpoint of `affectlab train` \(concat-fusion"):
+        load_runner(str(path))
+
+
 def test_shipped_names_resolve():
     assert "concat-fusion-sim" in SHIPPED
     path = shipped_path("concat-fusion-sim")
