@@ -67,6 +67,20 @@ def test_prediction_log_round_trip(tmp_path, suffix):
         assert float(row["latency_model"]) == pytest.approx(0.01)
 
 
+def test_a_log_without_predictions_is_an_empty_table_with_its_columns(tmp_path):
+    """A session that ran too briefly to predict leaves a readable table, not a 0-byte CSV."""
+    for suffix in (".csv", ".parquet"):
+        log = PredictionLog(tmp_path / f"p{suffix}", columns=COLUMNS)
+        log.close()
+        if suffix == ".csv":
+            with open(log.path, newline="") as f:
+                reader = csv.DictReader(f)
+                assert reader.fieldnames == COLUMNS and list(reader) == []
+        else:
+            table = pq.read_table(log.path)
+            assert table.column_names == COLUMNS and table.num_rows == 0
+
+
 def test_csv_rows_are_on_disk_before_close(tmp_path):
     """A crash after a prediction must not lose it: CSV and JSON lines flush every row."""
     for suffix in (".csv", ".jsonl"):

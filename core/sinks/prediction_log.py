@@ -93,6 +93,10 @@ class PredictionLog:
                 self._parquet.close()
                 self._parquet = None
         elif self._file is not None:
+            if self.format == "csv" and self._csv is None and self.columns:
+                # no prediction came: a header-only table still reads as one (a 0-byte CSV
+                # does not, e.g. pandas raises EmptyDataError)
+                csv.DictWriter(self._file, fieldnames=self.columns).writeheader()
             self._file.close()
             self._file = None
 
