@@ -530,10 +530,14 @@ def test_a_sender_that_stamps_in_bursts_is_a_whole_stream(dejitter):
     stop = threading.Event()
 
     def send() -> None:
+        # Each block's 50 samples share one stamp, every 0.2 s. The stamps are explicit and a
+        # stalled sender catches up with its overdue blocks, so a busy machine makes no hole.
+        t0, k = pylsl.local_clock(), 0
         while not stop.is_set():
             for _ in range(50):
-                outlet.push_sample([0.0, 1.0, 2.0, 3.0])  # stamped as pushed: together
-            stop.wait(0.2)
+                outlet.push_sample([0.0, 1.0, 2.0, 3.0], t0 + 0.2 * k)  # together
+            k += 1
+            stop.wait(max(0.0, t0 + 0.2 * k - pylsl.local_clock()))
 
     driver = LslDriver(LslQuery(name=f"bursts-{tag}"), dejitter=dejitter, resolve_timeout=5)
     sender = threading.Thread(target=send)
