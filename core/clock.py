@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 try:  # pylsl is a hard dependency; the fallback only keeps core importable alone.
     from pylsl import local_clock as _lsl_clock
 except ImportError:  # pragma: no cover - exercised only without pylsl
@@ -121,6 +123,17 @@ def measure_unix_offset(n: int = 32) -> OffsetEstimate:
     assert best is not None
     width, unix, mid = best
     return OffsetEstimate(offset=unix - mid, uncertainty=width / 2, measured_at=mid)
+
+
+def unix_us_to_lsl(t_us: np.ndarray, unix_minus_lsl_us: int) -> np.ndarray:
+    """Unix microseconds as one-clock seconds, for a whole-microsecond offset.
+
+    The difference is taken in int64 (LSL seconds as float64 then keep ~4 ps; Unix
+    seconds as float64 only ~0.2 us), and live drivers and the replay of their
+    recording both map through here with whole microseconds, so a replay gives back
+    the live stamps bit for bit (``recordings.aedat`` writes ``lsl * 1e6 + offset``).
+    """
+    return (np.asarray(t_us, np.int64) - np.int64(unix_minus_lsl_us)) * 1e-6
 
 
 class UnixClockMapper:

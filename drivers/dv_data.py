@@ -20,7 +20,7 @@ from typing import Any
 import dv_processing as dv
 import numpy as np
 
-from core.clock import UnixClockMapper
+from core.clock import UnixClockMapper, unix_us_to_lsl
 from core.streams import EVENT_DTYPE
 from drivers.base import DriverError
 
@@ -200,25 +200,14 @@ def gray_frame(img: np.ndarray) -> np.ndarray:
 
 
 class UnixTime:
-    """dv's Unix microseconds on the one clock, through a re-measured Unix -> LSL offset."""
+    """dv's Unix microseconds on the one clock, through a re-measured Unix -> LSL offset
+    taken to the whole microsecond (the stamps' own resolution)."""
 
     def __init__(self, mapper: UnixClockMapper) -> None:
         self.mapper = mapper
-        self._ref_us: int | None = None
-        self._ref_lsl = 0.0
-        self._offset = math.nan
 
     def to_lsl(self, t_us: np.ndarray) -> np.ndarray:
-        # Unix seconds as float64 keep only ~0.2 us, so stamps are taken relative to one
-        # integer reference, and that reference is mapped only when the offset is re-measured:
-        # stamps of consecutive batches then keep their exact microsecond distances.
-        offset = self.mapper.offset
-        if self._ref_us is None:
-            self._ref_us = int(t_us[0])
-        if offset != self._offset:
-            self._offset = offset
-            self._ref_lsl = self._ref_us * 1e-6 - offset
-        return (np.asarray(t_us, np.int64) - self._ref_us) * 1e-6 + self._ref_lsl
+        return unix_us_to_lsl(t_us, round(self.mapper.offset * 1e6))
 
     @property
     def offset(self) -> float:

@@ -6,7 +6,9 @@ triggers under dv's usual stream names (``events``, ``frames``, ``imu``,
 open it. Stamps are int64 Unix microseconds as a camera writes them:
 ``round(lsl * 1e6) + unix_minus_lsl_us``, with one offset for the whole
 recording (in the manifest), so a replay maps them back to the original
-one-clock seconds exactly.
+one-clock seconds: bit for bit for a camera's own whole-microsecond stamps (a
+DAVIS, a DV network stream: ``core.clock.unix_us_to_lsl`` both ways), to the
+nearest microsecond for the simulated camera, which stamps between them.
 
 dv-processing 2.0.4 has no numpy -> EventStore constructor; events go through
 ``drivers.davis_server.events_to_store`` (about 5 M events/s, see

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from core.clock import unix_us_to_lsl
 from core.streams import EVENT_DTYPE, Modality, StreamSpec
 from recordings.tracks import SourceError, Track, sorted_track
 
@@ -295,7 +296,7 @@ class AedatTrack(Track):
         return f"AedatTrack({self.spec.name!r}, {self.count} {self.kind} in {self.file})"
 
     def _seconds(self, t_us: np.ndarray) -> np.ndarray:
-        return (np.asarray(t_us, np.int64) - self.offset_us) * 1e-6
+        return unix_us_to_lsl(t_us, self.offset_us)
 
     # ------------------------------------------------------------ decoding
     def _bin(self, j: int) -> tuple[np.ndarray, np.ndarray]:
@@ -413,7 +414,7 @@ def aedat_track(spec: StreamSpec, file: Path, stream: AedatStream, offset_us: in
     if stream.index is not None:
         return AedatTrack(spec, file, stream, offset_us)
     assert stream.t_us is not None
-    ts = (stream.t_us - int(offset_us)) * 1e-6
+    ts = unix_us_to_lsl(stream.t_us, offset_us)
     data = stream.data
     if data is not None and spec.frame_shape is not None and stream.kind == "frames":
         data = data.reshape(len(data), *spec.frame_shape)
