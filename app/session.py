@@ -98,6 +98,8 @@ class Session:
             self.inputs = SessionInputs(self.clock.now)
             self.drivers.append(self.inputs)
         self.recording: SessionRecorder | None = None
+        #: the last recording this session closed: its folder and items written per stream
+        self.recorded: tuple[Path, dict[str, int]] | None = None
         self.sources: dict[str, StreamSource] = {}
         for driver in self.drivers:
             for spec in driver.specs:
@@ -247,6 +249,7 @@ class Session:
         counts = recorder.stop()
         self.bus.remove(recorder)
         self.recording = None
+        self.recorded = (recorder.folder, counts)
         return counts
 
     def add_marker(self, label: str) -> None:

@@ -252,11 +252,12 @@ class Dashboard(QtWidgets.QMainWindow):
             self.start_new_session()
 
     def stop_session(self) -> None:
-        """Stop recording, then the session, on a helper thread (joins can take seconds)."""
+        """Stop the session on a helper thread (joins can take seconds). It closes a recording
+        itself, after its drivers and workers, so the last items go in too; ``tick`` shows
+        what was saved once it is done."""
         session = self.session
         if session is None or self._stopping is not None:
             return
-        self._stop_recording()
         self.state = "stopping"
         self.controls.start.setEnabled(False)
         self._stopping = threading.Thread(
@@ -328,8 +329,16 @@ class Dashboard(QtWidgets.QMainWindow):
         session = self.session
         if session is None or not hasattr(session, "stop_recording") or session.recording is None:
             return None
-        folder = session.recording.folder
         counts = session.stop_recording()
+        self._show_recorded(session)
+        return counts
+
+    def _show_recorded(self, session: Session) -> None:
+        """Say what the session's last recording saved, and offer Record again."""
+        recorded = getattr(session, "recorded", None)
+        if recorded is None:
+            return
+        folder, counts = recorded
         total = sum((counts or {}).values())
         self.controls.record.setChecked(False)
         self.controls.record.setText("● Record")
@@ -338,7 +347,6 @@ class Dashboard(QtWidgets.QMainWindow):
         if self.state == "recording":
             self.state = "running"
         self._update_title()
-        return counts
 
     def add_marker(self) -> None:
         session = self.session
@@ -392,6 +400,8 @@ class Dashboard(QtWidgets.QMainWindow):
         if self._stopping is not None and not self._stopping.is_alive():
             self._stopping = None
             self.state = "stopped"
+            if self.session is not None:
+                self._show_recorded(self.session)
             c = self.controls
             c.start.setText("Start")
             c.start.setEnabled(True)
@@ -517,8 +527,7 @@ class Dashboard(QtWidgets.QMainWindow):
                 pending.abandon()  # never started: no empty log left behind
                 self.state = "stopped"
         if self.session is not None and self.state in ("running", "recording"):
-            self._stop_recording()
-            self.session.stop()
+            self.session.stop()  # closes a recording after its drivers: the last items go in
             self.state = "stopped"
             if self.on_session_end is not None:
                 self.on_session_end(self.session)
