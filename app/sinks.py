@@ -33,7 +33,7 @@ def build_sinks(
                     LslPredictionOutlet(
                         model=runner.name,
                         channels=list(runner.outputs),
-                        rate=1.0 / runner.inputs.hop_s,
+                        hop_s=runner.inputs.hop_s,
                         name=base if i == 0 else f"{base}-{runner.name}",
                     )
                 )

@@ -116,13 +116,16 @@ def test_missing_values_are_empty_or_null(tmp_path):
 
 def test_lsl_outlet_reaches_a_real_inlet():
     name = f"affectlab-test-{time.monotonic_ns()}"
-    outlet = LslPredictionOutlet("m", OUTPUTS, rate=2.0, name=name)
+    outlet = LslPredictionOutlet("m", OUTPUTS, hop_s=0.5, name=name)
     found = pylsl.resolve_byprop("name", name, timeout=5.0)
     assert found, "the outlet was not found on loopback"
     info = found[0]
     assert info.type() == "Emotion" and info.channel_count() == len(OUTPUTS)
     inlet = pylsl.StreamInlet(info)
     full = inlet.info(timeout=5.0)
+    # irregular: a skipped window is a hole, which a nominal rate would have tools smooth over
+    assert full.nominal_srate() == pylsl.IRREGULAR_RATE
+    assert float(full.desc().child_value("hop_s")) == 0.5
     ch = full.desc().child("channels").child("channel")
     labels = []
     while not ch.empty():

@@ -5,6 +5,11 @@ name when a session runs several), type ``Emotion``, one float32 channel per
 output with its label, unit and type in the stream header (the XDF
 ``desc/channels`` convention). Samples are stamped with the window's end time
 on the one clock, so a recording lines predictions up with the data they came from.
+
+The stream is declared irregular (nominal rate 0), as affectlab's own XDF has it:
+windows come every hop, but a window the worker skips (latest wins) is a hole, and
+a tool that trusts a nominal rate re-stamps across holes (pyxdf's de-jitter moved
+predictions by up to 0.48 s). The hop goes in the header as ``desc/hop_s``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def channel_meta(channel: str) -> tuple[str, str]:
 class LslPredictionOutlet:
     """Pushes each prediction of ``model`` as one sample; other models' predictions are ignored."""
 
-    def __init__(self, model: str, channels: list[str], rate: float, name: str = DEFAULT_NAME):
+    def __init__(self, model: str, channels: list[str], hop_s: float, name: str = DEFAULT_NAME):
         if not channels:
             raise ValueError(f"model {model!r} declares no outputs to publish")
         self.model = model
@@ -42,13 +47,14 @@ class LslPredictionOutlet:
             name,
             STREAM_TYPE,
             len(self.channels),
-            rate,
+            pylsl.IRREGULAR_RATE,
             pylsl.cf_float32,
             f"affectlab-{model}-{name}",
         )
         desc = info.desc()
         desc.append_child_value("manufacturer", "affectlab")
         desc.append_child_value("model", model)
+        desc.append_child_value("hop_s", repr(float(hop_s)))
         chans = desc.append_child("channels")
         for ch in self.channels:
             unit, kind = channel_meta(ch)
