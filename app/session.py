@@ -24,7 +24,6 @@ from core.bus import Bus
 from core.clock import Clock, RealClock
 from core.health import StreamHealth
 from core.scheduler import Aligner, StreamSource
-from core.sinks.prediction_log import PredictionLog
 from core.window import Window
 from core.worker import InferenceWorker
 from drivers.base import Driver
@@ -165,8 +164,9 @@ class Session:
         if recorder is not None:
             recorder.discard()
         for sink in self.bus.sinks:
-            if isinstance(sink, PredictionLog):
-                sink.discard()
+            discard = getattr(sink, "discard", None)  # a sink that writes a file (core.bus.Sink)
+            if discard is not None:
+                discard()
 
     def stop(self) -> None:
         """Stop in data-flow order so nothing in flight is dropped on the floor. Safe to call

@@ -19,7 +19,12 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """Anything that consumes predictions and health. Methods are called one at a time."""
+    """Anything that consumes predictions and health. Methods are called one at a time.
+
+    A sink that writes a file may also have ``discard()`` (close, and remove the file
+    if it holds nothing): a session that never ran calls it after ``close()``, so no
+    empty file is left to block the rerun (``app.session.Session.abandon``).
+    """
 
     def on_prediction(self, prediction: Prediction) -> None: ...
 
