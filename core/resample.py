@@ -7,7 +7,10 @@ stay testable on their own:
   exact time grid. Upsampling interpolates linearly; downsampling by a factor
   of 1.5 or more averages every source sample that falls in a target sample's
   period first (a boxcar anti-alias filter), so 256 Hz EEG handed to a 64 Hz
-  model does not fold its beta band into theta.
+  model does not fold its beta band into theta. The boxcar is the period up to
+  each instant (causal: a window's last instant needs no later data), so what
+  it shows lags that instant by half a target period (62 ms at 8 Hz): the same
+  live and in replay, and what the models were trained on.
 - ``sample_frames``: the newest frame at or before each requested instant,
   resized by bilinear interpolation.
 - ``bin_events``: events into per-slice, per-polarity pixel histograms.
