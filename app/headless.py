@@ -134,7 +134,7 @@ def run_session_command(args: argparse.Namespace, cfg: SessionConfig | None = No
 
 def _announce(session: Any, cfg: SessionConfig) -> None:
     streams = ", ".join(session.sources)
-    models = ", ".join(f"{r.name} on {r.device}" for r in session.runners)
+    models = ", ".join(f"{r.name} on {r.device}" for r in session.runners) or "none"
     duration = f"{cfg.duration:g} s" if cfg.duration else "until Ctrl-C"
     print(
         f"affectlab: session {cfg.name!r}: streams {streams}; models {models}; {duration}",

@@ -378,5 +378,12 @@ def _note_count(rec: Recording, entry: dict[str, Any], got: int, file: Path) -> 
     if isinstance(want, int) and want != got:
         rec.problems.append(
             f"{file}: stream {entry['name']!r} has {got} items, the manifest says {want}"
-            + (" (the recording did not stop cleanly)" if got < want else "")
+            + (_why_short(crashed) if got < want else "")
         )
+
+
+def _why_short(crashed: bool) -> str:
+    """Why a file holds fewer items than its manifest counted."""
+    if crashed:
+        return " (the recording did not stop cleanly)"
+    return " (the session closed it whole: the file was cut or damaged since)"
