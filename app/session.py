@@ -317,6 +317,7 @@ class Session:
             stats.streams[name] = entry
         for name, worker in self.workers.items():
             entry = {"device": worker.runner.device, **worker.stats.to_dict()}
+            entry["inputs"] = dict(self.aligner.bound[name])  # which stream fed each input
             entry["aligner"] = self.aligner.stats[name].to_dict()
             stats.models[name] = entry
         return stats

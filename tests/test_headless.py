@@ -160,6 +160,12 @@ def test_demo_command_logs_predictions_and_stats(tmp_path):
         assert model["inferred"] == len(mine)
         assert {"windows", "inferred", "skipped", "latency_s"} <= set(model)
         assert model["latency_s"]["model"]["p50"] > 0
+    # which stream fed each model input
+    assert stats["models"]["hi-moe-sim"]["inputs"]["eeg"] == "sim-eeg"
+    assert set(stats["models"]["mco-e-net-lite-sim"]["inputs"].values()) == {
+        "sim-davis-frames",
+        "sim-davis-events",
+    }
     # each model fills its own columns and leaves the other's empty
     affect_rows = [r for r in rows if r["model"] == "hi-moe-sim"]
     expression_rows = [r for r in rows if r["model"] == "mco-e-net-lite-sim"]
