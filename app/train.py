@@ -381,6 +381,7 @@ def run(args: argparse.Namespace) -> int:
         set_threads(args.threads)
     check_set(args, ref.kind)
     protocol = args.protocol or DEFAULT_PROTOCOL[ref.kind]
+    check_same_run(args.out, run_settings(args, ref, protocol))
     data = load_data(ref, args.model, args)
     folds = make_folds(data, protocol, args.folds, args.seed)
     every_fold = [f.name for f in folds]
@@ -400,6 +401,69 @@ def run(args: argparse.Namespace) -> int:
         raise
 
 
+def run_settings(args: argparse.Namespace, ref: Any, protocol: str) -> dict[str, Any]:
+    """What decides a run's split and its models, as written into ``run.json``: every fold of
+    one run must share them, or its mean over folds mixes different experiments."""
+    from models.zoo import RECIPES
+
+    models = _members(args.members) if args.model == "ensemble" else [args.model]
+    settings = {
+        "model": args.model,
+        "data": {"kind": ref.kind, "path": str(ref.path.resolve()), "window_s": args.window_s,
+                 "hop_s": args.hop_s, "max_subjects": args.max_subjects},
+        "protocol": protocol,
+        "folds": args.folds if protocol == "kfold" else None,
+        "seed": args.seed,
+        "missing_rate": args.missing_rate,
+        "overrides": overrides_of(args),
+        "members": models if args.model == "ensemble" else None,
+        "recipes": {m: _recipe(RECIPES[m], args).to_dict() for m in models},
+    }  # fmt: skip
+    return json.loads(json.dumps(settings))  # as read back from run.json
+
+
+def _differences(was: Any, now: Any, where: str) -> list[str]:
+    """``key is OLD in the run, NEW now`` for every leaf that differs, nested keys dotted.
+    Settings an older ``run.json`` does not record at all are not compared, nor the recipe of
+    a model only one side has (the model or member difference says it in fewer words)."""
+    if isinstance(was, dict) and isinstance(now, dict):
+        found = []
+        for key in sorted(set(now) | set(was)) if where else now:
+            if where or key in was:
+                found += _differences(was.get(key), now.get(key), f"{where}{key}.")
+        return found
+    if was == now or (None in (was, now) and isinstance(was or now, dict)):
+        return []
+    return [f"{where[:-1]} is {was!r} in the run, {now!r} now"]
+
+
+def check_same_run(out: Path, settings: dict[str, Any]) -> None:
+    """Refuse to add folds to a run in ``out`` (``--resume``, ``--fold``) made with other
+    run-level settings, before any data is read: the per-fold resume check only sees the
+    fold it is about to train, so folds of other splits, seeds or models would otherwise sit
+    side by side and ``run.json`` would claim the last command's settings for all of them."""
+    from models.datasets import UsageError
+
+    path = out / "run.json"
+    if not path.is_file():
+        return
+    try:
+        was = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: unreadable ({exc}); choose another --out") from exc
+    was = was if isinstance(was, dict) else {}
+    if was.get("model", settings["model"]) != settings["model"]:
+        raise UsageError(
+            f"{out}: holds a {was['model']} run, not {settings['model']}; choose another --out"
+        )
+    found = _differences(was, settings, "")
+    if found:
+        raise UsageError(
+            f"{out}: holds a run made with other settings ({'; '.join(found)}); "
+            "give the same options or choose another --out"
+        )
+
+
 def _remove_empty_folders(top: Path) -> None:
     for folder in sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True):
         if not any(folder.iterdir()):
@@ -412,15 +476,12 @@ def _run_folds(
     args: argparse.Namespace, ref: Any, data: Any, protocol: str, folds: list[Any],
     every_fold: list[str],
 ) -> int:  # fmt: skip
+    command = "affectlab train " + shlex.join(sys.argv[1:] if args.argv is None else args.argv)
+    settings = {**run_settings(args, ref, protocol), "command": command}
+    # what each fold's model.json records of the run
     base = {
-        "data": {"kind": ref.kind, "path": str(ref.path.resolve()), "window_s": args.window_s,
-                 "hop_s": args.hop_s, "max_subjects": args.max_subjects},
-        "protocol": protocol,
-        "folds": args.folds if protocol == "kfold" else None,
-        "seed": args.seed,
-        "missing_rate": args.missing_rate,
-        "command": "affectlab train " + shlex.join(sys.argv[1:] if args.argv is None else args.argv),
-    }  # fmt: skip
+        k: settings[k] for k in ("data", "protocol", "folds", "seed", "missing_rate", "command")
+    }
     if not args.quiet:
         print(f"{args.model} on {ref}: {len(data)} {'windows' if ref.kind != 'see' else 'sequences'}, "
               f"protocol {protocol}, {len(folds)} fold(s)")  # fmt: skip
@@ -428,11 +489,12 @@ def _run_folds(
         info = train_fold(args, data, fold, base)
         if info is None:
             print(f"stopped in {fold.name}; run again with --resume to continue")
-            _write_run(args.out, args.model, base, every_fold)
+            _write_run(args.out, settings, every_fold)
             return 0
+        _write_run(args.out, settings, every_fold)  # the settings are on disk from fold one
         if not args.quiet:
             print(f"{fold.name}: test {_headline(info['metrics']['test'])}")
-    done, summary = _write_run(args.out, args.model, base, every_fold)
+    done, summary = _write_run(args.out, settings, every_fold)
     print(f"{args.model}: {done} of {len(every_fold)} fold(s) in {args.out}; test {summary}")
     return 0
 
@@ -456,15 +518,16 @@ def _fold_results(out: Path, folds: list[str]) -> dict[str, Any]:
     return results
 
 
-def _write_run(out: Path, model: str, base: dict[str, Any], folds: list[str]) -> tuple[int, str]:
-    """``run.json``: every trained fold's test metrics and their mean, finished once every
-    fold of the protocol is trained. Returns the folds done and a headline of the mean."""
+def _write_run(out: Path, settings: dict[str, Any], folds: list[str]) -> tuple[int, str]:
+    """``run.json``: the run's settings, every trained fold's test metrics and their mean,
+    finished once every fold of the protocol is trained. Returns the folds done and a
+    headline of the mean."""
     import numpy as np
 
     results = _fold_results(out, folds)
     finished = len(results) == len(folds)
     headline = ""
-    doc: dict[str, Any] = {"model": model, **base, "finished": finished, "test": results}
+    doc: dict[str, Any] = {**settings, "finished": finished, "test": results}
     if results:
         first = next(iter(results.values()))
         if "mean" in first:

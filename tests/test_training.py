@@ -113,6 +113,35 @@ def test_folds_trained_one_at_a_time_add_up_in_run_json(sim, tmp_path):
     assert run["test_mean_over_folds"]["ccc"] == pytest.approx(sum(ccc) / 3)
 
 
+def test_folds_of_other_run_settings_are_refused_before_training(sim, tmp_path, capsys):
+    """--resume / --fold into a run refuse options that change its split or its models,
+    naming each difference, and leave the run as it was."""
+    data = f"deap:{sim['deap']}"
+    out = tmp_path / "run"
+    args = ("--protocol", "kfold", "--folds", "2", "--epochs", "1", "--seed", "0")
+    assert _run("late-fusion", data, out, *args, "--fold", "0") == 0
+    before = (out / "run.json").read_text()
+    capsys.readouterr()
+    for change, problem in [
+        (("--protocol", "loso"), "protocol is 'kfold' in the run, 'loso' now; folds is 2"),
+        (("--folds", "3", "--fold", "2"), "folds is 2 in the run, 3 now"),
+        (("--fold", "1", "--seed", "1"), "seed is 0 in the run, 1 now"),
+        (("--fold", "1", "--window-s", "2"), "data.window_s is 4.0 in the run, 2.0 now"),
+        (("--fold", "1", "--set", "dim=8"), "overrides.dim is"),
+        (("--fold", "1", "--missing-rate", "0.1", "--epochs", "2"),
+         "missing_rate is 0.0 in the run, 0.1 now; recipes.late-fusion.epochs is 1"),
+    ]:  # fmt: skip
+        assert _run("late-fusion", data, out, *args, *change, "--resume") == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"affectlab train: error: {out}: holds a run made with other")
+        assert problem in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in out.iterdir()) == ["fold_00", "run.json"]
+    assert (out / "run.json").read_text() == before
+    assert _run("late-fusion", data, out, *args, "--fold", "1", "--resume") == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["finished"] and run["seed"] == 0 and run["recipes"]["late-fusion"]["epochs"] == 1
+
+
 def test_dreamer_loso_with_late_fusion(sim, tmp_path):
     out = tmp_path / "dr"
     assert (
@@ -522,6 +551,11 @@ def test_resume_refusals_name_the_model_and_the_first_differing_field(sim, tmp_p
     out = tmp_path / "run"
     assert _run("hi-moe", data, out, *args) == 0
     capsys.readouterr()
+    assert _run("late-fusion", data, out, *args[:-2], "--resume") == 2
+    err = capsys.readouterr().err
+    assert "holds a hi-moe run, not late-fusion" in err and "recipe" not in err
+    # the fold's own check, for a run whose run.json was never written (Ctrl-C in fold one)
+    (out / "run.json").unlink()
     assert _run("late-fusion", data, out, *args[:-2], "--resume") == 2
     err = capsys.readouterr().err
     assert "holds a hi-moe run, not late-fusion" in err and "recipe" not in err
