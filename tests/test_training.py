@@ -424,6 +424,17 @@ def test_clear_errors(sim, tmp_path, capsys):
     assert err.startswith("affectlab train: error:") and len(err.strip().splitlines()) == 1
 
 
+def test_see_data_given_a_file_is_one_line(sim, tmp_path, capsys):
+    """SEE is a folder: a file (its emotion.json, an archive) is named, not a traceback."""
+    for file in (sim["see"] / "emotion.json", tmp_path / "see.zip"):
+        file.touch()
+        assert _run("mco-e-net-lite", f"see:{file}", tmp_path / "out", "--epochs", "1") == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"affectlab train: error: {file}: is a file; SEE wants its folder")
+        assert len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "out").exists()
+
+
 def _no_data(*_args, **_kwargs):
     raise AssertionError("the data was read before the --set values were checked")
 

@@ -187,6 +187,10 @@ def read_annotations(path: str | Path) -> tuple[tuple[str, ...], dict[str, dict]
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise DataSetError(f"{path}: no SEE annotation file") from exc
+    except NotADirectoryError as exc:  # a file where SEE's folder should be
+        raise DataSetError(
+            f"{path.parent}: is not a folder; SEE wants its folder (the one holding {path.name})"
+        ) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataSetError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(doc, dict):
@@ -259,6 +263,11 @@ class SeeDataset:
         if channels not in (1, 3):
             raise ValueError("channels must be 1 or 3")
         root = Path(root)
+        if root.is_file():
+            raise DataSetError(
+                f"{root}: is a file; SEE wants its folder (the one holding {ANNOTATION}, "
+                "frame/ and event/)"
+            )
         if not (root / "frame").is_dir() and (root / "SEE" / "frame").is_dir():
             root = root / "SEE"  # the folder the archive unpacks to
         self.root = root
