@@ -302,6 +302,8 @@ def evaluate_signals(
                 ["model", "rate", "ccc_mean", "ccc_std", "seeds"])  # fmt: skip
     write_table(curve_summary, out / "missing_rate_summary", "How fast CCC falls with the missing rate",
                 "ccc_first / ccc_last: at the lowest / highest rate; drop = first - last; "
+                "relative_drop = drop / ccc_first, n/a (empty in the CSV, null in summary.json) "
+                "where the CCC at the lowest rate is <= 0; "
                 "slope: least-squares CCC change per 0.1 of missing rate.",
                 ["model", "ccc_first", "ccc_last", "drop", "relative_drop", "slope_per_0.1"])  # fmt: skip
     if ablation_rows:
@@ -411,6 +413,23 @@ def evaluate_see(
 
 
 # --------------------------------------------------------------------------- main
+def _finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float as None: JSON has no NaN, and strict readers
+    (jq, JavaScript, most non-Python parsers) refuse the bare ``NaN`` Python writes."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    """``doc`` as strict JSON: figures that do not exist are null."""
+    path.write_text(json.dumps(_finite(doc), indent=2, sort_keys=True, allow_nan=False))
+
+
 def run(args: argparse.Namespace) -> int:
     from models.datasets import UsageError, parse_data_ref
     from models.evaluation import parse_rates
@@ -450,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
             args.modality_ablation,
         )  # fmt: skip
     summary["data"] = str(ref)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    write_json(args.out / "summary.json", summary)
     for md in sorted(args.out.glob("*.md")):
         if not args.quiet:
             print(md.read_text())

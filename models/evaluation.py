@@ -110,11 +110,13 @@ def fold_mean(per_fold: Sequence[Mapping[str, Mapping[str, float]]]) -> dict[str
     return out
 
 
-def summarise_curve(rates: Sequence[float], values: np.ndarray) -> dict[str, float]:
+def summarise_curve(rates: Sequence[float], values: np.ndarray) -> dict[str, float | None]:
     """Level and fall of a CCC-vs-rate curve: ``values`` (rates, seeds) -> at 0, at max, drop, slope.
 
     ``slope`` is the least-squares slope of the seed-mean CCC per 0.1 of missing
-    rate; ``relative_drop`` is the drop as a fraction of the CCC at the lowest rate.
+    rate; ``relative_drop`` is the drop as a fraction of the CCC at the lowest rate,
+    None (JSON null, an empty CSV cell, n/a in Markdown) when that CCC is <= 0: a fraction
+    of it means nothing then, and a NaN would make summary.json invalid JSON.
     """
     r = np.asarray(rates, np.float64)
     m = np.asarray(values, np.float64).mean(axis=1)
@@ -124,7 +126,7 @@ def summarise_curve(rates: Sequence[float], values: np.ndarray) -> dict[str, flo
         "ccc_first": float(m[0]),
         "ccc_last": float(m[-1]),
         "drop": drop,
-        "relative_drop": float(drop / m[0]) if m[0] > 0 else float("nan"),
+        "relative_drop": float(drop / m[0]) if m[0] > 0 else None,
         "slope_per_0.1": slope,
     }
 
@@ -170,6 +172,8 @@ def _csv_value(v: Any) -> Any:
 
 
 def _fmt(v: Any, digits: int) -> str:
+    if v is None:  # a figure that does not exist (the note under the table says why)
+        return "n/a"
     if isinstance(v, float | np.floating):
         v = float(v)
         if math.isnan(v):

@@ -1,15 +1,20 @@
-"""evaluate: what it refuses or warns about, each in one line, on tiny simulated runs."""
+"""evaluate: what it refuses or warns about, each in one line, and what it writes for a
+figure that does not exist, on tiny simulated runs."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+import models.ablation  # noqa: F401 - binds the real mean_ccc before a test patches it
 from app.evaluate import main as evaluate
 from app.simulate import main as simulate
 from app.train import main as train
+from models.evaluation import summarise_curve
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +45,25 @@ def test_see_data_given_a_file_is_one_line(runs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"affectlab evaluate: error: {file}: is a file; SEE wants its folder")
     assert len(err.strip().splitlines()) == 1
+
+
+def _no_nan(text: str) -> None:
+    raise AssertionError(f"{text} in summary.json: not valid JSON")
+
+
+def test_relative_drop_of_a_curve_starting_at_or_below_zero_is_null(runs, tmp_path, monkeypatch):
+    """No NaN in summary.json (strict JSON has none); the Markdown says why the cell is empty."""
+    assert summarise_curve([0.0, 0.2], np.array([[0.0], [-0.1]]))["relative_drop"] is None
+    fell = summarise_curve([0.0, 0.2], np.array([[0.5], [0.4]]))
+    assert fell["relative_drop"] == pytest.approx(0.2)
+    monkeypatch.setattr("models.tasks.mean_ccc", lambda y, p: -0.05)
+    out = tmp_path / "e"
+    rc = evaluate([str(runs["half"]), "--data", f"deap:{runs['deap']}", "--out", str(out),
+                   "--missing-rates", "0,0.2", "--seeds", "1", "--quiet"])  # fmt: skip
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=_no_nan)
+    (curve,) = [m["missing_rate_summary"] for m in summary["models"].values()]
+    assert curve["ccc_first"] == -0.05 and curve["relative_drop"] is None
+    md = (out / "missing_rate_summary.md").read_text()
+    assert "| n/a |" in md and "n/a (empty in the CSV, null in summary.json) where the CCC" in md
+    assert "None" not in md and "nan" not in md
