@@ -297,8 +297,35 @@ def _see_val(data: SeeData, train: np.ndarray, seed: int) -> tuple[np.ndarray, n
     return fit, np.array(sorted(val_set), dtype=np.int64)
 
 
+def _check_trial_folds(data: SignalData, folds: int) -> None:
+    """Refuse more folds than the subject with the fewest trials has trials: subject-dependent
+    k-fold deals each subject's whole trials over the folds, so beyond that count some folds
+    lack that subject, folds with no trial at all were silently dropped (DREAMER's 18 trials
+    gave 18 of 40 asked), and folds of one trial each score constant ratings (CCC 0)."""
+    w = data.windows
+    trials = {int(s): np.unique(w.trial[w.subject == s]).size for s in np.unique(w.subject)}
+    fewest = min(trials, key=lambda s: (trials[s], s))
+    if folds > trials[fewest]:
+        raise UsageError(
+            f"--folds {folds}: subject {fewest} has {trials[fewest]} trials, and k-fold over "
+            f"whole trials gives each fold one of every subject's: at most --folds {trials[fewest]}"
+        )
+
+
+def _check_see_folds(data: SeeData, fold: np.ndarray, folds: int) -> None:
+    """Refuse a SEE k-fold whose deal left folds empty (they were silently dropped)."""
+    empty = folds - np.unique(fold).size
+    if empty:
+        groups = np.unique(np.stack([data.subjects, data.labels]), axis=1, return_counts=True)[1]
+        raise UsageError(
+            f"--folds {folds}: {empty} fold(s) would hold no sequence; at most --folds "
+            f"{int(groups.max())} (the most sequences of one subject and emotion) fills every fold"
+        )
+
+
 def make_folds(data: Data, protocol: str, folds: int = 10, seed: int = 0) -> list[Fold]:
-    """The protocol's folds, each with train / validation / test indices."""
+    """The protocol's folds, each with train / validation / test indices; a k-fold gives
+    exactly ``folds`` folds or is refused."""
     if protocol not in PROTOCOLS:
         raise UsageError(f"protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     out: list[Fold] = []
@@ -307,6 +334,7 @@ def make_folds(data: Data, protocol: str, folds: int = 10, seed: int = 0) -> lis
         if protocol == "loso":
             splits = [(s, tr, te) for s, tr, te in loso_splits(w.subject)]
         elif protocol == "kfold":
+            _check_trial_folds(data, folds)
             splits = [(None, tr, te) for tr, te in kfold_splits(w.subject, w.trial, folds, seed)]
         else:
             tr, te = kfold_splits(w.subject, w.trial, VAL_PARTS, seed)[0]
@@ -331,7 +359,8 @@ def make_folds(data: Data, protocol: str, folds: int = 10, seed: int = 0) -> lis
         if folds < 2:
             raise UsageError("k-fold needs --folds >= 2")
         fold = _see_deal(data, idx, folds, seed)
-        splits = [(None, idx[fold != f], idx[fold == f]) for f in range(folds) if (fold == f).any()]
+        _check_see_folds(data, fold, folds)
+        splits = [(None, idx[fold != f], idx[fold == f]) for f in range(folds)]
     for k, (held, tr, te) in enumerate(splits):
         fit, val = _see_val(data, tr, seed + k)
         name = f"subject_{held:03d}" if held is not None else f"fold_{k:02d}"

@@ -306,6 +306,26 @@ def test_folds_never_split_a_trial_or_a_subject(sim):
             assert np.array_equal(np.sort(tested), np.arange(len(data)))
 
 
+def test_more_folds_than_can_be_filled_are_refused(sim, tmp_path, capsys):
+    """k-fold over whole trials: each fold takes one of every subject's trials at least, so
+    --folds beyond the fewest trials of a subject is refused, not quietly cut down."""
+    data = load_signals(parse_data_ref(f"deap:{sim['deap']}"))
+    assert len(make_folds(data, "kfold", 4)) == 4  # 4 trials per subject
+    with pytest.raises(ValueError, match="--folds 5: subject 1 has 4 trials"):
+        make_folds(data, "kfold", 5)
+    for ref, folds, problem in [
+        (f"deap:{sim['deap']}", "40", "at most --folds 4"),
+        (f"see:{sim['see']}", "50", "fold(s) would hold no sequence; at most --folds"),
+    ]:
+        model = "mco-e-net-lite" if ref.startswith("see") else "late-fusion"
+        out = tmp_path / "out"
+        assert _run(model, ref, out, "--protocol", "kfold", "--folds", folds, "--epochs", "1") == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"affectlab train: error: --folds {folds}: "), err
+        assert problem in err and len(err.strip().splitlines()) == 1
+        assert not out.exists()
+
+
 def test_batch_order_covers_everything_once():
     rng = np.random.default_rng(0)
     for n, b in ((33, 32), (64, 32), (5, 32), (65, 32)):
