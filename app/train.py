@@ -391,6 +391,8 @@ def run(args: argparse.Namespace) -> int:
         folds = [folds[args.fold]]
     for m in _members(args.members) if args.model == "ensemble" else [args.model]:
         _recipe(RECIPES[m], args)
+    for fold in folds:
+        check_fold_writable(args, args.out / fold.name)
     fresh = not args.out.exists()
     args.out.mkdir(parents=True, exist_ok=True)
     try:
@@ -462,6 +464,22 @@ def check_same_run(out: Path, settings: dict[str, Any]) -> None:
             f"{out}: holds a run made with other settings ({'; '.join(found)}); "
             "give the same options or choose another --out"
         )
+
+
+def check_fold_writable(args: argparse.Namespace, fdir: Path) -> None:
+    """Refuse a fold folder (or an ensemble member's) that cannot take its files, before any
+    fold is trained: a writable --out can hold a read-only fold folder, which failed only
+    when the first epoch's weights were saved, with a safetensors traceback."""
+    from models.datasets import UsageError
+
+    folders = [fdir]
+    if args.model == "ensemble":
+        folders += [fdir / "members" / m for m in _members(args.members)]
+    for folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{folder}: is a file, where the run keeps a fold; remove it")
+        if why := unwritable(folder / "model.safetensors"):
+            raise UsageError(f"{folder}: {why}; make it writable or choose another --out")
 
 
 def _remove_empty_folders(top: Path) -> None:

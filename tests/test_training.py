@@ -7,8 +7,11 @@ subjects) and read by the real loaders; runs are 1-2 epochs.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -557,6 +560,48 @@ def test_unwritable_out_is_one_line(sim, capsys):
     assert _run("hi-moe", f"deap:{sim['deap']}", Path("/proc/affectlab-no/out")) == 2
     err = capsys.readouterr().err
     assert err.startswith("affectlab train: error: --out /proc/affectlab-no/out: cannot write")
+
+
+@contextlib.contextmanager
+def _read_only(folder: Path):
+    """``folder`` unwritable even for root (immutable via chattr there), restored after."""
+    folder.chmod(0o555)
+    immutable = False
+    try:
+        if os.access(folder, os.W_OK):  # root: permissions do not stop it
+            immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True,
+                                       check=False).returncode == 0  # fmt: skip
+            if not immutable:
+                pytest.skip("cannot make a folder read-only here")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+def test_an_unwritable_fold_folder_is_refused_before_training(sim, tmp_path, capsys):
+    data = f"deap:{sim['deap']}"
+    out = tmp_path / "run"
+    args = ("--folds", "2", "--epochs", "1")
+    assert _run("hi-moe", data, out, *args, "--fold", "0") == 0
+    (out / "fold_01").write_text("x")
+    capsys.readouterr()
+    assert _run("hi-moe", data, out, *args, "--resume") == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"affectlab train: error: {out / 'fold_01'}: is a file, where the run keeps a fold; remove it\n"
+    )
+    (out / "fold_01").unlink()
+    before = sorted(p.name for p in (out / "fold_00").iterdir())
+    with _read_only(out / "fold_00"):
+        assert _run("hi-moe", data, out, *args, "--resume") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"affectlab train: error: {out / 'fold_00'}: cannot write in"), err
+    assert "make it writable or choose another --out" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in (out / "fold_00").iterdir()) == before
+    assert not (out / "fold_01").exists()  # refused before any fold was trained
 
 
 def test_a_run_that_fails_leaves_no_folders_behind(sim, tmp_path, monkeypatch):
