@@ -4,9 +4,10 @@
                     [--folds 10] [--epochs N] [--missing-rate R] [--seed S] [--resume] ...
     python -m app.train ...
 
-MODEL: mco-e-net, mco-e-net-lite (SEE); hi-moe, late-fusion, concat-fusion,
-ensemble (DEAP, DREAMER). Default protocol: kfold (10 folds, subject-dependent)
-for DEAP / DREAMER, holdout (SEE's own training / testing split) for SEE.
+MODEL: a name of ``models.zoo.MODELS`` (``--help`` lists them; SEE_MODELS train on
+SEE, SIGNAL_MODELS on DEAP and DREAMER). Default protocol: kfold (10 folds,
+subject-dependent) for DEAP / DREAMER, holdout (SEE's own training / testing
+split) for SEE.
 
 Output::
 
@@ -38,7 +39,7 @@ DEFAULT_PROTOCOL = {"deap": "kfold", "dreamer": "kfold", "see": "holdout"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from models.zoo import MODELS
+    from models.zoo import DEFAULT_MEMBERS, MODELS, SEE_MODELS, SIGNAL_MODELS
 
     p = argparse.ArgumentParser(
         prog="affectlab train",
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="R",
-        help="hi-moe, late-fusion, concat-fusion, ensemble: drop each modality of each "
+        help=f"{', '.join(SIGNAL_MODELS)}: drop each modality of each "
         "window with probability R in training and validation (default 0)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
@@ -123,10 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--members",
         default=None,
         metavar="A,B",
-        help="ensemble: member models (default late-fusion,concat-fusion)",
+        help=f"ensemble: member models, among {', '.join(member_models())} "
+        f"(default {','.join(DEFAULT_MEMBERS)})",
     )
     p.add_argument(
-        "--frames-only", action="store_true", help="mco-e-net*: the frames-only ablation"
+        "--frames-only",
+        action="store_true",
+        help=f"{', '.join(SEE_MODELS)}: the frames-only ablation",
     )
     p.add_argument(
         "--set",
@@ -296,16 +300,22 @@ def _recipe(recipe: Any, args: argparse.Namespace) -> Any:
     )
 
 
+def member_models() -> list[str]:
+    """The models an ensemble can hold: every signal model of the zoo but the ensemble, read
+    from ``models.zoo`` each time so help and errors follow the registry."""
+    from models.zoo import SIGNAL_MODELS
+
+    return [m for m in SIGNAL_MODELS if m != "ensemble"]
+
+
 def _members(text: str | None) -> list[str]:
     from models.datasets import UsageError
-    from models.zoo import DEFAULT_MEMBERS, SIGNAL_MODELS
+    from models.zoo import DEFAULT_MEMBERS
 
     members = [m.strip() for m in text.split(",") if m.strip()] if text else list(DEFAULT_MEMBERS)
-    bad = [m for m in members if m not in SIGNAL_MODELS or m == "ensemble"]
-    if bad or not members:
-        raise UsageError(
-            f"--members {text!r}: members must be among hi-moe, late-fusion, concat-fusion"
-        )
+    allowed = member_models()
+    if not members or any(m not in allowed for m in members):
+        raise UsageError(f"--members {text!r}: members must be among {', '.join(allowed)}")
     if len(set(members)) != len(members):
         raise UsageError(f"--members {text!r}: a member is listed twice")
     return members
@@ -346,7 +356,7 @@ def load_data(ref: Any, model: str, args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from models.datasets import UsageError, make_folds, parse_data_ref
-    from models.zoo import RECIPES, SIGNAL_MODELS, check_model
+    from models.zoo import RECIPES, SEE_MODELS, SIGNAL_MODELS, check_model
 
     check_model(args.model)
     ref = parse_data_ref(args.data)
@@ -355,8 +365,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--missing-rate applies to {', '.join(SIGNAL_MODELS)}, not {args.model}")
     if not 0.0 <= args.missing_rate < 1.0:
         raise UsageError(f"--missing-rate {args.missing_rate}: must lie in [0, 1)")
-    if args.frames_only and args.model not in ("mco-e-net", "mco-e-net-lite"):
-        raise UsageError("--frames-only applies to mco-e-net and mco-e-net-lite")
+    if args.frames_only and args.model not in SEE_MODELS:
+        raise UsageError(f"--frames-only applies to {' and '.join(SEE_MODELS)}")
     if args.members and args.model != "ensemble":
         raise UsageError("--members applies to the ensemble only")
     for flag in ("epochs", "batch_size", "folds", "patience"):

@@ -458,6 +458,23 @@ def test_see_data_given_a_file_is_one_line(sim, tmp_path, capsys):
         assert not (tmp_path / "out").exists()
 
 
+def test_model_lists_in_errors_and_help_follow_the_zoo(tmp_path, capsys, monkeypatch):
+    """A model added to models.zoo shows in --members errors and in --help at once."""
+    import models.zoo
+    from app.train import build_parser
+
+    monkeypatch.setattr(models.zoo, "SIGNAL_MODELS", (*models.zoo.SIGNAL_MODELS, "new-fusion"))
+    assert _run("ensemble", f"deap:{tmp_path}", tmp_path / "run", "--members", "resnet") == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "affectlab train: error: --members 'resnet': members must be among "
+        "hi-moe, late-fusion, concat-fusion, new-fusion\n"
+    )
+    text = "".join(build_parser().format_help().split())  # argparse wraps at hyphens too
+    assert "--missing-rateRhi-moe,late-fusion,concat-fusion,ensemble,new-fusion:" in text
+    assert "amonghi-moe,late-fusion,concat-fusion,new-fusion(defaultlate-fusion,concat" in text
+
+
 def _no_data(*_args, **_kwargs):
     raise AssertionError("the data was read before the --set values were checked")
 
