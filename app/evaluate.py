@@ -125,6 +125,37 @@ def _label(info: dict[str, Any]) -> str:
     return label
 
 
+def _missing_folds(run: dict[str, Any], folder: Path) -> list[str] | None:
+    """The folds of an unfinished run with no weights in ``folder``; None when its run.json
+    (older than ``fold_names``, not k-fold) does not say which folds the protocol has."""
+    names = run.get("fold_names")
+    if names is None and run.get("protocol") == "kfold" and isinstance(run.get("folds"), int):
+        names = [f"fold_{k:02d}" for k in range(run["folds"])]
+    if names is None:
+        return None
+    return [n for n in names if not (folder / n / "model.safetensors").is_file()]
+
+
+def warn_unfinished(path: Path) -> None:
+    """One warning line for a run folder whose run.json says it is not finished: its figures
+    average over the folds trained so far, which is easy to mistake for the whole protocol."""
+    try:
+        run = json.loads((path / "run.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return  # not a run folder, or one without a readable run.json: nothing to say
+    if not isinstance(run, dict) or run.get("finished", True):
+        return
+    missing = _missing_folds(run, path)
+    if missing == []:
+        return  # every fold's weights are there (run.json was not rewritten after the last)
+    which = f"folds not trained: {', '.join(missing)}" if missing else "some folds not trained"
+    print(
+        f"affectlab evaluate: warning: {path} is an unfinished run ({which}); "
+        "its figures cover the trained folds only",
+        file=sys.stderr,
+    )
+
+
 def resolve(paths: list[Path], labels: str | None) -> list[Checkpoint]:
     from models.datasets import UsageError
     from models.zoo import read_info
@@ -135,6 +166,8 @@ def resolve(paths: list[Path], labels: str | None) -> list[Checkpoint]:
     out: list[Checkpoint] = []
     for i, p in enumerate(paths):
         files = fold_paths(p)
+        if p.is_dir():
+            warn_unfinished(p)
         infos = [read_info(f) for f in files]
         models = {x["model"] for x in infos}
         if len(models) != 1:

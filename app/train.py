@@ -555,7 +555,7 @@ def _write_run(out: Path, settings: dict[str, Any], folds: list[str]) -> tuple[i
     results = _fold_results(out, folds)
     finished = len(results) == len(folds)
     headline = ""
-    doc: dict[str, Any] = {**settings, "finished": finished, "test": results}
+    doc: dict[str, Any] = {**settings, "fold_names": folds, "finished": finished, "test": results}
     if results:
         first = next(iter(results.values()))
         if "mean" in first:

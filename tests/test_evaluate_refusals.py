@@ -4,6 +4,7 @@ figure that does not exist, on tiny simulated runs."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +68,24 @@ def test_relative_drop_of_a_curve_starting_at_or_below_zero_is_null(runs, tmp_pa
     md = (out / "missing_rate_summary.md").read_text()
     assert "| n/a |" in md and "n/a (empty in the CSV, null in summary.json) where the CCC" in md
     assert "None" not in md and "nan" not in md
+
+
+def test_an_unfinished_run_is_evaluated_with_one_warning_naming_its_missing_folds(
+    runs, tmp_path, capsys
+):
+    half = tmp_path / "half"
+    shutil.copytree(runs["half"], half)
+    args = ["--data", f"deap:{runs['deap']}", "--missing-rates", "0", "--seeds", "1", "--quiet"]
+    warning = (
+        f"affectlab evaluate: warning: {half} is an unfinished run (folds not trained: "
+        "fold_01); its figures cover the trained folds only\n"
+    )
+    assert evaluate([str(half), "--out", str(tmp_path / "e1"), *args]) == 0
+    assert capsys.readouterr().err == warning
+    run = json.loads((half / "run.json").read_text())
+    del run["fold_names"]  # a run.json of before: k-fold names the folds all the same
+    (half / "run.json").write_text(json.dumps(run))
+    assert evaluate([str(half), "--out", str(tmp_path / "e2"), *args]) == 0
+    assert capsys.readouterr().err == warning
+    assert evaluate([str(half / "fold_00"), "--out", str(tmp_path / "e3"), *args]) == 0
+    assert capsys.readouterr().err == ""  # one fold asked for: nothing is missing

@@ -106,6 +106,7 @@ def test_folds_trained_one_at_a_time_add_up_in_run_json(sim, tmp_path):
     assert _run("late-fusion", data, out, *args, "--fold", "0") == 0
     run = json.loads((out / "run.json").read_text())
     assert list(run["test"]) == ["subject_01"] and not run["finished"]
+    assert run["fold_names"] == ["subject_01", "subject_02", "subject_03"]
     assert _run("late-fusion", data, out, *args, "--fold", "2", "--resume") == 0
     run = json.loads((out / "run.json").read_text())
     assert list(run["test"]) == ["subject_01", "subject_03"] and not run["finished"]
