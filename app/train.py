@@ -34,6 +34,7 @@ from typing import Any
 
 from app.arguments import positive_float, positive_int, threads
 from app.outputs import unwritable
+from app.train_run import check_same_run, headline, write_run
 
 DEFAULT_PROTOCOL = {"deap": "kfold", "dreamer": "kfold", "see": "holdout"}
 
@@ -434,48 +435,6 @@ def run_settings(args: argparse.Namespace, ref: Any, protocol: str) -> dict[str,
     return json.loads(json.dumps(settings))  # as read back from run.json
 
 
-def _differences(was: Any, now: Any, where: str) -> list[str]:
-    """``key is OLD in the run, NEW now`` for every leaf that differs, nested keys dotted.
-    Settings an older ``run.json`` does not record at all are not compared, nor the recipe of
-    a model only one side has (the model or member difference says it in fewer words)."""
-    if isinstance(was, dict) and isinstance(now, dict):
-        found = []
-        for key in sorted(set(now) | set(was)) if where else now:
-            if where or key in was:
-                found += _differences(was.get(key), now.get(key), f"{where}{key}.")
-        return found
-    if was == now or (None in (was, now) and isinstance(was or now, dict)):
-        return []
-    return [f"{where[:-1]} is {was!r} in the run, {now!r} now"]
-
-
-def check_same_run(out: Path, settings: dict[str, Any]) -> None:
-    """Refuse to add folds to a run in ``out`` (``--resume``, ``--fold``) made with other
-    run-level settings, before any data is read: the per-fold resume check only sees the
-    fold it is about to train, so folds of other splits, seeds or models would otherwise sit
-    side by side and ``run.json`` would claim the last command's settings for all of them."""
-    from models.datasets import UsageError
-
-    path = out / "run.json"
-    if not path.is_file():
-        return
-    try:
-        was = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: unreadable ({exc}); choose another --out") from exc
-    was = was if isinstance(was, dict) else {}
-    if was.get("model", settings["model"]) != settings["model"]:
-        raise UsageError(
-            f"{out}: holds a {was['model']} run, not {settings['model']}; choose another --out"
-        )
-    found = _differences(was, settings, "")
-    if found:
-        raise UsageError(
-            f"{out}: holds a run made with other settings ({'; '.join(found)}); "
-            "give the same options or choose another --out"
-        )
-
-
 def check_fold_writable(args: argparse.Namespace, fdir: Path) -> None:
     """Refuse a fold folder (or an ensemble member's) that cannot take its files, before any
     fold is trained: a writable --out can hold a read-only fold folder, which failed only
@@ -517,59 +476,14 @@ def _run_folds(
         info = train_fold(args, data, fold, base)
         if info is None:
             print(f"stopped in {fold.name}; run again with --resume to continue")
-            _write_run(args.out, settings, every_fold)
+            write_run(args.out, settings, every_fold)
             return 0
-        _write_run(args.out, settings, every_fold)  # the settings are on disk from fold one
+        write_run(args.out, settings, every_fold)  # the settings are on disk from fold one
         if not args.quiet:
-            print(f"{fold.name}: test {_headline(info['metrics']['test'])}")
-    done, summary = _write_run(args.out, settings, every_fold)
+            print(f"{fold.name}: test {headline(info['metrics']['test'])}")
+    done, summary = write_run(args.out, settings, every_fold)
     print(f"{args.model}: {done} of {len(every_fold)} fold(s) in {args.out}; test {summary}")
     return 0
-
-
-def _headline(metrics: dict[str, Any]) -> str:
-    if "mean" in metrics:
-        m = metrics["mean"]
-        return f"CCC {m['ccc']:.3f}, PCC {m['pcc']:.3f}, MAE {m['mae']:.3f}, ACC {m['acc']:.3f}, F1 {m['f1']:.3f}"
-    a = metrics["lighting"]["all"]
-    return f"WAR {a['war']:.3f}, UAR {a['uar']:.3f}"
-
-
-def _fold_results(out: Path, folds: list[str]) -> dict[str, Any]:
-    """The test metrics of every fold trained in ``out`` so far, by this command or an earlier
-    one (``--fold``, ``--resume``): each fold folder's ``model.json`` holds them."""
-    results = {}
-    for name in folds:
-        path = out / name / "model.json"
-        if path.is_file():
-            results[name] = json.loads(path.read_text())["metrics"]["test"]
-    return results
-
-
-def _write_run(out: Path, settings: dict[str, Any], folds: list[str]) -> tuple[int, str]:
-    """``run.json``: the run's settings, every trained fold's test metrics and their mean,
-    finished once every fold of the protocol is trained. Returns the folds done and a
-    headline of the mean."""
-    import numpy as np
-
-    results = _fold_results(out, folds)
-    finished = len(results) == len(folds)
-    headline = ""
-    doc: dict[str, Any] = {**settings, "fold_names": folds, "finished": finished, "test": results}
-    if results:
-        first = next(iter(results.values()))
-        if "mean" in first:
-            keys = ("ccc", "pcc", "mae", "acc", "f1")
-            mean = {k: float(np.mean([r["mean"][k] for r in results.values()])) for k in keys}
-        else:
-            keys = ("war", "uar")
-            mean = {
-                k: float(np.mean([r["lighting"]["all"][k] for r in results.values()])) for k in keys
-            }
-        doc["test_mean_over_folds"] = mean
-        headline = ", ".join(f"{k.upper()} {v:.3f}" for k, v in mean.items())
-    (out / "run.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
-    return len(results), headline
 
 
 def main(argv: list[str] | None = None) -> int:
