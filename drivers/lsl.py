@@ -339,6 +339,7 @@ class LslDriver(Driver):
         last_data = lsl_now()
         next_sync = last_data + self.clock_refresh_s
         stalled = False
+        held: list[tuple[np.ndarray, np.ndarray]] = []  # full pulls that end inside a run
         while not self.stopping:
             if self._buf is not None:
                 _, ts = inlet.pull_chunk(
@@ -360,6 +361,15 @@ class LslDriver(Driver):
             now = lsl_now()
             if len(ts):
                 if self.smoother is not None:
+                    if len(ts) == self._cap and self.smoother.ends_in_run(ts):
+                        # a backlog longer than a pull: the run's last stamp, from which
+                        # its samples are placed, is in the next pull, already waiting
+                        held.append((data.copy(), np.array(ts)))
+                        continue
+                    if held:
+                        data = np.concatenate([d for d, _ in held] + [data])
+                        ts = np.concatenate([t for _, t in held] + [ts])
+                        held.clear()
                     ts = self.smoother(ts)
                 if stalled:
                     stalled = False

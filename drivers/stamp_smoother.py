@@ -27,6 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: steps shorter than this many periods are samples that came together (pushed at once)
+BUNCHED = 0.125
+
 
 @dataclass
 class _Line:
@@ -105,6 +108,12 @@ class StampSmoother:
             self._last_out = float(out[-1])
         return out
 
+    def ends_in_run(self, stamps: np.ndarray) -> bool:
+        """Whether ``stamps`` (the next chunk) end inside a run that came together, so its
+        last stamp may not be the run's: a caller that can read on (the run's rest is
+        already waiting) should join the next chunk to it first."""
+        return len(stamps) >= 2 and 0 <= stamps[-1] - stamps[-2] < BUNCHED * self.period
+
     def _placed(self, raw: np.ndarray) -> np.ndarray:
         """Each run of samples that came together placed back from its last stamp at the
         nominal period: the stamps the line is fitted to.
@@ -114,12 +123,13 @@ class StampSmoother:
         stamped late, so the run's last stamp is its truest. Fitted raw, a block put every
         sample half a block late, and a backlog after a stall bent the new line for a
         minute (samples 66 ms early 1 s after a 0.5 s stall, still 3 ms at 60 s). A run cut
-        by a chunk's end is placed from that end (its rest, next chunk, from its own).
+        by a chunk's end is placed from that end (its rest, next chunk, from its own); the
+        LSL driver joins a full pull that ends inside a run to the next (``ends_in_run``).
         """
         if not len(raw):
             return raw
         step = np.diff(raw, prepend=self._prev_raw)
-        bunched = (step >= 0) & (step < 0.125 * self.period)
+        bunched = (step >= 0) & (step < BUNCHED * self.period)
         self._prev_raw = float(raw[-1])
         if not bunched.any():
             return raw

@@ -514,6 +514,58 @@ def test_expect_in_a_config():
         assert err.value.key == key, (options, err.value)
 
 
+def test_a_stalled_senders_backlog_longer_than_a_pull_keeps_its_times_and_loses_nothing():
+    """A sender stalls 0.75 s, then pushes the 192 samples it owes at once, stamped as
+    pushed (within microseconds), and goes on. The driver pulls at most 128 at 256 Hz: it
+    joins the pulls that end inside the run, so the backlog is placed back from its last
+    stamp (it was stamped up to the whole stall late, with a hole and ~190 samples counted
+    lost that never were)."""
+    import threading
+    import time
+
+    rate, stall_at, owed = 256, 512, 192
+    tag = _tag()
+    outlet = _local_outlet(f"backlog-{tag}", rate=float(rate), n=1)
+    t0 = pylsl.local_clock() + 1.0
+    done = threading.Event()
+
+    def send() -> None:
+        # explicit stamps (the true times) outside the backlog, so a busy machine adds none
+        k = 0
+        while k < 4 * rate:
+            if k == stall_at:
+                time.sleep(max(0.0, t0 + (k + owed) / rate - pylsl.local_clock()))
+                now = pylsl.local_clock()
+                outlet.push_chunk(
+                    [[float(k + j)] for j in range(owed)], [now + j * 2e-6 for j in range(owed)]
+                )
+                k += owed
+                continue
+            time.sleep(max(0.0, t0 + k / rate - pylsl.local_clock()))
+            outlet.push_sample([float(k)], t0 + k / rate)
+            k += 1
+        done.set()
+
+    driver = LslDriver(LslQuery(name=f"backlog-{tag}"), resolve_timeout=5)
+    sender = threading.Thread(target=send)
+    driver.start()
+    sender.start()
+    try:
+        assert wait_until(done.is_set, 20)
+        assert wait_until(lambda: driver.rings[driver.stream].head >= 4 * rate, 10)
+    finally:
+        sender.join()
+        driver.stop()
+    got = _all(driver)
+    k = got.data[:, 0].astype(int)
+    assert list(k) == list(range(4 * rate))
+    health = driver.health()[driver.stream]
+    assert health.lost == 0 and health.gaps == 0
+    err = got.ts - (t0 + k / rate)
+    # placed back from the last stamp, which came up to a period after its true time
+    assert np.abs(err).max() < 1.5 / rate
+
+
 @pytest.mark.parametrize("dejitter", [True, False])
 def test_a_sender_that_stamps_in_bursts_is_a_whole_stream(dejitter):
     """A sender pushing a device's blocks sample by sample stamps 50 samples at once every
