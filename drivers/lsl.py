@@ -56,6 +56,12 @@ from drivers.stamp_smoother import StampSmoother
 
 log = logging.getLogger(__name__)
 
+#: how long a pull that ended inside a run of samples that came together waits for the run's
+#: rest (a sender pushes a backlog or block in microseconds; this also bounds the added lag)
+RUN_GRACE_S = 0.005
+#: pulls held for one run at most (a backlog of max_buffered seconds fits many times over)
+MAX_HELD_PULLS = 4096
+
 
 # ------------------------------------------------------------------ the driver
 def spec_from_summary(
@@ -339,11 +345,12 @@ class LslDriver(Driver):
         last_data = lsl_now()
         next_sync = last_data + self.clock_refresh_s
         stalled = False
-        held: list[tuple[np.ndarray, np.ndarray]] = []  # full pulls that end inside a run
+        held: list[tuple[np.ndarray, np.ndarray]] = []  # pulls that end inside a run
         while not self.stopping:
+            timeout = RUN_GRACE_S if held else self.poll_timeout
             if self._buf is not None:
                 _, ts = inlet.pull_chunk(
-                    timeout=self.poll_timeout,
+                    timeout=timeout,
                     max_samples=self._cap,
                     dest_obj=self._buf,
                     min_samples=1,
@@ -352,24 +359,27 @@ class LslDriver(Driver):
                 data = self._buf[: len(ts)]
             else:
                 samples, ts = inlet.pull_chunk(
-                    timeout=self.poll_timeout, max_samples=self._cap, min_samples=1
+                    timeout=timeout, max_samples=self._cap, min_samples=1
                 )
                 ts = np.asarray(ts, dtype=np.float64)
                 data = np.empty((len(ts), self.spec.n_channels), dtype=object)
                 if len(ts):
                     data[:] = samples
             now = lsl_now()
+            if self.smoother is not None and self._run_goes_on(held, ts):
+                # The pull may end inside a run of samples that came together (a block, a
+                # stalled sender's backlog; a pull woken by a run's first sample gets that
+                # one alone): the run's last stamp, from which de-jitter places its samples,
+                # may be in the next pull. Read on (waiting at most RUN_GRACE_S each time)
+                # until the run ends, then smooth it whole.
+                held.append((data.copy(), np.array(ts)))
+                continue
+            if held:
+                data = np.concatenate([d for d, _ in held] + [data])
+                ts = np.concatenate([t for _, t in held] + [ts])
+                held.clear()
             if len(ts):
                 if self.smoother is not None:
-                    if len(ts) == self._cap and self.smoother.ends_in_run(ts):
-                        # a backlog longer than a pull: the run's last stamp, from which
-                        # its samples are placed, is in the next pull, already waiting
-                        held.append((data.copy(), np.array(ts)))
-                        continue
-                    if held:
-                        data = np.concatenate([d for d, _ in held] + [data])
-                        ts = np.concatenate([t for _, t in held] + [ts])
-                        held.clear()
                     ts = self.smoother(ts)
                 if stalled:
                     stalled = False
@@ -395,6 +405,14 @@ class LslDriver(Driver):
                 with contextlib.suppress(LslTimeoutError):
                     self.clock_offset = float(inlet.time_correction(timeout=0.5))
                     health.clock_offset = self.clock_offset
+
+    def _run_goes_on(self, held: list[tuple[np.ndarray, np.ndarray]], ts: np.ndarray) -> bool:
+        """Whether this pull (after the ``held`` ones) may end inside a run that came together."""
+        assert self.smoother is not None
+        if not len(ts) or len(held) >= MAX_HELD_PULLS:
+            return False
+        tail = ts if len(ts) >= 2 or not held else np.concatenate([held[-1][1][-1:], ts])
+        return self.smoother.run_may_go_on(tail)
 
     def _account_holes(self, ts: np.ndarray) -> None:
         """Count holes in a regular stream's timeline (LSL buffer overflow, a paused sender)."""

@@ -108,11 +108,17 @@ class StampSmoother:
             self._last_out = float(out[-1])
         return out
 
-    def ends_in_run(self, stamps: np.ndarray) -> bool:
-        """Whether ``stamps`` (the next chunk) end inside a run that came together, so its
-        last stamp may not be the run's: a caller that can read on (the run's rest is
-        already waiting) should join the next chunk to it first."""
-        return len(stamps) >= 2 and 0 <= stamps[-1] - stamps[-2] < BUNCHED * self.period
+    def run_may_go_on(self, stamps: np.ndarray) -> bool:
+        """Whether the last of ``stamps`` (the next chunk) may be followed at once by more of
+        its run: it came together with the one before, or it opens something after a gap (a
+        block, a stalled sender's backlog, of which a reader woken by the first sample gets
+        that one alone). Its run's last stamp may then be in what comes next: a caller that
+        can read on for a moment should join that to the chunk first."""
+        if not len(stamps):
+            return False
+        before = stamps[-2] if len(stamps) >= 2 else self._prev_raw
+        step = stamps[-1] - before
+        return 0 <= step < BUNCHED * self.period or step >= 2 * self.period
 
     def _placed(self, raw: np.ndarray) -> np.ndarray:
         """Each run of samples that came together placed back from its last stamp at the
@@ -124,7 +130,7 @@ class StampSmoother:
         sample half a block late, and a backlog after a stall bent the new line for a
         minute (samples 66 ms early 1 s after a 0.5 s stall, still 3 ms at 60 s). A run cut
         by a chunk's end is placed from that end (its rest, next chunk, from its own); the
-        LSL driver joins a full pull that ends inside a run to the next (``ends_in_run``).
+        LSL driver joins a full pull that ends inside a run to the next (``run_may_go_on``).
         """
         if not len(raw):
             return raw

@@ -514,16 +514,22 @@ def test_expect_in_a_config():
         assert err.value.key == key, (options, err.value)
 
 
-def test_a_stalled_senders_backlog_longer_than_a_pull_keeps_its_times_and_loses_nothing():
-    """A sender stalls 0.75 s, then pushes the 192 samples it owes at once, stamped as
-    pushed (within microseconds), and goes on. The driver pulls at most 128 at 256 Hz: it
-    joins the pulls that end inside the run, so the backlog is placed back from its last
-    stamp (it was stamped up to the whole stall late, with a hole and ~190 samples counted
-    lost that never were)."""
+@pytest.mark.parametrize(
+    ("rate", "stall_s", "one_by_one"),
+    [(256, 0.75, False), (64, 1.5, True)],
+    ids=["pushed as one chunk", "pushed sample by sample"],
+)
+def test_a_stalled_senders_backlog_keeps_its_times_and_loses_nothing(rate, stall_s, one_by_one):
+    """A sender stalls, then pushes the samples it owes back to back, stamped as pushed
+    (microseconds apart), and goes on. The backlog is longer than one pull (the driver
+    pulls at most max(64, rate / 2)), and a pull woken by its first sample gets that one
+    alone: the driver reads on until the run ends, so the backlog is placed back from its
+    last stamp. It was stamped up to the whole stall late (0.17 s here), and a longer stall
+    showed a hole and samples counted lost that never were."""
     import threading
     import time
 
-    rate, stall_at, owed = 256, 512, 192
+    stall_at, owed = 2 * rate, round(stall_s * rate)
     tag = _tag()
     outlet = _local_outlet(f"backlog-{tag}", rate=float(rate), n=1)
     t0 = pylsl.local_clock() + 1.0
@@ -535,10 +541,13 @@ def test_a_stalled_senders_backlog_longer_than_a_pull_keeps_its_times_and_loses_
         while k < 4 * rate:
             if k == stall_at:
                 time.sleep(max(0.0, t0 + (k + owed) / rate - pylsl.local_clock()))
-                now = pylsl.local_clock()
-                outlet.push_chunk(
-                    [[float(k + j)] for j in range(owed)], [now + j * 2e-6 for j in range(owed)]
-                )
+                if one_by_one:
+                    for j in range(owed):
+                        outlet.push_sample([float(k + j)])  # stamped as pushed
+                else:
+                    now = pylsl.local_clock()
+                    stamps = [now + j * 2e-6 for j in range(owed)]
+                    outlet.push_chunk([[float(k + j)] for j in range(owed)], stamps)
                 k += owed
                 continue
             time.sleep(max(0.0, t0 + k / rate - pylsl.local_clock()))
@@ -547,6 +556,7 @@ def test_a_stalled_senders_backlog_longer_than_a_pull_keeps_its_times_and_loses_
         done.set()
 
     driver = LslDriver(LslQuery(name=f"backlog-{tag}"), resolve_timeout=5)
+    assert owed > driver._cap  # longer than a pull
     sender = threading.Thread(target=send)
     driver.start()
     sender.start()
