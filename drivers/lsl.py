@@ -346,65 +346,73 @@ class LslDriver(Driver):
         next_sync = last_data + self.clock_refresh_s
         stalled = False
         held: list[tuple[np.ndarray, np.ndarray]] = []  # pulls that end inside a run
-        while not self.stopping:
-            timeout = RUN_GRACE_S if held else self.poll_timeout
-            if self._buf is not None:
-                _, ts = inlet.pull_chunk(
-                    timeout=timeout,
-                    max_samples=self._cap,
-                    dest_obj=self._buf,
-                    min_samples=1,
-                    as_numpy=True,
-                )
-                data = self._buf[: len(ts)]
-            else:
-                samples, ts = inlet.pull_chunk(
-                    timeout=timeout, max_samples=self._cap, min_samples=1
-                )
-                ts = np.asarray(ts, dtype=np.float64)
-                data = np.empty((len(ts), self.spec.n_channels), dtype=object)
+        try:
+            while not self.stopping:
+                timeout = RUN_GRACE_S if held else self.poll_timeout
+                if self._buf is not None:
+                    _, ts = inlet.pull_chunk(
+                        timeout=timeout,
+                        max_samples=self._cap,
+                        dest_obj=self._buf,
+                        min_samples=1,
+                        as_numpy=True,
+                    )
+                    data = self._buf[: len(ts)]
+                else:
+                    samples, ts = inlet.pull_chunk(
+                        timeout=timeout, max_samples=self._cap, min_samples=1
+                    )
+                    ts = np.asarray(ts, dtype=np.float64)
+                    data = np.empty((len(ts), self.spec.n_channels), dtype=object)
+                    if len(ts):
+                        data[:] = samples
+                now = lsl_now()
+                if self.smoother is not None and self._run_goes_on(held, ts):
+                    # The pull may end inside a run of samples that came together (a block, a
+                    # stalled sender's backlog; a pull woken by a run's first sample gets that
+                    # one alone): the run's last stamp, from which de-jitter places its samples,
+                    # may be in the next pull. Read on (waiting at most RUN_GRACE_S each time)
+                    # until the run ends, then smooth it whole.
+                    held.append((data.copy(), np.array(ts)))
+                    continue
+                if held:
+                    data = np.concatenate([d for d, _ in held] + [data])
+                    ts = np.concatenate([t for _, t in held] + [ts])
+                    held.clear()
                 if len(ts):
-                    data[:] = samples
-            now = lsl_now()
-            if self.smoother is not None and self._run_goes_on(held, ts):
-                # The pull may end inside a run of samples that came together (a block, a
-                # stalled sender's backlog; a pull woken by a run's first sample gets that
-                # one alone): the run's last stamp, from which de-jitter places its samples,
-                # may be in the next pull. Read on (waiting at most RUN_GRACE_S each time)
-                # until the run ends, then smooth it whole.
-                held.append((data.copy(), np.array(ts)))
-                continue
-            if held:
-                data = np.concatenate([d for d, _ in held] + [data])
-                ts = np.concatenate([t for _, t in held] + [ts])
-                held.clear()
-            if len(ts):
-                if self.smoother is not None:
-                    ts = self.smoother(ts)
-                if stalled:
-                    stalled = False
-                    health.message = ""
+                    if self.smoother is not None:
+                        ts = self.smoother(ts)
+                    if stalled:
+                        stalled = False
+                        health.message = ""
+                    self._account_holes(ts)
+                    self.push(self.stream, data, ts, now)
+                    last_data = now
+                    self._check_behind(now - float(ts[-1]))
+                    rest = self.poll_interval - (lsl_now() - now)
+                    if len(ts) < self._cap and rest > 0 and self.wait(rest):
+                        break
+                elif self.stall_timeout and not stalled and now - last_data > self.stall_timeout:
+                    stalled = True
+                    self._last_ts = None  # the hole is this gap, counted once by on_disconnect
+                    if self.smoother is not None:
+                        self.smoother.reset()
+                    tracker.on_disconnect(
+                        f"no data from LSL stream {self.summary.name!r} for "
+                        f"{now - last_data:.1f} s (outlet alive but silent)"
+                    )
+                if now >= next_sync:
+                    next_sync = now + self.clock_refresh_s
+                    with contextlib.suppress(LslTimeoutError):
+                        self.clock_offset = float(inlet.time_correction(timeout=0.5))
+                        health.clock_offset = self.clock_offset
+        finally:
+            if held:  # stopped or lost while reading on: what was read still goes in
+                assert self.smoother is not None
+                data = np.concatenate([d for d, _ in held])
+                ts = self.smoother(np.concatenate([t for _, t in held]))
                 self._account_holes(ts)
-                self.push(self.stream, data, ts, now)
-                last_data = now
-                self._check_behind(now - float(ts[-1]))
-                rest = self.poll_interval - (lsl_now() - now)
-                if len(ts) < self._cap and rest > 0 and self.wait(rest):
-                    break
-            elif self.stall_timeout and not stalled and now - last_data > self.stall_timeout:
-                stalled = True
-                self._last_ts = None  # the hole is this gap, counted once by on_disconnect
-                if self.smoother is not None:
-                    self.smoother.reset()
-                tracker.on_disconnect(
-                    f"no data from LSL stream {self.summary.name!r} for "
-                    f"{now - last_data:.1f} s (outlet alive but silent)"
-                )
-            if now >= next_sync:
-                next_sync = now + self.clock_refresh_s
-                with contextlib.suppress(LslTimeoutError):
-                    self.clock_offset = float(inlet.time_correction(timeout=0.5))
-                    health.clock_offset = self.clock_offset
+                self.push(self.stream, data, ts, lsl_now())
 
     def _run_goes_on(self, held: list[tuple[np.ndarray, np.ndarray]], ts: np.ndarray) -> bool:
         """Whether this pull (after the ``held`` ones) may end inside a run that came together."""
