@@ -56,11 +56,11 @@ from drivers.stamp_smoother import StampSmoother
 
 log = logging.getLogger(__name__)
 
-#: how long a pull that ended inside a run of samples that came together waits for the run's
-#: rest (a sender pushes a backlog or block in microseconds; this also bounds the added lag)
+#: how long a pull waits for more of a run of samples that came together (a sender pushes
+#: a block or a backlog in microseconds)
 RUN_GRACE_S = 0.005
-#: pulls held for one run at most (a backlog of max_buffered seconds fits many times over)
-MAX_HELD_PULLS = 4096
+#: the longest a run is held back waiting for its end (it adds that much latency at most)
+MAX_HOLD_S = 0.25
 
 
 # ------------------------------------------------------------------ the driver
@@ -345,54 +345,45 @@ class LslDriver(Driver):
         last_data = lsl_now()
         next_sync = last_data + self.clock_refresh_s
         stalled = False
-        held: list[tuple[np.ndarray, np.ndarray]] = []  # pulls that end inside a run
+        # A run of samples that came together (a block, a stalled sender's backlog) is
+        # placed by de-jitter from its last stamp, which may be in the next pull (a run
+        # longer than a pull; a pull woken by its first sample gets that one alone). Such
+        # an open run is held back and the driver reads on, waiting at most RUN_GRACE_S a
+        # time, until it ends; what comes before it goes in at once. Held at most
+        # MAX_HOLD_S, so a sender whose runs never end cannot delay a stream for longer.
+        held: tuple[np.ndarray, np.ndarray] | None = None
+        held_since = 0.0
         try:
             while not self.stopping:
-                timeout = RUN_GRACE_S if held else self.poll_timeout
-                if self._buf is not None:
-                    _, ts = inlet.pull_chunk(
-                        timeout=timeout,
-                        max_samples=self._cap,
-                        dest_obj=self._buf,
-                        min_samples=1,
-                        as_numpy=True,
-                    )
-                    data = self._buf[: len(ts)]
-                else:
-                    samples, ts = inlet.pull_chunk(
-                        timeout=timeout, max_samples=self._cap, min_samples=1
-                    )
-                    ts = np.asarray(ts, dtype=np.float64)
-                    data = np.empty((len(ts), self.spec.n_channels), dtype=object)
-                    if len(ts):
-                        data[:] = samples
+                holding = held is not None
+                data, ts = self._pull(inlet, RUN_GRACE_S if holding else None)
                 now = lsl_now()
-                if self.smoother is not None and self._run_goes_on(held, ts):
-                    # The pull may end inside a run of samples that came together (a block, a
-                    # stalled sender's backlog; a pull woken by a run's first sample gets that
-                    # one alone): the run's last stamp, from which de-jitter places its samples,
-                    # may be in the next pull. Read on (waiting at most RUN_GRACE_S each time)
-                    # until the run ends, then smooth it whole.
-                    held.append((data.copy(), np.array(ts)))
-                    continue
-                if held:
-                    data = np.concatenate([d for d, _ in held] + [data])
-                    ts = np.concatenate([t for _, t in held] + [ts])
-                    held.clear()
+                came = len(ts)
+                if held is not None:
+                    data = np.concatenate([held[0], data])
+                    ts = np.concatenate([held[1], ts])
+                    held = None
+                start = None
+                if self.smoother is not None and (came or not holding):  # nothing came: ended
+                    start = self.smoother.open_run(ts)
+                if start is not None:
+                    if not (holding and start == 0):  # a new run opens: hold it from now
+                        held_since = now
+                    if now - held_since < MAX_HOLD_S:
+                        held = (data[start:].copy(), ts[start:].copy())
+                        data, ts = data[:start], ts[:start]
                 if len(ts):
-                    if self.smoother is not None:
-                        ts = self.smoother(ts)
                     if stalled:
                         stalled = False
                         health.message = ""
-                    self._account_holes(ts)
-                    self.push(self.stream, data, ts, now)
+                    self._deliver(data, ts, now)
                     last_data = now
-                    self._check_behind(now - float(ts[-1]))
                     rest = self.poll_interval - (lsl_now() - now)
-                    if len(ts) < self._cap and rest > 0 and self.wait(rest):
+                    if held is None and len(ts) < self._cap and rest > 0 and self.wait(rest):
                         break
-                elif self.stall_timeout and not stalled and now - last_data > self.stall_timeout:
+                elif held is None and (
+                    self.stall_timeout and not stalled and now - last_data > self.stall_timeout
+                ):
                     stalled = True
                     self._last_ts = None  # the hole is this gap, counted once by on_disconnect
                     if self.smoother is not None:
@@ -407,20 +398,38 @@ class LslDriver(Driver):
                         self.clock_offset = float(inlet.time_correction(timeout=0.5))
                         health.clock_offset = self.clock_offset
         finally:
-            if held:  # stopped or lost while reading on: what was read still goes in
-                assert self.smoother is not None
-                data = np.concatenate([d for d, _ in held])
-                ts = self.smoother(np.concatenate([t for _, t in held]))
-                self._account_holes(ts)
-                self.push(self.stream, data, ts, lsl_now())
+            if held is not None:  # stopped or lost while reading on: what was read goes in
+                self._deliver(*held, lsl_now())
 
-    def _run_goes_on(self, held: list[tuple[np.ndarray, np.ndarray]], ts: np.ndarray) -> bool:
-        """Whether this pull (after the ``held`` ones) may end inside a run that came together."""
-        assert self.smoother is not None
-        if not len(ts) or len(held) >= MAX_HELD_PULLS:
-            return False
-        tail = ts if len(ts) >= 2 or not held else np.concatenate([held[-1][1][-1:], ts])
-        return self.smoother.run_may_go_on(tail)
+    def _pull(
+        self, inlet: pylsl.StreamInlet, timeout: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(data, stamps) of what is pending, waiting up to ``timeout`` (default
+        ``poll_timeout``) for a first sample. Numeric data is a view of the pull buffer."""
+        timeout = self.poll_timeout if timeout is None else timeout
+        if self._buf is not None:
+            _, ts = inlet.pull_chunk(
+                timeout=timeout,
+                max_samples=self._cap,
+                dest_obj=self._buf,
+                min_samples=1,
+                as_numpy=True,
+            )
+            return self._buf[: len(ts)], np.asarray(ts, dtype=np.float64)
+        samples, ts = inlet.pull_chunk(timeout=timeout, max_samples=self._cap, min_samples=1)
+        ts = np.asarray(ts, dtype=np.float64)
+        data = np.empty((len(ts), self.spec.n_channels), dtype=object)
+        if len(ts):
+            data[:] = samples
+        return data, ts
+
+    def _deliver(self, data: np.ndarray, ts: np.ndarray, now: float) -> None:
+        """De-jitter, count holes, write to the ring and check how far behind it is."""
+        if self.smoother is not None:
+            ts = self.smoother(ts)
+        self._account_holes(ts)
+        self.push(self.stream, data, ts, now)
+        self._check_behind(now - float(ts[-1]))
 
     def _account_holes(self, ts: np.ndarray) -> None:
         """Count holes in a regular stream's timeline (LSL buffer overflow, a paused sender)."""

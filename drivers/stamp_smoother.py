@@ -27,8 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: steps shorter than this many periods are samples that came together (pushed at once)
+#: a step shorter than this many periods starts a run of samples that came together
 BUNCHED = 0.125
+#: ... and steps shorter than this many periods keep it going
+GOES_ON = 0.5
 
 
 @dataclass
@@ -73,6 +75,7 @@ class StampSmoother:
         self.holes = 0
         self._line: _Line | None = None
         self._prev_raw = -math.inf
+        self._inside = False  # the last sample came together with the one before
         self._last_out = -math.inf
 
     def reset(self) -> None:
@@ -108,38 +111,62 @@ class StampSmoother:
             self._last_out = float(out[-1])
         return out
 
-    def run_may_go_on(self, stamps: np.ndarray) -> bool:
-        """Whether the last of ``stamps`` (the next chunk) may be followed at once by more of
-        its run: it came together with the one before, or it opens something after a gap (a
-        block, a stalled sender's backlog, of which a reader woken by the first sample gets
-        that one alone). Its run's last stamp may then be in what comes next: a caller that
-        can read on for a moment should join that to the chunk first."""
-        if not len(stamps):
-            return False
-        before = stamps[-2] if len(stamps) >= 2 else self._prev_raw
-        step = stamps[-1] - before
-        return 0 <= step < BUNCHED * self.period or step >= 2 * self.period
+    def open_run(self, stamps: np.ndarray) -> int | None:
+        """Where in ``stamps`` (the next chunk) a run begins that may go on at once, or None
+        when the chunk ends complete. A run goes on when its last sample came together with
+        the one before; a lone last sample after a gap may open one (a block, a stalled
+        sender's backlog, of which a reader woken by the first sample gets that one alone).
+        Its last stamp, from which the run is placed, may then be in what comes next: a
+        caller that can read on for a moment should smooth what comes before the run now
+        and join the run to what follows."""
+        n = len(stamps)
+        if not n:
+            return None
+        together, _ = self._together(stamps)
+        starts = np.flatnonzero(~together)
+        start = int(starts[-1]) if len(starts) else 0
+        if together[-1]:
+            return start
+        before = stamps[-2] if n >= 2 else self._prev_raw
+        return n - 1 if stamps[-1] - before >= 2 * self.period else None
+
+    def _together(self, raw: np.ndarray) -> tuple[np.ndarray, tuple[float, bool]]:
+        """Per sample: it came together with the one before (this run goes on from there);
+        and the state after the chunk (last stamp, inside a run).
+
+        A run starts with a step under an eighth of a period and goes on while steps stay
+        under half a period: a backlog pushed sample by sample on a busy machine has
+        hiccups between pushes, and a run cut at one was placed back from its own end, up
+        to the whole stall late. Regular samples with jitter seldom start one.
+        """
+        out = np.zeros(len(raw), dtype=bool)
+        prev, inside = self._prev_raw, self._inside
+        start, go_on = BUNCHED * self.period, GOES_ON * self.period
+        for i, t in enumerate(raw.tolist()):
+            step = t - prev
+            inside = 0 <= step < (go_on if inside else start)
+            out[i] = inside
+            prev = t
+        return out, (prev, inside)
 
     def _placed(self, raw: np.ndarray) -> np.ndarray:
         """Each run of samples that came together placed back from its last stamp at the
         nominal period: the stamps the line is fitted to.
 
-        Samples closer than an eighth of a period came together, stamped as pushed: a device's
-        block, or the backlog a stalled sender pushes back to back. All but the last are
-        stamped late, so the run's last stamp is its truest. Fitted raw, a block put every
-        sample half a block late, and a backlog after a stall bent the new line for a
-        minute (samples 66 ms early 1 s after a 0.5 s stall, still 3 ms at 60 s). A run cut
-        by a chunk's end is placed from that end (its rest, next chunk, from its own); the
-        LSL driver joins a full pull that ends inside a run to the next (``run_may_go_on``).
+        Samples that came together were stamped as pushed: a device's block, or the backlog
+        a stalled sender pushes back to back. All but the last are stamped late, so the
+        run's last stamp is its truest. Fitted raw, a block put every sample half a block
+        late, and a backlog after a stall bent the new line for a minute (samples 66 ms
+        early 1 s after a 0.5 s stall, still 3 ms at 60 s). A run cut by a chunk's end is
+        placed from that end (its rest, next chunk, from its own); the LSL driver reads on
+        until a run ends (``open_run``).
         """
         if not len(raw):
             return raw
-        step = np.diff(raw, prepend=self._prev_raw)
-        bunched = (step >= 0) & (step < BUNCHED * self.period)
-        self._prev_raw = float(raw[-1])
-        if not bunched.any():
+        together, (self._prev_raw, self._inside) = self._together(raw)
+        if not together.any():
             return raw
-        ends = np.flatnonzero(np.append(~bunched[1:], True))  # each run's last sample
+        ends = np.flatnonzero(np.append(~together[1:], True))  # each run's last sample
         index = np.arange(len(raw))
         end = ends[np.searchsorted(ends, index)]
         return raw[end] - (end - index) * self.period

@@ -576,6 +576,42 @@ def test_a_stalled_senders_backlog_keeps_its_times_and_loses_nothing(rate, stall
     assert np.abs(err).max() < 1.5 / rate
 
 
+def test_a_sender_of_short_blocks_reaches_the_ring_as_it_sends():
+    """4-sample blocks every 4 ms at 1 kHz, pushed sample by sample (stamped as pushed).
+    Each block is a run de-jitter places from its end; the driver reads on only until a
+    run ends, so the ring keeps up with the sender. It read on while the next block came
+    within 5 ms, i.e. for seconds: samples reached the ring up to 6 s late."""
+    import threading
+    import time
+
+    rate, blk, blocks = 1000, 4, 750
+    tag = _tag()
+    outlet = _local_outlet(f"blocks-{tag}", rate=float(rate), n=1)
+    driver = LslDriver(LslQuery(name=f"blocks-{tag}"), resolve_timeout=5)
+    ring = driver.rings[driver.stream]
+    behind: list[int] = []  # samples sent but not yet in the ring, sampled before each block
+
+    def send() -> None:
+        t0 = time.monotonic() + 0.5
+        for b in range(blocks):
+            time.sleep(max(0.0, t0 + b * blk / rate - time.monotonic()))
+            behind.append(b * blk - ring.head)
+            for j in range(blk):
+                outlet.push_sample([float(b * blk + j)])
+
+    driver.start()
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        sender.join(30)
+        assert wait_until(lambda: ring.head >= blocks * blk, 10)
+    finally:
+        driver.stop()
+    assert list(_all(driver).data[:, 0].astype(int)) == list(range(blocks * blk))
+    # a block or two in flight, not seconds' worth (the median is robust to a busy moment)
+    assert np.median(behind[blocks // 4 :]) < 0.05 * rate
+
+
 @pytest.mark.parametrize("dejitter", [True, False])
 def test_a_sender_that_stamps_in_bursts_is_a_whole_stream(dejitter):
     """A sender pushing a device's blocks sample by sample stamps 50 samples at once every
