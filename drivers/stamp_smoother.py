@@ -6,10 +6,11 @@ Raw, the aligner would see a hole between every two bursts. Samples that came
 together are stamped late, all but the last, so each such run is first placed
 back from its last stamp at the nominal period (a stalled sender's backlog, pushed
 at once, too); a straight line through the recent placed stamps (stamp = a + b *
-sample index) then smooths what jitter is left. LSL's own de-jitter fits such a line, but one line over the whole
-stream: after a sender pauses with its outlet alive, its line runs on through the
-pause, so the hole vanishes from the stamps and the samples after it are stamped
-up to the pause too early for tens of seconds. ``StampSmoother`` fits the same
+sample index) then smooths what jitter is left. LSL's own de-jitter fits such a
+line, but one line over the whole stream: after a sender pauses with its outlet
+alive, its line runs on through the pause, so the hole vanishes from the stamps
+and the samples after it are stamped up to the pause too early for tens of
+seconds. ``StampSmoother`` fits the same
 line (exponential forgetting, LSL's 90 s half time) but ends it where a stamp
 lands further than ``hole_s`` from it, and starts a new one there: bursts are
 smoothed and pauses stay holes of the right length.
@@ -139,15 +140,16 @@ class StampSmoother:
         hiccups between pushes, and a run cut at one was placed back from its own end, up
         to the whole stall late. Regular samples with jitter seldom start one.
         """
-        out = np.zeros(len(raw), dtype=bool)
-        prev, inside = self._prev_raw, self._inside
-        start, go_on = BUNCHED * self.period, GOES_ON * self.period
-        for i, t in enumerate(raw.tolist()):
-            step = t - prev
-            inside = 0 <= step < (go_on if inside else start)
-            out[i] = inside
-            prev = t
-        return out, (prev, inside)
+        if not len(raw):
+            return np.zeros(0, dtype=bool), (self._prev_raw, self._inside)
+        step = np.diff(raw, prepend=self._prev_raw)
+        starts = (step >= 0) & (step < BUNCHED * self.period)  # together whatever came before
+        ends = ~((step >= 0) & (step < GOES_ON * self.period))  # apart whatever came before
+        # in between, a sample carries on what the one before was: the last decided wins
+        decided = np.where(starts | ends, np.arange(len(raw)), -1)
+        last = np.maximum.accumulate(decided)
+        out = np.where(last >= 0, starts[np.maximum(last, 0)], self._inside)
+        return out, (float(raw[-1]), bool(out[-1]))
 
     def _placed(self, raw: np.ndarray) -> np.ndarray:
         """Each run of samples that came together placed back from its last stamp at the

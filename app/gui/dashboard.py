@@ -325,13 +325,12 @@ class Dashboard(QtWidgets.QMainWindow):
         self._update_title()
         return True
 
-    def _stop_recording(self) -> dict | None:
+    def _stop_recording(self) -> None:
         session = self.session
         if session is None or not hasattr(session, "stop_recording") or session.recording is None:
-            return None
-        counts = session.stop_recording()
+            return
+        session.stop_recording()
         self._show_recorded(session)
-        return counts
 
     def _show_recorded(self, session: Session) -> None:
         """Say what the session's last recording saved, and offer Record again."""
