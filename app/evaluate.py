@@ -157,8 +157,8 @@ def warn_unfinished(path: Path) -> None:
 
 
 def resolve(paths: list[Path], labels: str | None) -> list[Checkpoint]:
+    from models.checkpoint import read_info
     from models.datasets import UsageError
-    from models.zoo import read_info
 
     names = [s.strip() for s in labels.split(",")] if labels else None
     if names is not None and len(names) != len(paths):
@@ -215,6 +215,7 @@ def evaluate_signals(
 ) -> dict[str, Any]:
 
     from models.ablation import modality_ablation
+    from models.checkpoint import load_checkpoint
     from models.datasets import UsageError, load_signals
     from models.evaluation import (
         binary_confusions,
@@ -228,7 +229,6 @@ def evaluate_signals(
         write_table,
     )
     from models.tasks import mean_ccc, predict_signals
-    from models.zoo import load_checkpoint
 
     loaded: dict[tuple[float, float], Any] = {}
     summary: dict[str, Any] = {"rates": rates, "seeds": seeds, "models": {}}
@@ -381,10 +381,10 @@ def evaluate_see(
     cks: list[Checkpoint], ref: Any, passes: int, out: Path, quiet: bool
 ) -> dict[str, Any]:
 
+    from models.checkpoint import load_checkpoint
     from models.datasets import UsageError, load_see
     from models.evaluation import classification_metrics, plot_confusions, write_table
     from models.tasks import predict_see
-    from models.zoo import load_checkpoint
 
     summary: dict[str, Any] = {"passes": passes, "models": {}}
     loaded: dict[tuple[Any, ...], Any] = {}

@@ -4,8 +4,8 @@
                     [--folds 10] [--epochs N] [--missing-rate R] [--seed S] [--resume] ...
     python -m app.train ...
 
-MODEL: a name of ``models.zoo.MODELS`` (``--help`` lists them; SEE_MODELS train on
-SEE, SIGNAL_MODELS on DEAP and DREAMER). Default protocol: kfold (10 folds,
+MODEL: a name of the registry ``models.zoo.ZOO`` (``--help`` lists them; ``see_models()``
+train on SEE, ``signal_models()`` on DEAP and DREAMER). Default protocol: kfold (10 folds,
 subject-dependent) for DEAP / DREAMER, holdout (SEE's own training / testing
 split) for SEE.
 
@@ -40,13 +40,13 @@ DEFAULT_PROTOCOL = {"deap": "kfold", "dreamer": "kfold", "see": "holdout"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from models.zoo import DEFAULT_MEMBERS, MODELS, SEE_MODELS, SIGNAL_MODELS
+    from models.zoo import DEFAULT_MEMBERS, model_names, see_models, signal_models
 
     p = argparse.ArgumentParser(
         prog="affectlab train",
         description="Train a model on DEAP, DREAMER or SEE files with the papers' protocols.",
     )
-    p.add_argument("model", metavar="MODEL", help=f"one of {', '.join(MODELS)}")
+    p.add_argument("model", metavar="MODEL", help=f"one of {', '.join(model_names())}")
     p.add_argument(
         "--data",
         required=True,
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="R",
-        help=f"{', '.join(SIGNAL_MODELS)}: drop each modality of each "
+        help=f"{', '.join(signal_models())}: drop each modality of each "
         "window with probability R in training and validation (default 0)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default 0)")
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--frames-only",
         action="store_true",
-        help=f"{', '.join(SEE_MODELS)}: the frames-only ablation",
+        help=f"{', '.join(see_models())}: the frames-only ablation",
     )
     p.add_argument(
         "--set",
@@ -221,9 +221,10 @@ def train_fold(
     args: argparse.Namespace, data: Any, fold: Any, base: dict[str, Any]
 ) -> dict[str, Any] | None:
     """Train (or resume) one fold and write its checkpoint; None if stopped early by request."""
+    from models.checkpoint import save_checkpoint
     from models.ensemble import Ensemble, validation_weights
     from models.tasks import SignalTask
-    from models.zoo import RECIPES, default_config, save_checkpoint
+    from models.zoo import default_config, recipe_of
 
     name = args.model
     fdir = args.out / fold.name
@@ -234,7 +235,7 @@ def train_fold(
     info: dict[str, Any] = {**base, "fold": fold.describe()}
     t0 = time.perf_counter()
     if name != "ensemble":
-        recipe = _recipe(RECIPES[name], args)
+        recipe = _recipe(recipe_of(name), args)
         config = default_config(name, data, overrides)
         done = _train_one(
             name,
@@ -257,7 +258,7 @@ def train_fold(
         members = _members(args.members)
         trained, entries = [], []
         for i, m in enumerate(members):
-            recipe = _recipe(RECIPES[m], args)
+            recipe = _recipe(recipe_of(m), args)
             config = default_config(m, data, overrides)
             mdir = fdir / "members" / m
             done = _train_one(m, config, data, fold, recipe, args, mdir, args.seed + 1000 * (i + 1),
@@ -280,7 +281,7 @@ def train_fold(
         }
         model = Ensemble(trained, weights, [e["name"] for e in entries], data.output_range).eval()
         val = SignalTask(
-            "ensemble", data, fold, _recipe(RECIPES[members[0]], args), args.missing_rate
+            "ensemble", data, fold, _recipe(recipe_of(members[0]), args), args.missing_rate
         )
         info.update(members=entries, metrics={"val": val.validate(model)},
                     training={"seconds": time.perf_counter() - t0})  # fmt: skip
@@ -304,9 +305,9 @@ def _recipe(recipe: Any, args: argparse.Namespace) -> Any:
 def member_models() -> list[str]:
     """The models an ensemble can hold: every signal model of the zoo but the ensemble, read
     from ``models.zoo`` each time so help and errors follow the registry."""
-    from models.zoo import SIGNAL_MODELS
+    from models.zoo import signal_models
 
-    return [m for m in SIGNAL_MODELS if m != "ensemble"]
+    return [m for m in signal_models() if m != "ensemble"]
 
 
 def _members(text: str | None) -> list[str]:
@@ -357,17 +358,19 @@ def load_data(ref: Any, model: str, args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from models.datasets import UsageError, make_folds, parse_data_ref
-    from models.zoo import RECIPES, SEE_MODELS, SIGNAL_MODELS, check_model
+    from models.zoo import check_model, recipe_of, see_models, signal_models
 
     check_model(args.model)
     ref = parse_data_ref(args.data)
     check_model(args.model, ref.kind)
-    if args.missing_rate and args.model not in SIGNAL_MODELS:
-        raise UsageError(f"--missing-rate applies to {', '.join(SIGNAL_MODELS)}, not {args.model}")
+    if args.missing_rate and args.model not in signal_models():
+        raise UsageError(
+            f"--missing-rate applies to {', '.join(signal_models())}, not {args.model}"
+        )
     if not 0.0 <= args.missing_rate < 1.0:
         raise UsageError(f"--missing-rate {args.missing_rate}: must lie in [0, 1)")
-    if args.frames_only and args.model not in SEE_MODELS:
-        raise UsageError(f"--frames-only applies to {' and '.join(SEE_MODELS)}")
+    if args.frames_only and args.model not in see_models():
+        raise UsageError(f"--frames-only applies to {' and '.join(see_models())}")
     if args.members and args.model != "ensemble":
         raise UsageError("--members applies to the ensemble only")
     for flag in ("epochs", "batch_size", "folds", "patience"):
@@ -401,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--fold {args.fold}: the protocol has folds 0..{len(folds) - 1}")
         folds = [folds[args.fold]]
     for m in _members(args.members) if args.model == "ensemble" else [args.model]:
-        _recipe(RECIPES[m], args)
+        _recipe(recipe_of(m), args)
     for fold in folds:
         check_fold_writable(args, args.out / fold.name)
     fresh = not args.out.exists()
@@ -417,7 +420,7 @@ def run(args: argparse.Namespace) -> int:
 def run_settings(args: argparse.Namespace, ref: Any, protocol: str) -> dict[str, Any]:
     """What decides a run's split and its models, as written into ``run.json``: every fold of
     one run must share them, or its mean over folds mixes different experiments."""
-    from models.zoo import RECIPES
+    from models.zoo import recipe_of
 
     models = _members(args.members) if args.model == "ensemble" else [args.model]
     settings = {
@@ -430,7 +433,7 @@ def run_settings(args: argparse.Namespace, ref: Any, protocol: str) -> dict[str,
         "missing_rate": args.missing_rate,
         "overrides": overrides_of(args),
         "members": models if args.model == "ensemble" else None,
-        "recipes": {m: _recipe(RECIPES[m], args).to_dict() for m in models},
+        "recipes": {m: _recipe(recipe_of(m), args).to_dict() for m in models},
     }  # fmt: skip
     return json.loads(json.dumps(settings))  # as read back from run.json
 

@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.hi_moe import HiMoE
     from models.runtime import save_model
     from models.training import ResumeError, fit, seed_everything
-    from models.zoo import RECIPES
+    from models.zoo import recipe_of
 
     started = time.perf_counter()
     inputs = hi_moe_sim_inputs()
@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     seed_everything(args.seed)
     model = HiMoE(config)
-    recipe = RECIPES["hi-moe"].with_(
+    recipe = recipe_of("hi-moe").with_(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.mco_e_net import MCOENet, parameter_counts
     from models.runtime import save_model
     from models.training import ResumeError, fit, seed_everything
-    from models.zoo import RECIPES
+    from models.zoo import recipe_of
 
     started = time.perf_counter()
     variant = "frames-only" if args.frames_only else "frames+events"
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     seed_everything(args.seed)
     model = MCOENet(mco_e_net_lite_sim_config(args.frames_only))
-    recipe = RECIPES["mco-e-net-lite"].with_(
+    recipe = recipe_of("mco-e-net-lite").with_(
         lr=args.lr,
         weight_decay=args.weight_decay,
         schedule="cosine",

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from core.window import ModelInputs
+from models.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from models.registry import RETRAIN, SHIPPED, shipped_path
 from models.serving import FAMILIES, FAMILY_OF_ARCHITECTURE
 from models.serving.base import (  # noqa: F401 - the public names of serving
@@ -38,7 +39,6 @@ from models.serving.base import (  # noqa: F401 - the public names of serving
 from models.serving.concat_fusion import OUTPUTS, Prepared, TorchRunner, layouts_for  # noqa: F401
 from models.serving.hi_moe import HiMoERunner  # noqa: F401
 from models.serving.mco_e_net import MCOENetRunner  # noqa: F401
-from models.zoo import FORMAT as CHECKPOINT_FORMAT
 
 #: architecture names this version can rebuild (kept for callers of the one-family runtime)
 ARCHITECTURES: dict[str, type[nn.Module]] = {

@@ -251,10 +251,10 @@ def test_evaluate_errors(runs, tmp_path, capsys):
 def test_modality_ablation_table(runs, tmp_path):
     """--modality-ablation: all / without m / only m per model, fold means that match the model
     run by hand, and the first-order fall those drops predict over the sweep."""
+    from models.checkpoint import load_checkpoint
     from models.datasets import load_signals, parse_data_ref
     from models.metrics import ccc
     from models.tasks import signal_inputs
-    from models.zoo import load_checkpoint
 
     rc = evaluate([str(runs["hm"]), "--data", f"deap:{runs['deap']}", "--missing-rates", "0,0.3",
                    "--seeds", "1", "--modality-ablation", "--out", str(tmp_path), "--quiet"])  # fmt: skip

@@ -61,5 +61,5 @@ def test_imports_follow_the_design(room: str) -> None:
 def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
     """The demo trainers once imported torch inside their functions: that counts."""
     src = tmp_path / "m.py"
-    src.write_text("def f():\n    import torch.nn\n    from models.zoo import RECIPES\n")
+    src.write_text("def f():\n    import torch.nn\n    from models.zoo import recipe_of\n")
     assert list(imports(src)) == [("torch", 2), ("models", 3)]

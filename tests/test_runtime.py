@@ -161,7 +161,7 @@ def test_load_errors(tmp_path):
 
 def test_a_training_checkpoint_is_refused_for_a_session_saying_why(tmp_path):
     """`affectlab train` writes checkpoints for `evaluate`; a session naming one is told so."""
-    from models.zoo import save_checkpoint
+    from models.checkpoint import save_checkpoint
 
     path = tmp_path / "fold_00" / "model.safetensors"
     path.parent.mkdir()

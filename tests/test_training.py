@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,12 @@ from safetensors.torch import load_file
 from app.simulate import main as simulate
 from app.train import main as train
 from models.baselines import InputLayout
+from models.checkpoint import load_checkpoint
 from models.datasets import SignalData, load_signals, make_folds, parse_data_ref
 from models.ensemble import Ensemble, validation_weights
 from models.late_fusion import LateFusion, LateFusionConfig, late_fusion_loss
 from models.tasks import batch_order, count_batches
 from models.training import EMA, flatten_optimizer, unflatten_optimizer
-from models.zoo import load_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -459,12 +460,17 @@ def test_see_data_given_a_file_is_one_line(sim, tmp_path, capsys):
         assert not (tmp_path / "out").exists()
 
 
-def test_model_lists_in_errors_and_help_follow_the_zoo(tmp_path, capsys, monkeypatch):
-    """A model added to models.zoo shows in --members errors and in --help at once."""
+def test_a_model_added_to_the_zoo_is_one_entry_away_from_training(
+    sim, tmp_path, capsys, monkeypatch
+):
+    """The registry is the one place a trainable model is named: one entry (late fusion under
+    a new name) shows in --help and --members errors at once, trains, saves, loads, and an
+    ensemble holds it."""
     import models.zoo
     from app.train import build_parser
 
-    monkeypatch.setattr(models.zoo, "SIGNAL_MODELS", (*models.zoo.SIGNAL_MODELS, "new-fusion"))
+    entry = replace(models.zoo.ZOO["late-fusion"], name="new-fusion")
+    monkeypatch.setitem(models.zoo.ZOO, "new-fusion", entry)
     assert _run("ensemble", f"deap:{tmp_path}", tmp_path / "run", "--members", "resnet") == 2
     err = capsys.readouterr().err
     assert err == (
@@ -474,6 +480,17 @@ def test_model_lists_in_errors_and_help_follow_the_zoo(tmp_path, capsys, monkeyp
     text = "".join(build_parser().format_help().split())  # argparse wraps at hyphens too
     assert "--missing-rateRhi-moe,late-fusion,concat-fusion,ensemble,new-fusion:" in text
     assert "amonghi-moe,late-fusion,concat-fusion,new-fusion(defaultlate-fusion,concat" in text
+
+    data, short = f"deap:{sim['deap']}", ("--protocol", "holdout", "--epochs", "1")
+    assert _run("new-fusion", data, tmp_path / "new", *short) == 0
+    net, info = load_checkpoint(tmp_path / "new" / "fold_00" / "model.safetensors")
+    assert info["model"] == "new-fusion" and isinstance(net, LateFusion)
+    assert (
+        _run("ensemble", data, tmp_path / "ens", *short, "--members", "new-fusion,late-fusion") == 0
+    )
+    net, info = load_checkpoint(tmp_path / "ens" / "fold_00" / "model.safetensors")
+    assert [m["model"] for m in info["config"]["members"]] == ["new-fusion", "late-fusion"]
+    assert isinstance(net, Ensemble)
 
 
 def _no_data(*_args, **_kwargs):
