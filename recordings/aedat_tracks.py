@@ -109,7 +109,9 @@ class BinIndexBuilder:
 
 @dataclass
 class AedatStream:
-    """One dv stream of a file: ``index`` when it stays in the file, else its arrays."""
+    """One dv stream of a file: ``index`` when it stays in the file, else its arrays. An
+    indexed frames stream keeps its stamps too (8 bytes a frame), so that asking for them
+    (``affectlab info``'s gaps) does not decode every image."""
 
     kind: str  # events | frames | imu | triggers
     name: str  # dv's stream name
@@ -185,7 +187,7 @@ def _read_stream(
     rec: Any, kind: str, name: str, path: Path, problems: list[str], index_only: bool
 ) -> AedatStream:
     """One pass over a stream: a bin index (``index_only`` and sorted) or all its items."""
-    from drivers.dv_data import READ
+    from drivers.dv_data import READ, gray_frame
 
     read = getattr(rec, READ[kind])
     builder = BinIndexBuilder() if index_only else None
@@ -205,22 +207,29 @@ def _read_stream(
                 builder = None  # out of order: read it whole instead
                 rec.resetSequentialRead()
                 continue
-            got = _arrays(kind, item)
-            if got is None:
-                continue
-            if builder is not None:  # frames: the stamp indexes, the image gives the shape
-                shape = shape or got[1].shape[1:]
-                if builder.add(got[0]):
+            if builder is not None:  # frames: the stamps index them, the first image's shape
+                t = np.array([item.timestamp], np.int64)
+                shape = shape or gray_frame(np.asarray(item.image)).shape
+                if builder.add(t):
+                    t_parts.append(t)  # a few MB for hours of frames: ``AedatTrack.ts``
                     continue
                 builder = None
+                t_parts.clear()
                 rec.resetSequentialRead()
+                continue
+            got = _arrays(kind, item)
+            if got is None:
                 continue
             t_parts.append(got[0])
             d_parts.append(got[1])
     except Exception as exc:  # noqa: BLE001 - a damaged packet: keep what came before
         problems.append(f"{path}: {kind} stream {name!r} breaks off ({exc})")
     if builder is not None:
-        return AedatStream(kind, name, index=builder.build(), frame_shape=shape)
+        stamps = np.concatenate(t_parts) if t_parts else np.empty(0, np.int64)
+        return AedatStream(
+            kind, name, index=builder.build(), t_us=stamps if kind == "frames" else None,
+            frame_shape=shape,
+        )  # fmt: skip
     if kind == "frames":
         data = np.concatenate(d_parts) if d_parts else None
         shape = None if data is None else data.shape[1:]
@@ -285,6 +294,7 @@ class AedatTrack(Track):
         assert stream.index is not None and stream.kind in INDEXED
         self.spec, self.file, self.data = spec, file, None
         self.kind, self.dv_name, self.idx = stream.kind, stream.name, stream.index
+        self._stamps_us = stream.t_us  # frames: every stamp, read when the file was scanned
         self.offset_us = int(offset_us)
         self._first_s = self._seconds(self.idx.first_us)
         self._last_s = self._seconds(self.idx.last_us)
@@ -388,8 +398,15 @@ class AedatTrack(Track):
 
     @property
     def ts(self) -> np.ndarray:  # type: ignore[override]
-        """Every stamp: memory for the whole stream (8 bytes an item); the replay never asks."""
-        return self.span(0, self.count)[0] if self.count else np.empty(0)
+        """Every stamp (8 bytes an item; the replay never asks). Frames' come from the scan;
+        events' are decoded bin by bin, keeping the stamps only."""
+        if self._stamps_us is not None:
+            return self._seconds(self._stamps_us)
+        starts = self.idx.starts
+        out = np.empty(self.count)
+        for j in range(len(starts) - 1):
+            out[starts[j] : starts[j + 1]] = self._bin(j)[0]
+        return out
 
     @property
     def count(self) -> int:

@@ -12,6 +12,7 @@ import pytest
 from drivers.davis_server import events_to_store
 from recordings.aedat_tracks import (
     BIN_US,
+    CACHED_BINS,
     AedatTrack,
     BinIndexBuilder,
     aedat_specs,
@@ -98,6 +99,19 @@ def test_a_track_read_from_the_file_answers_as_one_held_in_memory(aedat, kind):
     for hold in (0.01, 0.5, 5.0):
         exact = whole.busiest(hold)
         assert exact <= lazy.busiest(hold) <= exact + 2 * whole.busiest(BIN_US * 1e-6)
+
+
+@pytest.mark.parametrize("kind", ["events", "frames"])
+def test_every_stamp_of_a_track_in_the_file_without_its_images(aedat, kind):
+    """``affectlab info`` asks a track for every stamp to find gaps. For frames that decoded
+    every image (12.8 GB of memory for a 40-minute recording): the stamps come from the
+    scan now and no image is read. Events come bin by bin, keeping the stamps only."""
+    lazy, whole = _pair(aedat[0], kind)
+    np.testing.assert_array_equal(lazy.ts, whole.ts)
+    if kind == "frames":
+        assert lazy._reader is None and not lazy._cache  # nothing decoded
+    else:
+        assert len(lazy._cache) <= CACHED_BINS
 
 
 def test_the_index_holds_bins_not_events(aedat):
