@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,9 @@ import numpy as np
 from core.clock import Clock
 from core.prediction import LATENCIES, ModelOutput, Prediction
 from core.window import ModelInputs, Window
+
+#: latencies kept per stage for the percentiles: about 66 minutes at 5 windows a second
+RECENT_LATENCIES = 20_000
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +52,59 @@ class ModelRunner(Protocol):
 
 
 @dataclass
+class LatencyHistory:
+    """One stage's latencies in seconds: the newest ``RECENT`` values for the percentiles
+    (bounded, so an hour of session costs what a minute does), and the count, mean and
+    maximum over the whole session, so a slow spell early on is not forgotten."""
+
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_LATENCIES))
+    n: int = 0
+    total: float = 0.0
+    max: float = float("-inf")
+
+    def append(self, value: float) -> None:
+        self.recent.append(value)
+        self.n += 1
+        self.total += value
+        self.max = max(self.max, value)
+
+    def __len__(self) -> int:
+        return len(self.recent)
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self.recent)
+
+
+@dataclass
 class WorkerStats:
-    """Counters and recent latencies of one worker. Written by its thread only."""
+    """Counters and latencies of one worker. Written by its thread only."""
 
     windows: int = 0  # windows handed to the worker
     inferred: int = 0  # predictions published
     skipped: int = 0  # windows replaced by a newer one before the model got to them
     errors: int = 0
     last_error: str = ""
-    latencies: dict[str, deque] = field(
-        default_factory=lambda: {k: deque(maxlen=20000) for k in LATENCIES}
+    latencies: dict[str, LatencyHistory] = field(
+        default_factory=lambda: {k: LatencyHistory() for k in LATENCIES}
     )
 
     def latency_percentiles(self) -> dict[str, dict[str, float]]:
-        """Seconds per stage: p50, p90, p99, max and mean over the kept history."""
+        """Seconds per stage: p50, p90 and p99 over the newest ``n_recent`` windows; max
+        and mean over all ``n`` of the session."""
         out: dict[str, dict[str, float]] = {}
-        for stage, values in self.latencies.items():
-            if not values:
+        for stage, history in self.latencies.items():
+            if not history.n:
                 continue
-            a = np.fromiter(list(values), dtype=np.float64)
+            a = np.fromiter(list(history.recent), dtype=np.float64)
             p50, p90, p99 = np.percentile(a, [50, 90, 99])
             out[stage] = {
                 "p50": float(p50),
                 "p90": float(p90),
                 "p99": float(p99),
-                "max": float(a.max()),
-                "mean": float(a.mean()),
-                "n": len(a),
+                "max": history.max,
+                "mean": history.total / history.n,
+                "n": history.n,
+                "n_recent": len(a),
             }
         return out
 

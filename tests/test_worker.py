@@ -11,7 +11,7 @@ from core.clock import VirtualClock
 from core.prediction import LATENCIES, ModelOutput, Prediction
 from core.streams import Modality
 from core.window import InputData, ModelInputs, NumericInput, Presence, Window
-from core.worker import InferenceWorker, WorkerStats
+from core.worker import RECENT_LATENCIES, InferenceWorker, WorkerStats
 from models.errors import ModelLoadError
 from models.runtime import pick_device
 
@@ -131,6 +131,21 @@ def test_latency_percentiles():
     assert pct["model"]["p99"] == pytest.approx(0.09901)
     assert pct["model"]["max"] == pytest.approx(0.1) and pct["model"]["n"] == 100
     assert set(stats.latencies) == set(LATENCIES)
+
+
+def test_latency_max_and_mean_cover_the_whole_session():
+    """The percentiles look at the newest windows only (bounded memory); a slow spell in the
+    first hour used to vanish from max and mean too once it left that history."""
+    stats = WorkerStats()
+    stats.latencies["model"].append(2.0)  # the slow spell
+    for _ in range(RECENT_LATENCIES + 99):
+        stats.latencies["model"].append(0.01)
+    pct = stats.latency_percentiles()["model"]
+    assert pct["max"] == 2.0 and pct["p99"] == pytest.approx(0.01)
+    assert pct["mean"] == pytest.approx(
+        (2.0 + 0.01 * (RECENT_LATENCIES + 99)) / (RECENT_LATENCIES + 100)
+    )
+    assert pct["n"] == RECENT_LATENCIES + 100 and pct["n_recent"] == RECENT_LATENCIES
 
 
 def test_pick_device():
