@@ -90,7 +90,7 @@ def run_session_command(args: argparse.Namespace, cfg: SessionConfig | None = No
 
     cfg = config_from_args(args) if cfg is None else cfg
     if refused_record_folder(args):
-        return 1
+        return 2  # a mistake in the command, caught before anything starts (as config errors)
     if not args.headless:
         return run_dashboard_command(args, cfg)
     if getattr(args, "record", None) is not None:

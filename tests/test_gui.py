@@ -499,11 +499,11 @@ def test_cli_demo_screenshot(tmp_path, qapp):
     manifest = json.loads((record / "manifest.json").read_text())  # --record: from the first sample
     assert manifest["stop_lsl"] is not None
     assert {s["name"]: s["count"] for s in manifest["streams"]}["sim-eeg"] > 0
-    # a folder that is not empty: a message and exit code 1, no window, and nothing opened
+    # a folder that is not empty: a message and exit code 2, no window, and nothing opened
     # that the corrected command would find in its way (the predictions log)
     log = tmp_path / "p.csv"
     args = ["demo", "--duration", "1", "--no-lsl", "--quiet", "--predictions", str(log)]
-    assert main([*args, "--record", str(record)]) == 1 and not log.exists()
+    assert main([*args, "--record", str(record)]) == 2 and not log.exists()
     # a screenshot that cannot be written: said before anything starts, exit code 2
     again = tmp_path / "stats2.json"
     bad_shot = stats / "dash.png"  # inside a file

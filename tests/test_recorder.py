@@ -797,5 +797,5 @@ def test_cli_record_writes_a_session_and_refuses_a_used_folder(tmp_path, capsys)
     assert counts["sim-eeg"] > 128 and counts["sim-davis-events"] > 0
     assert counts["affectlab-predictions-hi-moe-sim"] > 0
     assert len(load_xdf(folder / "streams.xdf")["sim-eeg"]["time_stamps"]) == counts["sim-eeg"]
-    assert main(args) == 1
+    assert main(args) == 2  # refused before anything starts, as a config mistake is
     assert "not empty" in capsys.readouterr().err
