@@ -223,36 +223,38 @@ ZOO: dict[str, ZooModel] = {
         ZooModel(
             "hi-moe",
             SIGNAL_KINDS,
-            lambda c: HiMoE(HiMoEConfig.from_dict(c)),
-            _HI_MOE,
-            _hi_moe_base,
-            lambda d: HiMoEConfig.from_dict(d).to_dict(),
-            _hi_moe_loss,
-            ("modalities", *_OUTPUTS),
+            build=lambda c: HiMoE(HiMoEConfig.from_dict(c)),
+            recipe=_HI_MOE,
+            base=_hi_moe_base,
+            normalise=lambda d: HiMoEConfig.from_dict(d).to_dict(),
+            loss=_hi_moe_loss,
+            data_fields=("modalities", *_OUTPUTS),
         ),
         ZooModel(
             "late-fusion",
             SIGNAL_KINDS,
-            lambda c: LateFusion(LateFusionConfig.from_dict(c)),
-            replace(_HI_MOE, source="as Hi-MoE's, so the comparison differs only in the model"),
-            _late_fusion_base,
-            lambda d: LateFusionConfig.from_dict(d).to_dict(),
-            lambda model, output, targets, recipe: late_fusion_loss(output, targets),
-            ("layouts", *_OUTPUTS),
+            build=lambda c: LateFusion(LateFusionConfig.from_dict(c)),
+            recipe=replace(
+                _HI_MOE, source="as Hi-MoE's, so the comparison differs only in the model"
+            ),
+            base=_late_fusion_base,
+            normalise=lambda d: LateFusionConfig.from_dict(d).to_dict(),
+            loss=lambda model, output, targets, recipe: late_fusion_loss(output, targets),
+            data_fields=("layouts", *_OUTPUTS),
         ),
         ZooModel(
             "concat-fusion",
             SIGNAL_KINDS,
-            lambda c: ConcatRegressor(ConcatRegressorConfig.from_dict(c)),
-            _CONCAT,
-            _concat_fusion_base,
-            lambda d: ConcatRegressorConfig.from_dict(d).to_dict(),
-            lambda model, output, targets, recipe: concat_regressor_loss(
+            build=lambda c: ConcatRegressor(ConcatRegressorConfig.from_dict(c)),
+            recipe=_CONCAT,
+            base=_concat_fusion_base,
+            normalise=lambda d: ConcatRegressorConfig.from_dict(d).to_dict(),
+            loss=lambda model, output, targets, recipe: concat_regressor_loss(
                 output, targets, recipe.aux_weight
             ),
-            ("layouts", "n_affect", "n_classes", *_OUTPUTS),
+            data_fields=("layouts", "n_affect", "n_classes", *_OUTPUTS),
         ),
-        ZooModel("ensemble", SIGNAL_KINDS, _build_ensemble),
+        ZooModel("ensemble", SIGNAL_KINDS, build=_build_ensemble),
     )
 }
 FROM_THE_DATA = "cannot change: the data set decides it (its inputs and its labels)"
