@@ -53,7 +53,7 @@ class ModelRunner(Protocol):
 
 @dataclass
 class LatencyHistory:
-    """One stage's latencies in seconds: the newest ``RECENT`` values for the percentiles
+    """One stage's latencies in seconds: the newest ``RECENT_LATENCIES`` values for the percentiles
     (bounded, so an hour of session costs what a minute does), and the count, mean and
     maximum over the whole session, so a slow spell early on is not forgotten."""
 
