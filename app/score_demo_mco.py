@@ -128,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if path is not None and (why := unwritable(path)):
             print(f"affectlab score-demo: {flag} {path}: {why}", file=sys.stderr)
             return 2
-    from app.train_demo import json_default, set_threads
+    from app.train_demo import set_threads
     from app.train_demo_mco import summary
+    from models.checkpoint import json_default
     from models.registry import mco_e_net_lite_sim_inputs
     from models.runtime import ModelLoadError
 

@@ -244,6 +244,8 @@ def set_threads(threads: int) -> None:
 def write_figures(out: Path, figures: dict[str, Any], started: float) -> Path:
     """The JSON of figures beside the weights (the card's tables come from it), and the
     run's last line: what it wrote and how long it took since ``started`` (perf_counter)."""
+    from models.checkpoint import json_default  # torch is loaded by now: the run trained
+
     json_path = out.with_suffix(".json")
     json_path.write_text(json.dumps(figures, indent=2, default=json_default) + "\n")
     say(
@@ -251,15 +253,6 @@ def write_figures(out: Path, figures: dict[str, Any], started: float) -> Path:
         f"total {time.perf_counter() - started:.0f} s"
     )
     return json_path
-
-
-def json_default(obj: Any) -> Any:
-    """``json.dumps``' ``default`` for the figures demo runs write (arrays, numpy scalars, paths)."""
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 # --------------------------------------------------------------------------- concat-fusion CLI

@@ -38,11 +38,12 @@ def save_checkpoint(
     save_file(tensors, str(path), metadata=meta)
     doc = {"format": FORMAT, "model": model_name, "config": config, **info}
     jpath = path.with_suffix(".json")
-    jpath.write_text(json.dumps(doc, indent=2, sort_keys=True, default=_json_default))
+    jpath.write_text(json.dumps(doc, indent=2, sort_keys=True, default=json_default))
     return jpath
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps``' ``default`` for what runs write (arrays, numpy scalars, paths)."""
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, Path):
